@@ -1,0 +1,81 @@
+// Helper functions as the VM sees them (DESIGN.md, decision 4): plain functions registered by
+// id with a name and a prototype. The kernel's helpers live in helpers/; the embedder adds its own.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bpfvm/vm/expected.hpp"
+#include "bpfvm/vm/memory.hpp"
+
+namespace bpfvm::vm {
+
+// What a helper receives besides r1..r5.
+struct CallContext {
+    void* user = nullptr;                // the embedder's pointer from RunInput::user
+    std::span<const Region> regions;     // memory the program may touch (excluding its stack)
+    std::span<const Region> stack;       // the program's stack (one region)
+    uint32_t pc = 0;                     // pc of the call instruction
+    bool checked = false;                // the run is in checked mode
+    // A helper that meets a fault it cannot express as a return value sets this to a static
+    // string; the run then ends with a HelperFault trap.
+    const char* fault = nullptr;
+
+    // True if [addr, addr + len) lies inside one region the program may touch.
+    [[nodiscard]] bool allowed(uint64_t addr, uint64_t len, bool write) const;
+};
+
+using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, CallContext* ctx);
+
+// Argument kinds, as the verifier will check them (after the kernel's bpf_arg_type).
+enum class ArgKind : uint8_t {
+    None,            // argument not used
+    Anything,        // any initialised value
+    Scalar,          // a number
+    MapHandle,       // pointer to a map (lddw map form)
+    MapKey,          // pointer to key_size readable bytes
+    MapValue,        // pointer to value_size readable bytes
+    Context,         // the program's context pointer
+    ReadableMem,     // pointer to memory, size in the next argument
+    WritableMem,     // pointer to memory the helper fills, size in the next argument
+    Size,            // size of the preceding memory argument, > 0
+    SizeOrZero,      // size of the preceding memory argument, >= 0
+    Function,        // pointer to a callback subprogram
+};
+
+enum class RetKind : uint8_t {
+    Integer,           // a number (possibly a negative errno)
+    Void,              // nothing meaningful in r0
+    MapValueOrNull,    // pointer into a map value, or 0
+    MemOrNull,         // pointer to memory of a known size, or 0
+};
+
+struct HelperPrototype {
+    RetKind ret = RetKind::Integer;
+    std::array<ArgKind, 5> args{ArgKind::Anything, ArgKind::Anything, ArgKind::Anything, ArgKind::Anything,
+                                ArgKind::Anything};
+};
+
+struct Helper {
+    uint32_t id = 0;
+    std::string name;
+    HelperFn fn = nullptr;
+    HelperPrototype prototype;
+};
+
+// The helpers a program may call, by id.
+class HelperTable {
+public:
+    // Fails if the id is already taken or fn is null.
+    Expected<Unit> add(uint32_t id, std::string name, HelperFn fn, HelperPrototype prototype = {});
+    [[nodiscard]] const Helper* find(uint32_t id) const;
+    [[nodiscard]] const std::vector<Helper>& all() const { return helpers_; }
+
+private:
+    std::vector<Helper> helpers_;  // sorted by id
+};
+
+}  // namespace bpfvm::vm

@@ -1,0 +1,87 @@
+// The interpreter: pre-decoded instructions and threaded dispatch, in two modes
+// (DESIGN.md, decision 3).
+//
+// Checked mode is for programs nobody has verified: every load and store is checked against
+// the regions the program may touch (its stack, and what RunInput::regions lists), atomics must
+// be aligned, and an optional budget bounds the number of executed instructions. Any fault ends
+// the run with a Trap naming the pc and address; the host never crashes.
+//
+// Fast mode has no run-time checks and is only for programs a verifier accepted. On every
+// program that does not trap, both modes give the same results.
+//
+// Not checked in either mode: reading a register that was never written (it reads as 0), or
+// reading r1-r5 after a helper call (they keep their values).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "bpfvm/vm/expected.hpp"
+#include "bpfvm/vm/helpers.hpp"
+#include "bpfvm/vm/memory.hpp"
+#include "bpfvm/vm/program.hpp"
+
+namespace bpfvm::vm {
+
+enum class Mode : uint8_t {
+    Checked,
+    Fast,
+};
+
+struct RunOptions {
+    Mode mode = Mode::Checked;
+    // Checked mode only: stop after this many executed instructions (0 = no limit).
+    uint64_t budget = 0;
+};
+
+// The registers and memory a run starts with.
+struct RunInput {
+    uint64_t r1 = 0;
+    uint64_t r2 = 0;
+    std::span<const Region> regions;   // memory the program may touch besides its stack
+    std::span<const uint8_t> packet;   // what LD_ABS / LD_IND read (RFC 9669, 5.5)
+    void* user = nullptr;              // passed to helpers in CallContext::user
+};
+
+struct RunResult {
+    uint64_t r0 = 0;
+    std::optional<Trap> trap;
+    uint64_t instructions = 0;  // executed instructions (checked mode only; 0 in fast mode)
+
+    [[nodiscard]] bool ok() const { return !trap.has_value(); }
+};
+
+class Interpreter {
+public:
+    // Prepares a program for execution; helper calls are bound to `helpers` now (a call to an id
+    // missing from the table traps when executed). Fails if the program holds an lddw whose
+    // map or variable reference was never resolved by a loader.
+    static Expected<Interpreter> create(const Program& program, const HelperTable& helpers);
+
+    [[nodiscard]] RunResult run(const RunInput& input, const RunOptions& options = {}) const;
+
+    // The conformance suite's contract: r1 = the buffer (or 0 if empty), r2 = its length, and
+    // the buffer is both the input region and the packet.
+    [[nodiscard]] RunResult run_buffer(std::span<uint8_t> buffer, const RunOptions& options = {}) const;
+
+    // One pre-decoded instruction (internal layout, public only so the run loop can be a free
+    // function template).
+    struct Slot {
+        uint8_t op;     // Op
+        uint8_t dst;
+        uint8_t src;
+        uint8_t width;  // bits for movsx / byte swaps
+        int32_t off;    // memory offset, or absolute target pc for jumps and local calls
+        int64_t imm;    // sign-extended imm; the whole imm64 for lddw; helper index for calls
+    };
+    static_assert(sizeof(Slot) == 16);
+
+private:
+    std::vector<Slot> slots_;
+    std::vector<Helper> bound_;  // helpers called by id (index in Slot::imm)
+    HelperTable helpers_;        // every helper, for callx
+};
+
+}  // namespace bpfvm::vm
