@@ -1,1 +1,268 @@
-int main(){}
+// The bpfvm command: parses flags, calls the library, prints. Exit status: 0 ok, 1 the program
+// trapped or a test failed, 2 bad arguments or unreadable/malformed input.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/conformance_file.hpp"
+#include "bpfvm/vm/interpreter.hpp"
+#include "inputs.hpp"
+
+namespace {
+
+using namespace bpfvm;
+using namespace bpfvm::vm;
+namespace fs = std::filesystem;
+
+// A user error: one line on stderr, exit status 2.
+struct UsageError {
+    std::string message;
+};
+
+[[noreturn]] void fail(const std::string& message) { throw UsageError{message}; }
+
+// The value, or exit with the error (prefixed with `context` unless it already names it).
+template <typename T>
+T must(Expected<T> e, const std::string& context = "") {
+    if (!e) {
+        fail(context.empty() ? e.error().message() : context + ": " + e.error().message());
+    }
+    return std::move(e).value();
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out;
+}
+
+// ---- asm / disasm ------------------------------------------------------------------------------
+
+int cmd_asm(const std::string& input, const std::string& output) {
+    const cli::LoadedProgram loaded = must(cli::load_program(input));
+    const std::vector<uint8_t> bytes = loaded.program.bytes();
+    std::ofstream out(output, std::ios::binary);
+    if (!out) {
+        fail(output + ": cannot open for writing");
+    }
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) {
+        fail(output + ": write failed");
+    }
+    return 0;
+}
+
+int cmd_disasm(const std::string& input, const std::string& syntax) {
+    const cli::LoadedProgram loaded = must(cli::load_program(input));
+    std::cout << disassemble(loaded.program, syntax == "llvm" ? Syntax::Llvm : Syntax::Conformance);
+    return 0;
+}
+
+// ---- run ---------------------------------------------------------------------------------------
+
+int cmd_run(const std::string& input, const std::string& engine, const std::string& mem_file, uint64_t repeat,
+            uint64_t budget, bool json) {
+    const cli::LoadedProgram loaded = must(cli::load_program(input));
+    std::vector<uint8_t> mem = loaded.mem;
+    if (!mem_file.empty()) {
+        mem = must(cli::read_bytes(mem_file), mem_file);
+    }
+    const HelperTable helpers = cli::default_helpers();
+    const Interpreter interp = must(Interpreter::create(loaded.program, helpers), input);
+
+    // Until the verifier exists, the fast engine runs a program only after a checked run of the
+    // same input finished without a trap, so an unsafe program cannot crash the command.
+    std::vector<uint8_t> work = mem;
+    RunResult result = interp.run_buffer(work, RunOptions{Mode::Checked, budget});
+    const Mode mode = engine == "interp" ? Mode::Fast : Mode::Checked;
+    double ns_per_run = 0;
+    if (result.ok() && repeat > 0) {
+        const auto start = std::chrono::steady_clock::now();
+        for (uint64_t i = 0; i < repeat; ++i) {
+            std::copy(mem.begin(), mem.end(), work.begin());
+            result = interp.run_buffer(work, RunOptions{mode, budget});
+        }
+        const auto end = std::chrono::steady_clock::now();
+        ns_per_run = std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(repeat);
+    }
+    if (json) {
+        if (result.ok()) {
+            std::printf("{\"r0\": %llu", static_cast<unsigned long long>(result.r0));
+            if (repeat > 0) {
+                std::printf(", \"ns_per_run\": %.2f", ns_per_run);
+            }
+            std::printf("}\n");
+        } else {
+            std::printf("{\"trap\": \"%s\", \"pc\": %u, \"message\": \"%s\"}\n",
+                        std::string(to_string(result.trap->kind)).c_str(), result.trap->pc,
+                        json_escape(result.trap->message()).c_str());
+        }
+    } else if (result.ok()) {
+        std::printf("0x%llx\n", static_cast<unsigned long long>(result.r0));
+        if (repeat > 0) {
+            std::printf("%.2f ns per run (%s, mean of %llu runs)\n", ns_per_run, engine.c_str(),
+                        static_cast<unsigned long long>(repeat));
+        }
+    } else {
+        std::fprintf(stderr, "bpfvm: %s: trap: %s\n", input.c_str(), result.trap->message().c_str());
+    }
+    return result.ok() ? 0 : 1;
+}
+
+// ---- conformance -------------------------------------------------------------------------------
+
+int cmd_conformance(const std::vector<std::string>& paths, const std::string& engine) {
+    std::vector<fs::path> files;
+    for (const std::string& p : paths) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) {
+            std::vector<fs::path> found;
+            for (const auto& e : fs::directory_iterator(p, ec)) {
+                if (e.path().extension() == ".data") {
+                    found.push_back(e.path());
+                }
+            }
+            std::sort(found.begin(), found.end());
+            files.insert(files.end(), found.begin(), found.end());
+        } else if (fs::is_regular_file(p, ec)) {
+            files.emplace_back(p);
+        } else {
+            fail(p + ": no such file or folder");
+        }
+    }
+    std::vector<Mode> modes;
+    if (engine == "interp" || engine == "all") {
+        modes.push_back(Mode::Fast);
+    }
+    if (engine == "interp-checked" || engine == "all") {
+        modes.push_back(Mode::Checked);
+    }
+    const HelperTable helpers = cli::default_helpers();
+    unsigned passed = 0;
+    unsigned failed = 0;
+    unsigned skipped = 0;
+    for (const fs::path& file : files) {
+        const std::string name = file.string();
+        for (Mode mode : modes) {
+            const char* mode_name = mode == Mode::Fast ? "interp" : "interp-checked";
+            const cli::ConformanceOutcome o = cli::run_conformance_file(name, helpers, mode);
+            switch (o.status) {
+                case cli::ConformanceOutcome::Status::Pass:
+                    ++passed;
+                    break;
+                case cli::ConformanceOutcome::Status::Skip:
+                    ++skipped;
+                    std::printf("SKIP %s [%s]: %s\n", name.c_str(), mode_name, o.detail.c_str());
+                    break;
+                case cli::ConformanceOutcome::Status::Fail:
+                    ++failed;
+                    std::printf("FAIL %s [%s]: %s\n", name.c_str(), mode_name, o.detail.c_str());
+                    break;
+            }
+        }
+    }
+    std::printf("%u passed, %u failed, %u skipped\n", passed, failed, skipped);
+    return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"bpfvm: a userspace eBPF virtual machine"};
+    app.require_subcommand(1);
+    app.set_help_all_flag("--help-all", "Print help for every subcommand");
+
+    std::string input;
+    std::string output;
+    std::string syntax = "conformance";
+    std::string engine = "interp-checked";
+    std::string mem_file;
+    uint64_t repeat = 0;
+    uint64_t budget = 100'000'000;
+    bool json = false;
+    std::vector<std::string> paths;
+
+    const std::string file_help =
+        "Program: raw bytecode (.bin, 8-byte little-endian slots), assembly (.s/.asm) or a conformance test (.data)";
+
+    CLI::App* asm_cmd = app.add_subcommand("asm", "Assemble a program into raw bytecode");
+    asm_cmd->add_option("FILE", input, "Assembly text (.s/.asm) or a conformance test (.data)")->required();
+    asm_cmd->add_option("-o,--output", output, "Where to write the bytecode")->required();
+
+    CLI::App* disasm_cmd = app.add_subcommand("disasm", "Disassemble a program");
+    disasm_cmd->add_option("FILE", input, file_help)->required();
+    disasm_cmd->add_option("--syntax", syntax, "conformance (re-assemblable) or llvm (like llvm-objdump -d)")
+        ->check(CLI::IsMember({"conformance", "llvm"}));
+
+    CLI::App* run_cmd = app.add_subcommand("run", "Run a program and print r0");
+    run_cmd->add_option("FILE", input, file_help)->required();
+    run_cmd->add_option("--engine", engine, "interp (fast, after one checked run) or interp-checked")
+        ->check(CLI::IsMember({"interp", "interp-checked"}));
+    run_cmd->add_option("--mem", mem_file, "Input buffer: r1 points to a copy of it, r2 holds its length");
+    run_cmd->add_option("--repeat", repeat, "Run N times and print the mean ns per run")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+    run_cmd->add_option("--budget", budget, "Checked runs stop after this many instructions (0 = no limit)");
+    run_cmd->add_flag("--json", json, "Print one JSON object");
+
+    CLI::App* conf_cmd = app.add_subcommand("conformance", "Run bpf_conformance test files");
+    conf_cmd->add_option("PATH", paths, "Test files, or folders of .data files")->required();
+    conf_cmd->add_option("--engine", engine, "interp, interp-checked or all")
+        ->check(CLI::IsMember({"interp", "interp-checked", "all"}));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::string what = e.what();
+        std::fprintf(stderr, "bpfvm: %s (see --help)\n", what.c_str());
+        return 2;
+    }
+
+    try {
+        if (*asm_cmd) {
+            return cmd_asm(input, output);
+        }
+        if (*disasm_cmd) {
+            return cmd_disasm(input, syntax);
+        }
+        if (*run_cmd) {
+            return cmd_run(input, engine, mem_file, repeat, budget, json);
+        }
+        if (*conf_cmd) {
+            return cmd_conformance(paths, engine);
+        }
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "bpfvm: %s\n", e.message.c_str());
+        return 2;
+    }
+    return 2;
+}

@@ -491,7 +491,10 @@ private:
         }
         const bool local = ops[0].text == "local";
         const bool runtime = ops[0].text == "runtime";
-        const std::size_t want = (local || runtime) ? 2 : 1;
+        std::size_t want = (local || runtime) ? 2 : 1;
+        if (runtime && ops.size() == 3) {
+            want = 3;  // call runtime ID, BTF_OBJECT_INDEX
+        }
         if (ops.size() < want) {
             return error_eol(line, "'call " + std::string(ops[0].text) + "' needs an operand");
         }
@@ -505,6 +508,13 @@ private:
         } else if (runtime) {
             TRY(i, imm32(line, ops[1]));
             insn = RawInsn{info(Op::CallBtf).opcode, 0, 2, 0, *i};
+            if (want == 3) {
+                TRY(o, imm32(line, ops[2]));
+                if (*o < std::numeric_limits<int16_t>::min() || *o > std::numeric_limits<int16_t>::max()) {
+                    return error(line, ops[2], "BTF object index does not fit in 16 bits");
+                }
+                insn.off = static_cast<int16_t>(*o);
+            }
         } else if (ops[0].text.size() > 1 && ops[0].text[0] == '%') {
             TRY(r, reg(line, ops[0]));
             insn = RawInsn{info(Op::Callx).opcode, *r, 0, 0, 0};

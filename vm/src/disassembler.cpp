@@ -56,7 +56,7 @@ std::string conformance(const Instruction& insn) {
         case Form::CallLocal:
             return "call local " + signed_rel(insn.imm);
         case Form::CallBtf:
-            return "call runtime " + std::to_string(insn.imm);
+            return "call runtime " + std::to_string(insn.imm) + (insn.off != 0 ? ", " + std::to_string(insn.off) : "");
         case Form::Callx:
             return "call " + reg(insn.dst);
         case Form::Exit:
@@ -241,9 +241,9 @@ std::string llvm(const Instruction& insn) {
                 return "ld_pseudo\t" + llvm_reg(insn.dst, false) + ", " + hex(insn.src) + ", " +
                        hex(static_cast<uint32_t>(insn.imm));
             }
-            return llvm_reg(insn.dst, false) + " = " + hex(insn.imm64) + " ll";
+            return llvm_reg(insn.dst, false) + " = " + shex(static_cast<int64_t>(insn.imm64)) + " ll";
         case Form::LoadAbs:
-            return std::string("r0 = *(") + utype(row.width) + " *)skb[" + hex(static_cast<uint32_t>(insn.imm)) + "]";
+            return std::string("r0 = *(") + utype(row.width) + " *)skb[" + shex(insn.imm) + "]";
         case Form::LoadInd:
             return std::string("r0 = *(") + utype(row.width) + " *)skb[r" + std::to_string(insn.src) + "]";
         case Form::Jump:

@@ -61,7 +61,7 @@ std::string legal_values(uint8_t opcode) {
             out += i + 1 == unsigned(r.first) + r.count ? " or " : ", ";
         }
         const OpInfo& row = kOpTable[i];
-        out += row.match == Match::Imm && row.match_value > 9 ? hex(static_cast<uint32_t>(row.match_value))
+        out += row.form == Form::Atomic && row.match_value > 9 ? hex(static_cast<uint32_t>(row.match_value))
                                                                : std::to_string(row.match_value);
         out += " (" + std::string(row.mnemonic) + ")";
     }

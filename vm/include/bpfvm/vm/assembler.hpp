@@ -6,7 +6,7 @@
 //   ldxw %r0, [%r1+4]   stdw [%r10-8], 7      stxb [%r1], %r2  lddw %r0, 0x1122334455667788
 //   lock fetch add32 [%r10-8], %r1            lock cmpxchg [%r10-8], %r1
 //   ja +2   jeq %r1, 0x10, L1   ja32 -1   call 5   call local func1   call %r2   call runtime 7
-//   ldabsw 12   ldindh %r2, 4   exit
+//   ldabsw 12   ldindh %r2, 4   exit   call runtime ID[, BTF_OBJECT_INDEX]
 // Labels end in ':'; `exit` also names the first exit instruction unless defined. Comments
 // start with '#'. Extension: `lddw %rN, IMM, SRC` writes a pseudo lddw (src 1-6).
 #pragma once

@@ -1,0 +1,138 @@
+#include "inputs.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/conformance_file.hpp"
+
+namespace bpfvm::cli {
+
+namespace {
+
+std::string extension(const std::string& path) { return std::filesystem::path(path).extension().string(); }
+
+uint64_t unwind(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) { return r1; }
+
+}  // namespace
+
+Expected<std::vector<uint8_t>> read_bytes(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        return make_error(path, "is a folder, not a file");
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+    }
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+        return make_error(path, "read failed");
+    }
+    return bytes;
+}
+
+Expected<LoadedProgram> load_program(const std::string& path) {
+    Expected<std::vector<uint8_t>> bytes = read_bytes(path);
+    if (!bytes) {
+        return bytes.error();
+    }
+    const std::string ext = extension(path);
+    const std::string_view text(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    std::vector<vm::RawInsn> raw;
+    std::vector<uint8_t> mem;
+    if (ext == ".s" || ext == ".asm") {
+        Expected<std::vector<vm::RawInsn>> r = vm::assemble(text, path);
+        if (!r) {
+            return r.error();
+        }
+        if (r->empty()) {
+            return make_error(path, "no instructions");
+        }
+        raw = std::move(*r);
+    } else if (ext == ".data") {
+        Expected<vm::ConformanceTest> t = vm::parse_conformance(text, path);
+        if (!t) {
+            return t.error();
+        }
+        Expected<std::vector<vm::RawInsn>> r = t->instructions();
+        if (!r) {
+            return r.error();
+        }
+        raw = std::move(*r);
+        mem = t->mem;
+    } else {
+        Expected<vm::Program> p = vm::Program::from_bytes(*bytes);
+        if (!p) {
+            return make_error(p.error().where.empty() ? path : path + ": " + p.error().where, p.error().what);
+        }
+        return LoadedProgram{std::move(*p), {}};
+    }
+    Expected<vm::Program> p = vm::Program::from_raw(std::move(raw));
+    if (!p) {
+        return make_error(p.error().where.empty() ? path : path + ": " + p.error().where, p.error().what);
+    }
+    return LoadedProgram{std::move(*p), std::move(mem)};
+}
+
+vm::HelperTable default_helpers() {
+    vm::HelperTable t;
+    (void)t.add(5, "unwind", unwind);
+    return t;
+}
+
+ConformanceOutcome run_conformance_file(const std::string& path, const vm::HelperTable& helpers, vm::Mode mode) {
+    using S = ConformanceOutcome::Status;
+    Expected<std::vector<uint8_t>> bytes = read_bytes(path);
+    if (!bytes) {
+        return {S::Fail, bytes.error().message()};
+    }
+    const std::string_view text(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    Expected<vm::ConformanceTest> t = vm::parse_conformance(text, path);
+    if (!t) {
+        return {S::Fail, t.error().message()};
+    }
+    if (!t->runnable()) {
+        return {S::Skip, "no program or no expected result"};
+    }
+    auto refuse = [&](const Error& e) -> ConformanceOutcome {
+        if (t->error) {
+            return e.message().find(*t->error) != std::string::npos
+                       ? ConformanceOutcome{S::Pass, ""}
+                       : ConformanceOutcome{S::Fail, "expected error '" + *t->error + "', got '" + e.message() + "'"};
+        }
+        return {S::Fail, e.message()};
+    };
+    Expected<std::vector<vm::RawInsn>> raw = t->instructions();
+    if (!raw) {
+        return refuse(raw.error());
+    }
+    Expected<vm::Program> program = vm::Program::from_raw(std::move(*raw));
+    if (!program) {
+        return refuse(program.error());
+    }
+    Expected<vm::Interpreter> interp = vm::Interpreter::create(*program, helpers);
+    if (!interp) {
+        return refuse(interp.error());
+    }
+    std::vector<uint8_t> mem = t->mem;
+    const vm::RunResult r = interp->run_buffer(mem, vm::RunOptions{mode, 100'000'000});
+    if (!r.ok()) {
+        return {S::Fail, "trap: " + r.trap->message()};
+    }
+    if (!t->result) {
+        return {S::Fail, "expected error '" + t->error.value_or("") + "', but the program ran"};
+    }
+    if (r.r0 != *t->result) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "expected 0x%llx, got 0x%llx", static_cast<unsigned long long>(*t->result),
+                      static_cast<unsigned long long>(r.r0));
+        return {S::Fail, buf};
+    }
+    return {S::Pass, ""};
+}
+
+}  // namespace bpfvm::cli
