@@ -1,1 +1,163 @@
+// The bpfvm command end to end: outputs, exit statuses, and one clear line for bad input.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "test_support.hpp"
+
+namespace bpfvm {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+    int status;
+    std::string out;
+    std::string err;
+};
+
+class Cli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("bpfvm_cli_" + std::to_string(getpid()));
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+    std::string write(const std::string& name, const std::string& content) const {
+        std::ofstream(path(name), std::ios::binary) << content;
+        return path(name);
+    }
+
+    Outcome run(const std::string& args) const {
+        const std::string err_file = path("stderr.txt");
+        const std::string cmd = std::string(BPFVM_CLI) + " " + args + " 2>'" + err_file + "' </dev/null";
+        Outcome o;
+        FILE* p = popen(cmd.c_str(), "r");
+        char buf[4096];
+        std::size_t n;
+        while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
+            o.out.append(buf, n);
+        }
+        const int st = pclose(p);
+        o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        o.err = test::read_file(err_file);
+        return o;
+    }
+
+    static std::string conformance(const std::string& file) { return std::string(BPFVM_CONFORMANCE_DIR) + "/" + file; }
+
+    fs::path dir_;
+};
+
+TEST_F(Cli, RunPrintsR0InHex) {
+    const Outcome o = run("run " + conformance("prime.data"));
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(o.out, "0x1\n");
+}
+
+TEST_F(Cli, RunJsonPrintsOneObject) {
+    const Outcome o = run("run " + conformance("mem-len.data") + " --json");
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(o.out, "{\"r0\": 8}\n");
+    const Outcome timed = run("run " + conformance("mem-len.data") + " --json --repeat 10 --engine interp");
+    EXPECT_EQ(timed.out.rfind("{\"r0\": 8, \"ns_per_run\": ", 0), 0u) << timed.out;
+}
+
+TEST_F(Cli, RunAssemblyAndRawBytecodeWithMemFile) {
+    const std::string s = write("p.s", "ldxw %r0, [%r1+4]\nexit\n");
+    const std::string mem = write("m.bin", std::string("\x01\x00\x00\x00\x2a\x00\x00\x00", 8));
+    Outcome o = run("run " + s + " --mem " + mem);
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(o.out, "0x2a\n");
+    o = run("asm " + s + " -o " + path("p.bin"));
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(fs::file_size(path("p.bin")), 16u);
+    o = run("run " + path("p.bin") + " --mem " + mem);
+    EXPECT_EQ(o.out, "0x2a\n");
+    o = run("disasm " + path("p.bin"));
+    EXPECT_EQ(o.out, "ldxw %r0, [%r1+4]\nexit\n");
+    o = run("disasm " + path("p.bin") + " --syntax llvm");
+    EXPECT_EQ(o.out, "       0:\t61 10 04 00 00 00 00 00\tr0 = *(u32 *)(r1 + 0x4)\n"
+                     "       1:\t95 00 00 00 00 00 00 00\texit\n");
+}
+
+TEST_F(Cli, TrapExitsWithStatus1AndNamesPcAndAddress) {
+    const std::string s = write("oob.s", "ldxdw %r0, [%r1+64]\nexit\n");
+    Outcome o = run("run " + s);
+    EXPECT_EQ(o.status, 1);
+    EXPECT_NE(o.err.find("trap: pc 0: out-of-bounds 8-byte load from 0x40"), std::string::npos) << o.err;
+    o = run("run " + s + " --json");
+    EXPECT_EQ(o.status, 1);
+    EXPECT_EQ(o.out.rfind("{\"trap\": \"out-of-bounds\", \"pc\": 0, ", 0), 0u) << o.out;
+}
+
+TEST_F(Cli, BudgetStopsALoopingProgram) {
+    const std::string s = write("loop.s", "l: ja l\n");
+    const Outcome o = run("run " + s + " --budget 5000 --engine interp");
+    EXPECT_EQ(o.status, 1);
+    EXPECT_NE(o.err.find("instruction budget of 5000 exhausted"), std::string::npos) << o.err;
+}
+
+TEST_F(Cli, ConformanceSummarisesAndFailsOnMismatch) {
+    Outcome o = run("conformance " + conformance("add.data") + " " + conformance("lddw.data") + " --engine all");
+    EXPECT_EQ(o.status, 0);
+    EXPECT_EQ(o.out, "4 passed, 0 failed, 0 skipped\n");
+    const std::string wrong = write("wrong.data", "-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n");
+    const std::string empty = write("skip.data", "-- asm\nmov %r0, 1\nexit\n");
+    o = run("conformance " + wrong + " " + empty);
+    EXPECT_EQ(o.status, 1);
+    EXPECT_NE(o.out.find("FAIL " + wrong + " [interp-checked]: expected 0x2, got 0x1"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("0 passed, 1 failed, 1 skipped\n"), std::string::npos) << o.out;
+}
+
+TEST_F(Cli, BadInputGivesOneLineAndStatus2) {
+    const std::string bad_asm = write("bad.s", "mov %r0, 1\nfrob\n");
+    const std::string odd = write("odd.bin", "1234567");
+    const std::string invalid = write("invalid.bin", std::string("\xb7\x00\x00\x00\x00\x00\x00\x00", 8));
+    struct Case {
+        std::string args;
+        std::string message;
+    };
+    const Case cases[] = {
+        {"run " + bad_asm, "bpfvm: " + bad_asm + ":2:1: unknown instruction 'frob'\n"},
+        {"run " + odd, "bpfvm: " + odd + ": program is 7 bytes, not a multiple of the 8-byte instruction size\n"},
+        {"run " + invalid,
+         "bpfvm: " + invalid + ": pc 0: the program can fall off its end (last instruction is mov, not exit or ja)\n"},
+        {"run " + path("missing.bin"), "bpfvm: " + path("missing.bin") + ": cannot read: No such file or directory\n"},
+        {"run " + dir_.string(), "bpfvm: " + dir_.string() + ": is a folder, not a file\n"},
+        {"run " + conformance("add.data") + " --engine jet", "bpfvm: --engine: jet not in {interp,interp-checked} (see --help)\n"},
+        {"run " + conformance("add.data") + " --repeat x", ""},
+        {"disasm", "bpfvm: FILE is required (see --help)\n"},
+        {"", "bpfvm: A subcommand is required (see --help)\n"},
+        {"conformance " + path("nothing"), "bpfvm: " + path("nothing") + ": no such file or folder\n"},
+        {"asm " + bad_asm + " -o " + path("x.bin"), "bpfvm: " + bad_asm + ":2:1: unknown instruction 'frob'\n"},
+    };
+    for (const Case& c : cases) {
+        const Outcome o = run(c.args);
+        EXPECT_EQ(o.status, 2) << c.args;
+        EXPECT_TRUE(o.out.empty()) << c.args << ": " << o.out;
+        if (!c.message.empty()) {
+            EXPECT_EQ(o.err, c.message) << c.args;
+        } else {
+            EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << c.args << ": " << o.err;
+        }
+    }
+}
+
+TEST_F(Cli, EverySubcommandHasHelp) {
+    for (const char* sub : {"asm", "disasm", "run", "conformance"}) {
+        const Outcome o = run(std::string(sub) + " --help");
+        EXPECT_EQ(o.status, 0) << sub;
+        EXPECT_NE(o.out.find("Usage:"), std::string::npos) << sub << ": " << o.out;
+    }
+}
+
+}  // namespace
+}  // namespace bpfvm
