@@ -69,17 +69,19 @@ public:
     // One pre-decoded instruction (internal layout, public only so the run loop can be a free
     // function template).
     struct Slot {
-        uint8_t op;     // Op
+        int32_t handler;  // offset of this op's handler in the run loop (direct threading)
+        uint8_t op;       // Op
         uint8_t dst;
         uint8_t src;
-        uint8_t width;  // bits for movsx / byte swaps
-        int32_t off;    // memory offset, or absolute target pc for jumps and local calls
-        int64_t imm;    // sign-extended imm; the whole imm64 for lddw; helper index for calls
+        uint8_t width;    // bits for movsx / byte swaps
+        int32_t off;      // memory offset, or absolute target pc for jumps and local calls
+        int32_t imm;      // imm; helper index for calls; lddw: low half here, high half in the tail slot
     };
     static_assert(sizeof(Slot) == 16);
 
 private:
-    std::vector<Slot> slots_;
+    std::vector<Slot> checked_;  // slots for checked mode
+    std::vector<Slot> fast_;     // the same, pointing at the fast loop's handlers
     std::vector<Helper> bound_;  // helpers called by id (index in Slot::imm)
     HelperTable helpers_;        // every helper, for callx
 };

@@ -1,0 +1,218 @@
+// Every workload on every engine, in one run: native -O2 of the same C, the interpreter in fast
+// and checked mode. Prints Google Benchmark's table, then a summary with ratios to native and
+// ns per executed eBPF instruction. Each BPF result is checked against native first.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpfvm/vm/interpreter.hpp"
+
+extern "C" {
+#define DECLARE(name) uint64_t native_##name(uint8_t* mem, uint64_t len);
+DECLARE(sum)
+DECLARE(checksum)
+DECLARE(fnv1a)
+DECLARE(primes)
+DECLARE(log2)
+DECLARE(switch64)
+DECLARE(memcpy)
+DECLARE(strcmp)
+#undef DECLARE
+}
+
+namespace {
+
+using namespace bpfvm;
+using namespace bpfvm::vm;
+
+using NativeFn = uint64_t (*)(uint8_t*, uint64_t);
+
+struct Workload {
+    std::string name;
+    NativeFn native;
+    std::vector<uint8_t> input;  // prepared once; each engine runs on its own copy
+    std::unique_ptr<Interpreter> interp;
+    uint64_t instructions = 0;   // executed per run (from a checked run)
+};
+
+uint64_t xorshift(uint64_t& s) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+std::vector<uint8_t> random_bytes(std::size_t n, uint64_t seed) {
+    std::vector<uint8_t> v(n);
+    for (auto& b : v) {
+        b = static_cast<uint8_t>(xorshift(seed));
+    }
+    return v;
+}
+
+std::vector<uint8_t> u32_input(uint32_t value) {
+    std::vector<uint8_t> v(64, 0);
+    std::memcpy(v.data(), &value, 4);
+    return v;
+}
+
+std::vector<uint8_t> input_for(const std::string& name) {
+    if (name == "sum") {
+        return u32_input(10'000);
+    }
+    if (name == "primes") {
+        return u32_input(10'000);
+    }
+    if (name == "checksum" || name == "fnv1a") {
+        return random_bytes(1024, 1);
+    }
+    if (name == "log2") {
+        return random_bytes(4096, 2);
+    }
+    if (name == "switch64") {  // the values 0..4095 in order: each case 64 times
+        std::vector<uint8_t> v(4096);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            v[i] = static_cast<uint8_t>(i);
+        }
+        return v;
+    }
+    if (name == "switch64_random") {  // the same switch on random values: a branch-prediction test
+        return random_bytes(4096, 3);
+    }
+    if (name == "memcpy") {
+        std::vector<uint8_t> v = random_bytes(131072, 4);
+        std::fill(v.begin() + 65536, v.end(), 0);
+        return v;
+    }
+    // strcmp: two equal strings of 65,535 non-zero bytes, differing in the last one.
+    std::vector<uint8_t> v(131072, 0);
+    uint64_t seed = 5;
+    for (std::size_t i = 0; i < 65535; ++i) {
+        v[i] = v[65536 + i] = static_cast<uint8_t>(1 + xorshift(seed) % 255);
+    }
+    v[65534] = 1;
+    v[65536 + 65534] = 2;
+    return v;
+}
+
+std::vector<Workload>& workloads() {
+    static std::vector<Workload> all;
+    return all;
+}
+
+bool load_workloads() {
+    const std::pair<const char*, NativeFn> list[] = {
+        {"sum", native_sum},       {"checksum", native_checksum}, {"fnv1a", native_fnv1a},   {"primes", native_primes},
+        {"log2", native_log2},     {"switch64", native_switch64}, {"memcpy", native_memcpy}, {"strcmp", native_strcmp},
+        {"switch64_random", native_switch64},
+    };
+    for (const auto& [name, fn] : list) {
+        const std::string file = std::string(name) == "switch64_random" ? "switch64" : name;
+        const std::string path = std::string(BPFVM_BENCH_DIR) + "/" + file + ".bin";
+        std::ifstream in(path, std::ios::binary);
+        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        Expected<Program> program = Program::from_bytes(bytes);
+        if (!program) {
+            std::fprintf(stderr, "%s: %s\n", path.c_str(), program.error().message().c_str());
+            return false;
+        }
+        Expected<Interpreter> interp = Interpreter::create(*program, {});
+        if (!interp) {
+            std::fprintf(stderr, "%s: %s\n", path.c_str(), interp.error().message().c_str());
+            return false;
+        }
+        Workload w{name, fn, input_for(name), std::make_unique<Interpreter>(std::move(*interp)), 0};
+        std::vector<uint8_t> a = w.input;
+        std::vector<uint8_t> b = w.input;
+        const uint64_t expected = fn(a.data(), a.size());
+        const RunResult r = w.interp->run_buffer(b, RunOptions{Mode::Checked, 0});
+        if (!r.ok() || r.r0 != expected || a != b) {
+            std::fprintf(stderr, "%s: eBPF and native disagree (eBPF %s r0=%llu, native %llu)\n", name,
+                         r.ok() ? "ok" : r.trap->message().c_str(), static_cast<unsigned long long>(r.r0),
+                         static_cast<unsigned long long>(expected));
+            return false;
+        }
+        w.instructions = r.instructions;
+        workloads().push_back(std::move(w));
+    }
+    return true;
+}
+
+void run_native(benchmark::State& state, const Workload* w) {
+    std::vector<uint8_t> mem = w->input;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(w->native(mem.data(), mem.size()));
+        benchmark::ClobberMemory();
+    }
+}
+
+void run_interp(benchmark::State& state, const Workload* w, Mode mode) {
+    std::vector<uint8_t> mem = w->input;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(w->interp->run_buffer(mem, RunOptions{mode, 0}).r0);
+    }
+    state.counters["ns_per_insn"] = benchmark::Counter(static_cast<double>(w->instructions) * static_cast<double>(state.iterations()),
+                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["insns"] = static_cast<double>(w->instructions);
+}
+
+// Collects each run's time so the summary can print ratios measured in this one run.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& r : runs) {
+            if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median") {
+                continue;
+            }
+            ns_[r.run_name.function_name] = r.GetAdjustedRealTime();
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+
+    void print_summary() const {
+        std::printf("\n%-16s %12s %12s %12s %10s %10s %12s\n", "workload", "native ns", "interp ns", "checked ns",
+                    "interp/nat", "chk/nat", "ns/insn");
+        for (const Workload& w : workloads()) {
+            const double native = get("native/" + w.name);
+            const double interp = get("interp/" + w.name);
+            const double checked = get("interp-checked/" + w.name);
+            std::printf("%-16s %12.1f %12.1f %12.1f %9.1fx %9.1fx %12.2f\n", w.name.c_str(), native, interp, checked,
+                        interp / native, checked / native, interp / static_cast<double>(w.instructions));
+        }
+    }
+
+private:
+    double get(const std::string& name) const {
+        auto it = ns_.find(name);
+        return it == ns_.end() ? 0.0 : it->second;
+    }
+    std::map<std::string, double> ns_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 2;
+    }
+    if (!load_workloads()) {
+        return 1;
+    }
+    for (const Workload& w : workloads()) {
+        benchmark::RegisterBenchmark(("native/" + w.name).c_str(), run_native, &w);
+        benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), run_interp, &w, Mode::Fast);
+        benchmark::RegisterBenchmark(("interp-checked/" + w.name).c_str(), run_interp, &w, Mode::Checked);
+    }
+    SummaryReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    reporter.print_summary();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,41 @@
+// Arbitrary bytes as bytecode: decode + validate; for valid programs, disassemble -> assemble must
+// give the same bytes back, and the checked interpreter must end (a budget bounds it) without
+// touching memory outside its regions (AddressSanitizer watches).
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/interpreter.hpp"
+
+namespace {
+uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) { return r1; }
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    using namespace bpfvm;
+    using namespace bpfvm::vm;
+    Expected<Program> program = Program::from_bytes({data, size});
+    if (!program) {
+        return 0;
+    }
+    const std::string text = disassemble(*program, Syntax::Conformance);
+    (void)disassemble(*program, Syntax::Llvm);
+    Expected<std::vector<RawInsn>> again = assemble(text);
+    if (!again || *again != program->raw()) {
+        std::abort();  // the disassembler printed something that does not assemble back
+    }
+    HelperTable helpers;
+    (void)helpers.add(5, "echo", echo);
+    Expected<Interpreter> interp = Interpreter::create(*program, helpers);
+    if (!interp) {
+        return 0;
+    }
+    std::vector<uint8_t> mem(64);
+    for (size_t i = 0; i < mem.size(); ++i) {
+        mem[i] = static_cast<uint8_t>(i * 7);
+    }
+    (void)interp->run_buffer(mem, RunOptions{Mode::Checked, 20'000});
+    return 0;
+}
