@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's demo: assemble, disassemble and run a packet filter, time it, stop a hostile
+# program, and run the conformance suite. BPFVM = path to the bpfvm binary.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bpfvm=${BPFVM:-$here/../build/release/cli/bpfvm}
+shared=${BPFVM_SHARED_DIR:-$(cd "$here/../.." && pwd)/shared}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# An Ethernet + IPv4 + TCP packet to 192.168.1.7:80.
+printf '\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00'\
+'\x45\x00\x00\x28\x00\x01\x00\x00\x40\x06\x00\x00\x0a\x00\x00\x01\xc0\xa8\x01\x07'\
+'\x30\x39\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x50\x02\x20\x00\x00\x00\x00\x00' > "$tmp/http.pkt"
+# The same packet to port 443.
+sed 's/\x00\x50\x00\x00\x00\x00/\x01\xbb\x00\x00\x00\x00/' "$tmp/http.pkt" > "$tmp/https.pkt"
+
+step() { printf '\n$ %s\n' "$*"; "$@"; }
+
+step "$bpfvm" disasm "$here/http_to_subnet.s" --syntax llvm
+step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/http.pkt"
+step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/https.pkt"
+step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/http.pkt" --engine interp --repeat 1000000 --json
+step "$bpfvm" run "$here/hostile.s"
+echo "(exit status $?: the program trapped; the host is unharmed)"
+step "$bpfvm" conformance "$shared/conformance" --engine all
