@@ -129,19 +129,7 @@ TEST(Assembler, RoundTripsEveryTableRow) {
         if (row.form == Form::Jump || row.form == Form::CondImm || row.form == Form::CondReg) {
             raw.off = 1;
         }
-        switch (row.match) {
-            case Match::Off:
-                raw.off = static_cast<int16_t>(row.match_value);
-                break;
-            case Match::Imm:
-                raw.imm = row.match_value;
-                break;
-            case Match::Src:
-                raw.src = static_cast<uint8_t>(row.match_value);
-                break;
-            case Match::None:
-                break;
-        }
+        raw = with_selector(raw, row);
         if (row.form == Form::CallLocal || row.form == Form::Jump32) {
             raw.imm = 1;
         }

@@ -129,19 +129,7 @@ TEST(Disassembler, MatchesLlvmObjdumpOnEveryTableRow) {
         if (row.form == Form::Callx) {
             raw.dst = 3;
         }
-        switch (row.match) {
-            case Match::Off:
-                raw.off = static_cast<int16_t>(row.match_value);
-                break;
-            case Match::Imm:
-                raw.imm = row.match_value;
-                break;
-            case Match::Src:
-                raw.src = static_cast<uint8_t>(row.match_value);
-                break;
-            case Match::None:
-                break;
-        }
+        raw = with_selector(raw, row);
         char line[64];
         std::snprintf(line, sizeof line, ".quad 0x%016llx\n", static_cast<unsigned long long>(to_u64(raw)));
         source += line;

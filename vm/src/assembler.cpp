@@ -318,21 +318,7 @@ private:
                          "'" + mnemonic + "' has no form with a " + (want_reg ? "register" : "immediate") + " operand");
         }
         const OpInfo& row = info(*chosen);
-        RawInsn insn;
-        insn.opcode = row.opcode;
-        switch (row.match) {
-            case Match::Off:
-                insn.off = static_cast<int16_t>(row.match_value);
-                break;
-            case Match::Imm:
-                insn.imm = row.match_value;
-                break;
-            case Match::Src:
-                insn.src = static_cast<uint8_t>(row.match_value);
-                break;
-            case Match::None:
-                break;
-        }
+        RawInsn insn = with_selector(RawInsn{}, row);
         auto need = [&](std::size_t n) -> Expected<Unit> {
             if (ops.size() < n) {
                 return error_eol(line, "'" + mnemonic + "' needs " + std::to_string(n) + " operand" +

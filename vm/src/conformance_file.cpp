@@ -1,6 +1,7 @@
 #include "bpfvm/vm/conformance_file.hpp"
 
 #include <charconv>
+#include <utility>
 
 #include "bpfvm/vm/assembler.hpp"
 
@@ -12,26 +13,14 @@ enum class Section : uint8_t { None, Asm, Result, Mem, Raw, Note, C, Error };
 
 // Header kinds are found by substring, in this order (upstream parser's rule).
 Section header_kind(std::string_view line) {
-    if (line.find("asm") != std::string_view::npos) {
-        return Section::Asm;
-    }
-    if (line.find("result") != std::string_view::npos) {
-        return Section::Result;
-    }
-    if (line.find("mem") != std::string_view::npos) {
-        return Section::Mem;
-    }
-    if (line.find("raw") != std::string_view::npos) {
-        return Section::Raw;
-    }
-    if (line.find("no register offset") != std::string_view::npos) {
-        return Section::Note;
-    }
-    if (line.find(" c") != std::string_view::npos) {
-        return Section::C;
-    }
-    if (line.find("error") != std::string_view::npos) {
-        return Section::Error;
+    static constexpr std::pair<std::string_view, Section> kKinds[] = {
+        {"asm", Section::Asm},   {"result", Section::Result}, {"mem", Section::Mem},     {"raw", Section::Raw},
+        {"no register offset", Section::Note}, {" c", Section::C}, {"error", Section::Error},
+    };
+    for (const auto& [text, kind] : kKinds) {
+        if (line.find(text) != std::string_view::npos) {
+            return kind;
+        }
     }
     return Section::None;
 }

@@ -48,6 +48,24 @@ RawInsn from_u64(uint64_t slot) {
     return unpack(b);
 }
 
+RawInsn with_selector(RawInsn insn, const OpInfo& row) {
+    insn.opcode = row.opcode;
+    switch (row.match) {
+        case Match::Off:
+            insn.off = static_cast<int16_t>(row.match_value);
+            break;
+        case Match::Imm:
+            insn.imm = row.match_value;
+            break;
+        case Match::Src:
+            insn.src = static_cast<uint8_t>(row.match_value);
+            break;
+        case Match::None:
+            break;
+    }
+    return insn;
+}
+
 namespace {
 
 std::string at_pc(std::size_t pc) { return "pc " + std::to_string(pc); }

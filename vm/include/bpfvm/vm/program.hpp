@@ -34,6 +34,10 @@ void pack(const RawInsn& insn, uint8_t bytes[8]);
 uint64_t to_u64(const RawInsn& insn);    // the slot as a little-endian 64-bit number
 RawInsn from_u64(uint64_t slot);
 
+// Sets the field that selects `row` among the rows sharing its opcode byte (offset for sdiv,
+// imm for atomics and byte swaps, src for lddw and calls) and the opcode itself.
+RawInsn with_selector(RawInsn insn, const OpInfo& row);
+
 // A checked instruction. `op` names its row in the opcode table; every field the row does not
 // use is zero. For lddw, imm64 holds the whole 64-bit immediate; otherwise it is imm
 // sign-extended.
