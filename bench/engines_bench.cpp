@@ -38,7 +38,7 @@ struct Workload {
     NativeFn native;
     std::vector<uint8_t> input;  // prepared once; each engine runs on its own copy
     std::unique_ptr<Interpreter> interp;
-    uint64_t instructions = 0;   // executed per run (from a checked run)
+    uint64_t instructions = 0;  // executed per run (from a checked run)
 };
 
 uint64_t xorshift(uint64_t& s) {
@@ -108,9 +108,9 @@ std::vector<Workload>& workloads() {
 
 bool load_workloads() {
     const std::pair<const char*, NativeFn> list[] = {
-        {"sum", native_sum},       {"checksum", native_checksum}, {"fnv1a", native_fnv1a},   {"primes", native_primes},
-        {"log2", native_log2},     {"switch64", native_switch64}, {"memcpy", native_memcpy}, {"strcmp", native_strcmp},
-        {"switch64_random", native_switch64},
+        {"sum", native_sum},       {"checksum", native_checksum}, {"fnv1a", native_fnv1a},
+        {"primes", native_primes}, {"log2", native_log2},         {"switch64", native_switch64},
+        {"memcpy", native_memcpy}, {"strcmp", native_strcmp},     {"switch64_random", native_switch64},
     };
     for (const auto& [name, fn] : list) {
         const std::string file = std::string(name) == "switch64_random" ? "switch64" : name;
@@ -157,8 +157,9 @@ void run_interp(benchmark::State& state, const Workload* w, Mode mode) {
     for (auto _ : state) {
         benchmark::DoNotOptimize(w->interp->run_buffer(mem, RunOptions{mode, 0}).r0);
     }
-    state.counters["ns_per_insn"] = benchmark::Counter(static_cast<double>(w->instructions) * static_cast<double>(state.iterations()),
-                                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_insn"] =
+        benchmark::Counter(static_cast<double>(w->instructions) * static_cast<double>(state.iterations()),
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
     state.counters["insns"] = static_cast<double>(w->instructions);
 }
 

@@ -13,9 +13,13 @@ namespace bpfvm::cli {
 
 namespace {
 
-std::string extension(const std::string& path) { return std::filesystem::path(path).extension().string(); }
+std::string extension(const std::string& path) {
+    return std::filesystem::path(path).extension().string();
+}
 
-uint64_t unwind(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) { return r1; }
+uint64_t unwind(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) {
+    return r1;
+}
 
 }  // namespace
 

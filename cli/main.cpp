@@ -1,7 +1,6 @@
 // The bpfvm command: parses flags, calls the library, prints. Exit status: 0 ok, 1 the program
 // trapped or a test failed, 2 bad arguments or unreadable/malformed input.
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,7 +24,9 @@ struct UsageError {
     std::string message;
 };
 
-[[noreturn]] void fail(const std::string& message) { throw UsageError{message}; }
+[[noreturn]] void fail(const std::string& message) {
+    throw UsageError{message};
+}
 
 // The value, or exit with the error (prefixed with `context` unless it already names it).
 template <typename T>

@@ -10,7 +10,9 @@
 #include "bpfvm/vm/interpreter.hpp"
 
 namespace {
-uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) { return r1; }
+uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) {
+    return r1;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -8,7 +8,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace bpfvm;
     using namespace bpfvm::vm;
-    Expected<ConformanceTest> t = parse_conformance(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
+    Expected<ConformanceTest> t =
+        parse_conformance(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
     if (!t || !t->runnable()) {
         return 0;
     }

@@ -1,11 +1,12 @@
 // Assembler: the conformance dialect, round trips through the disassembler, and errors at
 // line:column.
+#include "bpfvm/vm/assembler.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 
-#include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
 #include "test_support.hpp"
 
@@ -66,10 +67,10 @@ TEST(Assembler, ResolvesLabelsAndRelativeOffsets) {
         "  exit\n"
         "f: exit\n");
     ASSERT_EQ(r.size(), 10u);
-    EXPECT_EQ(r[0].off, 5);    // to done (slot 6) from slot 0
-    EXPECT_EQ(r[3].imm, 2);    // ja32 at slot 3 -> 6
-    EXPECT_EQ(r[5].off, -2);   // jne32 at slot 5 -> loop (slot 4)
-    EXPECT_EQ(r[6].imm, 2);    // call local at 6 -> f (slot 9)
+    EXPECT_EQ(r[0].off, 5);   // to done (slot 6) from slot 0
+    EXPECT_EQ(r[3].imm, 2);   // ja32 at slot 3 -> 6
+    EXPECT_EQ(r[5].off, -2);  // jne32 at slot 5 -> loop (slot 4)
+    EXPECT_EQ(r[6].imm, 2);   // call local at 6 -> f (slot 9)
     EXPECT_EQ(r[6].src, 1);
     EXPECT_EQ(asm_ok("jeq %r1, 0, exit\nmov %r0, 1\nexit")[0].off, 1);  // implicit label 'exit'
 }

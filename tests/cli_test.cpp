@@ -84,8 +84,9 @@ TEST_F(Cli, RunAssemblyAndRawBytecodeWithMemFile) {
     o = run("disasm " + path("p.bin"));
     EXPECT_EQ(o.out, "ldxw %r0, [%r1+4]\nexit\n");
     o = run("disasm " + path("p.bin") + " --syntax llvm");
-    EXPECT_EQ(o.out, "       0:\t61 10 04 00 00 00 00 00\tr0 = *(u32 *)(r1 + 0x4)\n"
-                     "       1:\t95 00 00 00 00 00 00 00\texit\n");
+    EXPECT_EQ(o.out,
+              "       0:\t61 10 04 00 00 00 00 00\tr0 = *(u32 *)(r1 + 0x4)\n"
+              "       1:\t95 00 00 00 00 00 00 00\texit\n");
 }
 
 TEST_F(Cli, TrapExitsWithStatus1AndNamesPcAndAddress) {
@@ -132,7 +133,8 @@ TEST_F(Cli, BadInputGivesOneLineAndStatus2) {
          "bpfvm: " + invalid + ": pc 0: the program can fall off its end (last instruction is mov, not exit or ja)\n"},
         {"run " + path("missing.bin"), "bpfvm: " + path("missing.bin") + ": cannot read: No such file or directory\n"},
         {"run " + dir_.string(), "bpfvm: " + dir_.string() + ": is a folder, not a file\n"},
-        {"run " + conformance("add.data") + " --engine jet", "bpfvm: --engine: jet not in {interp,interp-checked} (see --help)\n"},
+        {"run " + conformance("add.data") + " --engine jet",
+         "bpfvm: --engine: jet not in {interp,interp-checked} (see --help)\n"},
         {"run " + conformance("add.data") + " --repeat x", ""},
         {"disasm", "bpfvm: FILE is required (see --help)\n"},
         {"", "bpfvm: A subcommand is required (see --help)\n"},

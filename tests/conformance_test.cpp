@@ -40,7 +40,9 @@ std::vector<Case> all_cases() {
     return cases;
 }
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.file << (c.mode == Mode::Checked ? " (checked)" : " (fast)"); }
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << c.file << (c.mode == Mode::Checked ? " (checked)" : " (fast)");
+}
 
 class Conformance : public ::testing::TestWithParam<Case> {};
 

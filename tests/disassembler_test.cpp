@@ -97,7 +97,9 @@ unsigned compare_with_objdump(const std::string& object) {
     return compared;
 }
 
-bool have_tools() { return fs::exists(BPFVM_LLVM_OBJDUMP) && fs::exists(BPFVM_CLANG_BPF); }
+bool have_tools() {
+    return fs::exists(BPFVM_LLVM_OBJDUMP) && fs::exists(BPFVM_CLANG_BPF);
+}
 
 TEST(Disassembler, MatchesLlvmObjdumpOnClangCompiledPrograms) {
     if (!have_tools()) {
@@ -142,9 +144,7 @@ TEST(Disassembler, MatchesLlvmObjdumpOnEveryTableRow) {
     }
     const fs::path dir = fs::temp_directory_path() / ("bpfvm_disasm_" + std::to_string(getpid()));
     fs::create_directories(dir);
-    {
-        std::ofstream(dir / "rows.s") << source;
-    }
+    { std::ofstream(dir / "rows.s") << source; }
     const std::string obj = (dir / "rows.o").string();
     const std::string err = run_command(std::string(BPFVM_CLANG_BPF) + " -target bpf -c '" + (dir / "rows.s").string() +
                                         "' -o '" + obj + "' 2>&1");

@@ -1,12 +1,13 @@
 // The interpreter's own behaviour beyond the conformance suite: traps in checked mode, the two
 // modes agreeing, helpers and their context, bpf-to-bpf frames, legacy packet loads.
+#include "bpfvm/vm/interpreter.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstring>
 
 #include "bpfvm/vm/assembler.hpp"
-#include "bpfvm/vm/interpreter.hpp"
 
 namespace bpfvm::vm {
 namespace {
@@ -133,8 +134,8 @@ uint64_t read_u64(uint64_t ptr, uint64_t, uint64_t, uint64_t, uint64_t, CallCont
 TEST(Interpreter, HelpersReceiveR1ToR5AndTheUserPointer) {
     HelperTable helpers;
     ASSERT_TRUE(helpers.add(1, "add_all", add_all));
-    const Interpreter interp = make(
-        "mov %r1, 1\nmov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 1\nexit", helpers);
+    const Interpreter interp =
+        make("mov %r1, 1\nmov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 1\nexit", helpers);
     RunInput in;
     in.user = reinterpret_cast<void*>(100);
     EXPECT_EQ(interp.run(in, {Mode::Checked, 0}).r0, 115u);
@@ -173,8 +174,10 @@ TEST(Interpreter, HelperFaultBecomesATrap) {
 TEST(Interpreter, CallxCallsTheHelperWhoseIdIsInTheRegister) {
     HelperTable helpers;
     ASSERT_TRUE(helpers.add(1, "add_all", add_all));
-    const Interpreter interp = make("mov %r1, 40\nmov %r2, 2\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\n"
-                                    "mov %r6, 1\ncall %r6\nexit", helpers);
+    const Interpreter interp = make(
+        "mov %r1, 40\nmov %r2, 2\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\n"
+        "mov %r6, 1\ncall %r6\nexit",
+        helpers);
     EXPECT_EQ(checked(interp).r0, 42u);
     const Interpreter bad = make("mov %r6, 7\ncall %r6\nexit", helpers);
     const RunResult r = checked(bad);
@@ -194,13 +197,13 @@ TEST(Interpreter, LocalCallsGetTheirOwnFrameAndKeepCalleeSavedRegisters) {
         "stdw [%r10-8], 100\n"
         "mov %r1, %r10\n"
         "call local f\n"
-        "ldxdw %r2, [%r10-8]\n"   // the callee wrote into its own frame, not ours
+        "ldxdw %r2, [%r10-8]\n"  // the callee wrote into its own frame, not ours
         "add %r0, %r2\n"
-        "add %r0, %r6\n"          // r6 restored after the call
+        "add %r0, %r6\n"  // r6 restored after the call
         "exit\n"
         "f:\n"
         "stdw [%r10-8], 1\n"
-        "ldxdw %r0, [%r1-8]\n"    // the caller's slot, through a pointer
+        "ldxdw %r0, [%r1-8]\n"  // the caller's slot, through a pointer
         "mov %r6, 999\n"
         "exit\n");
     for (Mode mode : {Mode::Checked, Mode::Fast}) {

@@ -21,8 +21,12 @@ struct Fields {
 };
 using Rule = std::function<bool(const Fields&)>;
 
-bool reg(unsigned r) { return r <= 10; }
-bool wreg(unsigned r) { return r <= 9; }  // r10 is read-only
+bool reg(unsigned r) {
+    return r <= 10;
+}
+bool wreg(unsigned r) {
+    return r <= 9;
+}  // r10 is read-only
 
 // RFC 9669 Appendix A, by opcode byte. Comments give the RFC's description.
 std::map<int, Rule> transcription() {
@@ -36,17 +40,19 @@ std::map<int, Rule> transcription() {
     };
     for (int cls : {0x04, 0x07}) {
         for (int op : {0x00, 0x10, 0x20, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0}) {
-            t[cls | op] = alu_k;          // add sub mul or and lsh rsh xor mov arsh, K
-            t[cls | op | 0x08] = alu_x;   // same, X
+            t[cls | op] = alu_k;         // add sub mul or and lsh rsh xor mov arsh, K
+            t[cls | op | 0x08] = alu_x;  // same, X
         }
-        t[cls | 0x30] = alu_k_signed;     // div (off 0) / sdiv (off 1)
+        t[cls | 0x30] = alu_k_signed;  // div (off 0) / sdiv (off 1)
         t[cls | 0x38] = alu_x_signed;
-        t[cls | 0x90] = alu_k_signed;     // mod (off 0) / smod (off 1)
+        t[cls | 0x90] = alu_k_signed;  // mod (off 0) / smod (off 1)
         t[cls | 0x98] = alu_x_signed;
         t[cls | 0x80] = [](const Fields& f) { return wreg(f.dst) && f.src == 0 && f.off == 0 && f.imm == 0; };  // neg
     }
     // movsx: 0xbc offset 8/16 (to 32 bits), 0xbf offset 8/16/32 (to 64 bits).
-    t[0xbc] = [](const Fields& f) { return wreg(f.dst) && reg(f.src) && f.imm == 0 && (f.off == 0 || f.off == 8 || f.off == 16); };
+    t[0xbc] = [](const Fields& f) {
+        return wreg(f.dst) && reg(f.src) && f.imm == 0 && (f.off == 0 || f.off == 8 || f.off == 16);
+    };
     t[0xbf] = [](const Fields& f) {
         return wreg(f.dst) && reg(f.src) && f.imm == 0 && (f.off == 0 || f.off == 8 || f.off == 16 || f.off == 32);
     };
@@ -63,8 +69,8 @@ std::map<int, Rule> transcription() {
             t[cls | op | 0x08] = [](const Fields& f) { return reg(f.dst) && reg(f.src) && f.imm == 0; };
         }
     }
-    t[0x05] = [](const Fields& f) { return f.dst == 0 && f.src == 0 && f.imm == 0; };   // ja (offset)
-    t[0x06] = [](const Fields& f) { return f.dst == 0 && f.src == 0 && f.off == 0; };   // gotol (imm)
+    t[0x05] = [](const Fields& f) { return f.dst == 0 && f.src == 0 && f.imm == 0; };  // ja (offset)
+    t[0x06] = [](const Fields& f) { return f.dst == 0 && f.src == 0 && f.off == 0; };  // gotol (imm)
     // call: src 0 helper by id, 1 local (imm = pc offset), 2 helper by BTF id.
     t[0x85] = [](const Fields& f) { return f.dst == 0 && f.src <= 2 && (f.src == 2 || f.off == 0); };
     t[0x8d] = [](const Fields& f) { return reg(f.dst) && f.src == 0 && f.off == 0 && f.imm == 0; };  // callx (dst)
@@ -91,9 +97,10 @@ std::map<int, Rule> transcription() {
     // Atomics, W (0xc3) and DW (0xdb): add/or/and/xor with or without FETCH, xchg, cmpxchg.
     for (int op : {0xc3, 0xdb}) {
         t[op] = [](const Fields& f) {
-            const bool fetch_into_src = f.imm == 0x01 || f.imm == 0x41 || f.imm == 0x51 || f.imm == 0xa1 || f.imm == 0xe1;
-            const bool known = f.imm == 0x00 || f.imm == 0x40 || f.imm == 0x50 || f.imm == 0xa0 || f.imm == 0xf1 ||
-                               fetch_into_src;
+            const bool fetch_into_src =
+                f.imm == 0x01 || f.imm == 0x41 || f.imm == 0x51 || f.imm == 0xa1 || f.imm == 0xe1;
+            const bool known =
+                f.imm == 0x00 || f.imm == 0x40 || f.imm == 0x50 || f.imm == 0xa0 || f.imm == 0xf1 || fetch_into_src;
             return known && reg(f.dst) && reg(f.src) && !(fetch_into_src && f.src == 10);
         };
     }
@@ -118,9 +125,8 @@ TEST(OpcodeTable, MatchesRfc9669TranscriptionForAll256OpcodeBytes) {
                                           static_cast<uint8_t>(src), static_cast<int16_t>(off), imm};
                         const bool expected = it != rfc.end() && it->second(Fields{dst, src, off, imm});
                         const bool actual = decode_one(raw, &second, 0).has_value();
-                        ASSERT_EQ(actual, expected)
-                            << "opcode 0x" << std::hex << opcode << std::dec << " dst=" << dst << " src=" << src
-                            << " off=" << off << " imm=" << imm;
+                        ASSERT_EQ(actual, expected) << "opcode 0x" << std::hex << opcode << std::dec << " dst=" << dst
+                                                    << " src=" << src << " off=" << off << " imm=" << imm;
                         ++checked;
                     }
                 }

@@ -1,10 +1,11 @@
 // Whole-program validation: each rule gives one precise error naming the pc.
+#include "bpfvm/vm/program.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "bpfvm/vm/assembler.hpp"
-#include "bpfvm/vm/program.hpp"
 
 namespace bpfvm::vm {
 namespace {
@@ -87,7 +88,8 @@ TEST(Program, RejectsBrokenLddw) {
 TEST(Program, RejectsJumpsOutOfTheProgramOrIntoLddw) {
     EXPECT_EQ(error_of({{0x05, 0, 0, 5, 0}, kExit}), "pc 0: jump target pc 6 is outside the program (pc 0..1)");
     EXPECT_EQ(error_of({{0x05, 0, 0, -2, 0}, kExit}), "pc 0: jump target pc -1 is outside the program (pc 0..1)");
-    EXPECT_EQ(error_of_asm("ja +1\nlddw %r0, 1\nexit"), "pc 0: jump target pc 2 is the second slot of the lddw at pc 1");
+    EXPECT_EQ(error_of_asm("ja +1\nlddw %r0, 1\nexit"),
+              "pc 0: jump target pc 2 is the second slot of the lddw at pc 1");
     EXPECT_EQ(error_of_asm("jeq %r1, 0, +1\nlddw %r0, 1\nexit"),
               "pc 0: jump target pc 2 is the second slot of the lddw at pc 1");
 }

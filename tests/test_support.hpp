@@ -21,7 +21,9 @@ inline std::string read_file(const std::string& path) {
 }
 
 // Helper 5 as uBPF's test runner defines it ("unwind"): returns its first argument.
-inline uint64_t unwind_helper(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) { return r1; }
+inline uint64_t unwind_helper(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) {
+    return r1;
+}
 
 inline vm::HelperTable conformance_helpers() {
     vm::HelperTable t;

@@ -164,7 +164,9 @@ private:
         return std::make_pair(neg, v);
     }
 
-    static bool is_hex(std::string_view t) { return t.find("0x") != std::string_view::npos || t.find("0X") != std::string_view::npos; }
+    static bool is_hex(std::string_view t) {
+        return t.find("0x") != std::string_view::npos || t.find("0X") != std::string_view::npos;
+    }
 
     // 32-bit immediate: hex up to 0xffffffff (bits), or decimal in [-2^31, 2^32).
     Expected<int32_t> imm32(const Line& line, const Token& t) const {
@@ -329,10 +331,10 @@ private:
             }
             return Unit{};
         };
-#define TRY(var, expr)            \
-    auto var = (expr);            \
-    if (!var) {                   \
-        return var.error();       \
+#define TRY(var, expr)      \
+    auto var = (expr);      \
+    if (!var) {             \
+        return var.error(); \
     }
 
         switch (row.form) {
@@ -397,7 +399,8 @@ private:
                 if (ops.size() == 3) {
                     auto k = parse_int(ops[2].text);
                     if (!k || k->first || k->second > 6) {
-                        return error(line, ops[2], "lddw source kind must be 0..6, got '" + std::string(ops[2].text) + "'");
+                        return error(line, ops[2],
+                                     "lddw source kind must be 0..6, got '" + std::string(ops[2].text) + "'");
                     }
                     insn.src = static_cast<uint8_t>(k->second);
                 }

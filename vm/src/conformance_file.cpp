@@ -14,8 +14,9 @@ enum class Section : uint8_t { None, Asm, Result, Mem, Raw, Note, C, Error };
 // Header kinds are found by substring, in this order (upstream parser's rule).
 Section header_kind(std::string_view line) {
     static constexpr std::pair<std::string_view, Section> kKinds[] = {
-        {"asm", Section::Asm},   {"result", Section::Result}, {"mem", Section::Mem},     {"raw", Section::Raw},
-        {"no register offset", Section::Note}, {" c", Section::C}, {"error", Section::Error},
+        {"asm", Section::Asm},     {"result", Section::Result},           {"mem", Section::Mem},
+        {"raw", Section::Raw},     {"no register offset", Section::Note}, {" c", Section::C},
+        {"error", Section::Error},
     };
     for (const auto& [text, kind] : kKinds) {
         if (line.find(text) != std::string_view::npos) {
@@ -120,13 +121,15 @@ Expected<ConformanceTest> parse_conformance(std::string_view text, std::string_v
                         uint8_t byte = 0;
                         auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), byte, 16);
                         if (tok.size() > 2 || ec != std::errc() || p != tok.data() + tok.size()) {
-                            return make_error(where(number), "bad byte '" + std::string(tok) + "' in -- mem (want 1-2 hex digits)");
+                            return make_error(where(number),
+                                              "bad byte '" + std::string(tok) + "' in -- mem (want 1-2 hex digits)");
                         }
                         test.mem.push_back(byte);
                     } else {
                         auto v = parse_u64(tok);
                         if (!v) {
-                            return make_error(where(number), "bad instruction slot '" + std::string(tok) + "' in -- raw");
+                            return make_error(where(number),
+                                              "bad instruction slot '" + std::string(tok) + "' in -- raw");
                         }
                         test.raw->push_back(*v);
                     }

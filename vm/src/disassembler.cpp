@@ -7,9 +7,13 @@ namespace bpfvm::vm {
 
 namespace {
 
-std::string reg(unsigned r) { return "%r" + std::to_string(r); }
+std::string reg(unsigned r) {
+    return "%r" + std::to_string(r);
+}
 
-std::string signed_rel(int64_t v) { return (v < 0 ? "" : "+") + std::to_string(v); }
+std::string signed_rel(int64_t v) {
+    return (v < 0 ? "" : "+") + std::to_string(v);
+}
 
 std::string mem_operand(unsigned base, int16_t off) {
     if (off == 0) {
@@ -69,9 +73,13 @@ std::string conformance(const Instruction& insn) {
 std::string shex(int64_t v) {
     return v < 0 ? "-" + hex(0 - static_cast<uint64_t>(v)) : hex(static_cast<uint64_t>(v));
 }
-std::string rel_hex(int64_t v) { return (v < 0 ? "-" : "+") + hex(v < 0 ? 0 - static_cast<uint64_t>(v) : uint64_t(v)); }
+std::string rel_hex(int64_t v) {
+    return (v < 0 ? "-" : "+") + hex(v < 0 ? 0 - static_cast<uint64_t>(v) : uint64_t(v));
+}
 
-std::string llvm_reg(unsigned r, bool w) { return (w ? "w" : "r") + std::to_string(r); }
+std::string llvm_reg(unsigned r, bool w) {
+    return (w ? "w" : "r") + std::to_string(r);
+}
 
 std::string llvm_mem(const char* type, unsigned base, int16_t off) {
     return std::string("*(") + type + " *)(r" + std::to_string(base) + (off < 0 ? " - " : " + ") +
@@ -210,7 +218,8 @@ std::string llvm(const Instruction& insn) {
             return llvm_reg(insn.dst, w) + " = -" + llvm_reg(insn.dst, w);
         case Form::Endian: {
             const char* name = row.sem == Sem::Le ? "le" : row.sem == Sem::Be ? "be" : "bswap";
-            return llvm_reg(insn.dst, false) + " = " + name + std::to_string(insn.imm) + " " + llvm_reg(insn.dst, false);
+            return llvm_reg(insn.dst, false) + " = " + name + std::to_string(insn.imm) + " " +
+                   llvm_reg(insn.dst, false);
         }
         case Form::LoadMem:
             return llvm_reg(insn.dst, false) + " = " +
@@ -253,7 +262,8 @@ std::string llvm(const Instruction& insn) {
         case Form::CondImm:
             return "if " + llvm_reg(insn.dst, w) + " " + op + " " + shex(insn.imm) + " goto " + rel_hex(insn.off);
         case Form::CondReg:
-            return "if " + llvm_reg(insn.dst, w) + " " + op + " " + llvm_reg(insn.src, w) + " goto " + rel_hex(insn.off);
+            return "if " + llvm_reg(insn.dst, w) + " " + op + " " + llvm_reg(insn.src, w) + " goto " +
+                   rel_hex(insn.off);
         case Form::Call:
         case Form::CallLocal:
         case Form::CallBtf:

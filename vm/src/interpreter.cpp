@@ -130,6 +130,8 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     Trap trap;
     const Slot* s = base;
 
+// The run loop is macros and labels; its layout is kept by hand.
+// clang-format off
 #define PC() static_cast<uint32_t>(s - base)
 #define COUNT()                              \
     do {                                     \
@@ -496,6 +498,7 @@ done:
 #undef LD_PACKET
 #undef NO_EXT
 #undef SEXT
+    // clang-format on
 }
 
 }  // namespace

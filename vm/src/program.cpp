@@ -68,7 +68,9 @@ RawInsn with_selector(RawInsn insn, const OpInfo& row) {
 
 namespace {
 
-std::string at_pc(std::size_t pc) { return "pc " + std::to_string(pc); }
+std::string at_pc(std::size_t pc) {
+    return "pc " + std::to_string(pc);
+}
 
 // Names the legal values of the selecting field for an opcode byte, e.g. "0 (div32) or 1 (sdiv32)".
 std::string legal_values(uint8_t opcode) {
@@ -114,9 +116,7 @@ Expected<Instruction> decode_one(const RawInsn& raw, const RawInsn* next, std::s
     const std::optional<Op> op = find_op(raw.opcode, raw.src, raw.off, raw.imm);
     const OpInfo& first = kOpTable[kOpcodeIndex[raw.opcode].first];
     if (!op) {
-        const int64_t actual = first.match == Match::Off   ? raw.off
-                               : first.match == Match::Imm ? raw.imm
-                                                           : raw.src;
+        const int64_t actual = first.match == Match::Off ? raw.off : first.match == Match::Imm ? raw.imm : raw.src;
         return make_error(at_pc(pc), "opcode " + hex2(raw.opcode) + " with " + field_name(first.match) + " " +
                                          std::to_string(actual) + ": " + field_name(first.match) + " must be " +
                                          legal_values(raw.opcode));
@@ -192,12 +192,12 @@ Expected<Program> Program::from_bytes(std::span<const uint8_t> bytes) {
         return make_error("", "empty program");
     }
     if (bytes.size() % 8 != 0) {
-        return make_error("", "program is " + std::to_string(bytes.size()) +
-                                  " bytes, not a multiple of the 8-byte instruction size");
+        return make_error(
+            "", "program is " + std::to_string(bytes.size()) + " bytes, not a multiple of the 8-byte instruction size");
     }
     if (bytes.size() / 8 > kMaxSlots) {
-        return make_error("", "program has " + std::to_string(bytes.size() / 8) + " instructions, more than the limit of " +
-                                  std::to_string(kMaxSlots));
+        return make_error("", "program has " + std::to_string(bytes.size() / 8) +
+                                  " instructions, more than the limit of " + std::to_string(kMaxSlots));
     }
     std::vector<RawInsn> raw(bytes.size() / 8);
     for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -280,10 +280,10 @@ Expected<Program> Program::from_raw(std::vector<RawInsn> raw) {
             }
             const bool falls_through = form != Form::Exit && form != Form::Jump && form != Form::Jump32;
             if (falls_through && pc + insn.slots() >= end) {
-                return make_error(at_pc(pc), end == n ? "the program can fall off its end (last instruction is " +
-                                                            std::string(insn.info().mnemonic) + ", not exit or ja)"
-                                                      : "control can fall through into the function at pc " +
-                                                            std::to_string(end));
+                return make_error(at_pc(pc),
+                                  end == n ? "the program can fall off its end (last instruction is " +
+                                                 std::string(insn.info().mnemonic) + ", not exit or ja)"
+                                           : "control can fall through into the function at pc " + std::to_string(end));
             }
         }
     }

@@ -14,14 +14,14 @@
 namespace bpfvm::vm {
 
 struct ConformanceTest {
-    std::string source;                       // file name, for messages
-    std::string asm_text;                     // the file with every non-asm line blanked, so
-                                              // assembler errors carry the file's line numbers
+    std::string source;    // file name, for messages
+    std::string asm_text;  // the file with every non-asm line blanked, so
+                           // assembler errors carry the file's line numbers
     bool has_asm = false;
-    std::optional<std::vector<uint64_t>> raw; // `-- raw`: slots to execute instead of the asm
-    std::vector<uint8_t> mem;                 // `-- mem`: input bytes
-    std::optional<uint64_t> result;           // `-- result`: expected r0
-    std::optional<std::string> error;         // `-- error`: expected refusal text
+    std::optional<std::vector<uint64_t>> raw;  // `-- raw`: slots to execute instead of the asm
+    std::vector<uint8_t> mem;                  // `-- mem`: input bytes
+    std::optional<uint64_t> result;            // `-- result`: expected r0
+    std::optional<std::string> error;          // `-- error`: expected refusal text
 
     // A file with no expectation, or no program, is skipped (upstream runner rule).
     [[nodiscard]] bool runnable() const { return (result || error) && (has_asm || raw); }

@@ -24,8 +24,8 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Expected {
 public:
-    Expected(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
-    Expected(Error error) : v_(std::move(error)) {}    // NOLINT(google-explicit-constructor)
+    Expected(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+    Expected(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     [[nodiscard]] bool has_value() const { return v_.index() == 0; }
     explicit operator bool() const { return has_value(); }
@@ -54,9 +54,9 @@ struct Unit {};
 
 }  // namespace bpfvm
 
-#define BPFVM_ASSERT(cond)                                            \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            ::bpfvm::invariant_failed(#cond, __FILE__, __LINE__);     \
-        }                                                             \
+#define BPFVM_ASSERT(cond)                                        \
+    do {                                                          \
+        if (!(cond)) {                                            \
+            ::bpfvm::invariant_failed(#cond, __FILE__, __LINE__); \
+        }                                                         \
     } while (0)

@@ -15,11 +15,11 @@ namespace bpfvm::vm {
 
 // What a helper receives besides r1..r5.
 struct CallContext {
-    void* user = nullptr;                // the embedder's pointer from RunInput::user
-    std::span<const Region> regions;     // memory the program may touch (excluding its stack)
-    std::span<const Region> stack;       // the program's stack (one region)
-    uint32_t pc = 0;                     // pc of the call instruction
-    bool checked = false;                // the run is in checked mode
+    void* user = nullptr;             // the embedder's pointer from RunInput::user
+    std::span<const Region> regions;  // memory the program may touch (excluding its stack)
+    std::span<const Region> stack;    // the program's stack (one region)
+    uint32_t pc = 0;                  // pc of the call instruction
+    bool checked = false;             // the run is in checked mode
     // A helper that meets a fault it cannot express as a return value sets this to a static
     // string; the run then ends with a HelperFault trap.
     const char* fault = nullptr;
@@ -32,25 +32,25 @@ using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4
 
 // Argument kinds, as the verifier will check them (after the kernel's bpf_arg_type).
 enum class ArgKind : uint8_t {
-    None,            // argument not used
-    Anything,        // any initialised value
-    Scalar,          // a number
-    MapHandle,       // pointer to a map (lddw map form)
-    MapKey,          // pointer to key_size readable bytes
-    MapValue,        // pointer to value_size readable bytes
-    Context,         // the program's context pointer
-    ReadableMem,     // pointer to memory, size in the next argument
-    WritableMem,     // pointer to memory the helper fills, size in the next argument
-    Size,            // size of the preceding memory argument, > 0
-    SizeOrZero,      // size of the preceding memory argument, >= 0
-    Function,        // pointer to a callback subprogram
+    None,         // argument not used
+    Anything,     // any initialised value
+    Scalar,       // a number
+    MapHandle,    // pointer to a map (lddw map form)
+    MapKey,       // pointer to key_size readable bytes
+    MapValue,     // pointer to value_size readable bytes
+    Context,      // the program's context pointer
+    ReadableMem,  // pointer to memory, size in the next argument
+    WritableMem,  // pointer to memory the helper fills, size in the next argument
+    Size,         // size of the preceding memory argument, > 0
+    SizeOrZero,   // size of the preceding memory argument, >= 0
+    Function,     // pointer to a callback subprogram
 };
 
 enum class RetKind : uint8_t {
-    Integer,           // a number (possibly a negative errno)
-    Void,              // nothing meaningful in r0
-    MapValueOrNull,    // pointer into a map value, or 0
-    MemOrNull,         // pointer to memory of a known size, or 0
+    Integer,         // a number (possibly a negative errno)
+    Void,            // nothing meaningful in r0
+    MapValueOrNull,  // pointer into a map value, or 0
+    MemOrNull,       // pointer to memory of a known size, or 0
 };
 
 struct HelperPrototype {

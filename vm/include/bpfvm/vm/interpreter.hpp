@@ -40,9 +40,9 @@ struct RunOptions {
 struct RunInput {
     uint64_t r1 = 0;
     uint64_t r2 = 0;
-    std::span<const Region> regions;   // memory the program may touch besides its stack
-    std::span<const uint8_t> packet;   // what LD_ABS / LD_IND read (RFC 9669, 5.5)
-    void* user = nullptr;              // passed to helpers in CallContext::user
+    std::span<const Region> regions;  // memory the program may touch besides its stack
+    std::span<const uint8_t> packet;  // what LD_ABS / LD_IND read (RFC 9669, 5.5)
+    void* user = nullptr;             // passed to helpers in CallContext::user
 };
 
 struct RunResult {
@@ -73,9 +73,9 @@ public:
         uint8_t op;       // Op
         uint8_t dst;
         uint8_t src;
-        uint8_t width;    // bits for movsx / byte swaps
-        int32_t off;      // memory offset, or absolute target pc for jumps and local calls
-        int32_t imm;      // imm; helper index for calls; lddw: low half here, high half in the tail slot
+        uint8_t width;  // bits for movsx / byte swaps
+        int32_t off;    // memory offset, or absolute target pc for jumps and local calls
+        int32_t imm;    // imm; helper index for calls; lddw: low half here, high half in the tail slot
     };
     static_assert(sizeof(Slot) == 16);
 

@@ -67,7 +67,7 @@ enum class Sem : uint8_t {
     LdAbs,
     LdInd,
     Ldx,
-    Ldxs,   // sign-extending load
+    Ldxs,  // sign-extending load
     St,
     Stx,
     AtomicAdd,
@@ -133,7 +133,7 @@ struct OpInfo {
 };
 
 inline constexpr std::array kOpTable = {
-#define X(NAME, OPCODE, MATCH, MVAL, MNEMONIC, FORM, SEM, WIDTH, GROUP, ISA)                                 \
+#define X(NAME, OPCODE, MATCH, MVAL, MNEMONIC, FORM, SEM, WIDTH, GROUP, ISA) \
     OpInfo{Op::NAME, #NAME, OPCODE, Match::MATCH, MVAL, MNEMONIC, Form::FORM, Sem::SEM, WIDTH, Group::GROUP, ISA},
 #include "bpfvm/vm/opcodes.def"
 #undef X
@@ -141,7 +141,9 @@ inline constexpr std::array kOpTable = {
 
 inline constexpr std::size_t kOpCount = kOpTable.size();
 
-constexpr const OpInfo& info(Op op) { return kOpTable[static_cast<std::size_t>(op)]; }
+constexpr const OpInfo& info(Op op) {
+    return kOpTable[static_cast<std::size_t>(op)];
+}
 
 namespace detail {
 constexpr bool table_is_well_formed() {
@@ -199,7 +201,9 @@ inline constexpr std::array<OpcodeRange, 256> kOpcodeIndex = [] {
 }();
 
 // True if some encoding uses this opcode byte.
-constexpr bool is_known_opcode(uint8_t opcode) { return kOpcodeIndex[opcode].count != 0; }
+constexpr bool is_known_opcode(uint8_t opcode) {
+    return kOpcodeIndex[opcode].count != 0;
+}
 
 // The row for an opcode byte and the value of its selecting field, if the pair is legal.
 constexpr std::optional<Op> find_op(uint8_t opcode, uint8_t src, int16_t off, int32_t imm) {
@@ -231,11 +235,11 @@ constexpr std::optional<Op> find_op(uint8_t opcode, uint8_t src, int16_t off, in
 
 // Field usage derived from the form: what validation enforces and what the tools print.
 struct FormFields {
-    bool uses_dst;      // dst names a register (read or written)
-    bool writes_dst;    // dst is written (so it may not be r10)
-    bool uses_src;      // src names a register
-    bool uses_off;      // off is a free operand (memory offset or jump offset)
-    bool uses_imm;      // imm is a free operand
+    bool uses_dst;    // dst names a register (read or written)
+    bool writes_dst;  // dst is written (so it may not be r10)
+    bool uses_src;    // src names a register
+    bool uses_off;    // off is a free operand (memory offset or jump offset)
+    bool uses_imm;    // imm is a free operand
 };
 
 constexpr FormFields fields_of(Form form) {

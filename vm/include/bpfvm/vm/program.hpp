@@ -31,7 +31,7 @@ struct RawInsn {
 
 RawInsn unpack(const uint8_t bytes[8]);
 void pack(const RawInsn& insn, uint8_t bytes[8]);
-uint64_t to_u64(const RawInsn& insn);    // the slot as a little-endian 64-bit number
+uint64_t to_u64(const RawInsn& insn);  // the slot as a little-endian 64-bit number
 RawInsn from_u64(uint64_t slot);
 
 // Sets the field that selects `row` among the rows sharing its opcode byte (offset for sdiv,

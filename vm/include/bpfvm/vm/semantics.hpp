@@ -81,7 +81,9 @@ constexpr uint64_t sext(uint64_t v, unsigned bits) {
     }
 }
 
-constexpr uint16_t bswap16(uint16_t v) { return static_cast<uint16_t>((v >> 8) | (v << 8)); }
+constexpr uint16_t bswap16(uint16_t v) {
+    return static_cast<uint16_t>((v >> 8) | (v << 8));
+}
 constexpr uint32_t bswap32(uint32_t v) {
     return (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
 }
