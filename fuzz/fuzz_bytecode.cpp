@@ -1,6 +1,7 @@
 // Arbitrary bytes as bytecode: decode + validate; for valid programs, disassemble -> assemble must
 // give the same bytes back, and the checked interpreter must end (a budget bounds it) without
-// touching memory outside its regions (AddressSanitizer watches).
+// touching memory outside its regions (AddressSanitizer watches); where it does not trap, the
+// fast mode must give the same r0 and memory.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -34,10 +35,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!interp) {
         return 0;
     }
-    std::vector<uint8_t> mem(64);
-    for (size_t i = 0; i < mem.size(); ++i) {
-        mem[i] = static_cast<uint8_t>(i * 7);
+    std::vector<uint8_t> input(64);
+    for (size_t i = 0; i < input.size(); ++i) {
+        input[i] = static_cast<uint8_t>(i * 7);
     }
-    (void)interp->run_buffer(mem, RunOptions{Mode::Checked, 20'000});
+    std::vector<uint8_t> mem = input;
+    const RunResult checked = interp->run_buffer(mem, RunOptions{Mode::Checked, 20'000});
+    if (!checked.ok()) {
+        return 0;
+    }
+    // The same input did not trap, so the fast mode may run it: on the same buffer (programs see
+    // addresses), restored to the input, it must agree exactly.
+    const std::vector<uint8_t> after_checked = mem;
+    mem = input;
+    const RunResult fast = interp->run_buffer(mem, RunOptions{Mode::Fast, 0});
+    if (!fast.ok() || fast.r0 != checked.r0 || mem != after_checked) {
+        std::abort();
+    }
     return 0;
 }

@@ -211,6 +211,25 @@ TEST(Interpreter, LocalCallsGetTheirOwnFrameAndKeepCalleeSavedRegisters) {
     }
 }
 
+TEST(Interpreter, EveryFrameStartsZeroedSoRunsDoNotSeeEachOther) {
+    // Reads a slot before writing it, in the main frame and in a callee's frame.
+    const Interpreter interp = make(
+        "ldxdw %r0, [%r10-8]\n"
+        "stdw [%r10-8], 0x1234\n"
+        "call local f\n"
+        "exit\n"
+        "f:\n"
+        "ldxdw %r1, [%r10-16]\n"
+        "stdw [%r10-16], 0x77\n"
+        "add %r0, %r1\n"
+        "exit\n");
+    for (int round = 0; round < 3; ++round) {
+        for (Mode mode : {Mode::Checked, Mode::Fast}) {
+            EXPECT_EQ(interp.run_buffer({}, {mode, 0}).r0, 0u) << "round " << round;
+        }
+    }
+}
+
 TEST(Interpreter, CallDepthIsLimitedTo8Frames) {
     // Each level calls the next; 7 nested calls fit (8 frames), the 8th traps.
     std::string text;

@@ -16,8 +16,10 @@ using Slot = Interpreter::Slot;
 
 inline constexpr std::size_t kStackBytes = std::size_t{kStackFrameBytes} * kMaxCallFrames;
 
-// Each thread keeps zeroed stacks, one per nesting level (a helper may run another program),
-// so a program never sees host data left on the host stack.
+// Each thread keeps stacks, one per nesting level (a helper may run another program), so a
+// program never sees host data left on the host stack. Every frame is zeroed when it is entered
+// (512 bytes), so a run never sees what an earlier run left, and results do not depend on
+// history.
 class StackPool {
 public:
     uint8_t* acquire() {
@@ -121,6 +123,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     R[2] = input.r2;
     // Frames grow down from the top of the stack block: frame k has r10 = end - k * 512.
     R[10] = stack_region.begin + kStackBytes;
+    std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
 
     Frame frames[kMaxCallFrames];
     unsigned depth = 0;
@@ -452,6 +455,7 @@ L_CallLocal: {
     f.ret = s + 1;
     std::memcpy(f.saved, &R[6], sizeof f.saved);
     R[10] -= kStackFrameBytes;
+    std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
     s = base + s->off;
     DISPATCH();
 }

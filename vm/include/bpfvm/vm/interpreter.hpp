@@ -9,8 +9,9 @@
 // Fast mode has no run-time checks and is only for programs a verifier accepted. On every
 // program that does not trap, both modes give the same results.
 //
-// Not checked in either mode: reading a register that was never written (it reads as 0), or
-// reading r1-r5 after a helper call (they keep their values).
+// Defined in both modes, so that results never depend on earlier runs: registers r0, r3-r9 start
+// at 0, and each stack frame starts zeroed. Not checked: reading r1-r5 after a helper call
+// (they keep their values).
 #pragma once
 
 #include <cstdint>
