@@ -12,7 +12,7 @@ cmake --build --preset fuzz
 
 corpus=build/fuzz/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus/bytecode" "$corpus/assembler" "$corpus/conformance_file"
+mkdir -p "$corpus/bytecode" "$corpus/assembler" "$corpus/conformance_file" "$corpus/loader"
 for f in "$shared"/conformance/*.data; do
   name=$(basename "$f" .data)
   "$bpfvm" asm "$f" -o "$corpus/bytecode/$name.bin"
@@ -20,9 +20,13 @@ for f in "$shared"/conformance/*.data; do
   cp "$f" "$corpus/conformance_file/"
 done
 
-for target in bytecode assembler conformance_file; do
+find "$shared/ebpf-samples" -type f ! -name '*.csv' ! -name '*.md' | while read -r f; do
+  cp "$f" "$corpus/loader/$(echo "$f" | md5sum | cut -c1-16)"
+done
+
+for target in bytecode assembler conformance_file loader; do
   echo "== fuzz_$target for ${seconds}s"
   mkdir -p "build/fuzz/artifacts/$target"
-  build/fuzz/fuzz/fuzz_$target "$corpus/$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  build/fuzz/fuzz/fuzz_$target "$corpus/$target" -max_total_time="$seconds" -max_len=$([ "$target" = loader ] && echo 65536 || echo 4096) -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$target/" 2>&1 | tail -n 12
 done

@@ -300,7 +300,7 @@ private:
     }
 
     Expected<Unit> read_license() {
-        if (const Section* s = find_section("license")) {
+        if (const Section* s = find_section("license"); s != nullptr && !s->data.empty()) {
             const auto* p = reinterpret_cast<const char*>(s->data.data());
             obj_.license.assign(p, strnlen(p, s->data.size()));
         }
