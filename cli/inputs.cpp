@@ -39,10 +39,42 @@ Expected<std::vector<uint8_t>> read_bytes(const std::string& path) {
     return bytes;
 }
 
-Expected<LoadedProgram> load_program(const std::string& path) {
+bool is_elf(const std::vector<uint8_t>& bytes) {
+    return bytes.size() >= 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F';
+}
+
+Expected<LoadedProgram> load_program(const std::string& path, const std::string& program_name) {
     Expected<std::vector<uint8_t>> bytes = read_bytes(path);
     if (!bytes) {
         return bytes.error();
+    }
+    if (is_elf(*bytes)) {
+        Expected<loader::Object> obj = loader::load_object(*bytes, path);
+        if (!obj) {
+            return obj.error();
+        }
+        std::size_t index = 0;
+        if (!program_name.empty()) {
+            std::string names;
+            for (index = 0; index < obj->programs.size(); ++index) {
+                if (obj->programs[index].name == program_name) {
+                    break;
+                }
+                names += (names.empty() ? "" : ", ") + obj->programs[index].name;
+            }
+            if (index == obj->programs.size()) {
+                return make_error(path, "no program '" + program_name + "' (programs: " + names + ")");
+            }
+        }
+        Expected<vm::Program> p = vm::Program::from_raw(obj->programs[index].insns);
+        if (!p) {
+            return make_error(path + ": program '" + obj->programs[index].name + "'", p.error().message());
+        }
+        LoadedProgram loaded{std::move(*p), {}, std::move(*obj), index};
+        return loaded;
+    }
+    if (!program_name.empty()) {
+        return make_error(path, "--program applies to ELF objects; this is not one");
     }
     const std::string ext = extension(path);
     const std::string_view text(reinterpret_cast<const char*>(bytes->data()), bytes->size());
@@ -73,13 +105,61 @@ Expected<LoadedProgram> load_program(const std::string& path) {
         if (!p) {
             return make_error(p.error().where.empty() ? path : path + ": " + p.error().where, p.error().what);
         }
-        return LoadedProgram{std::move(*p), {}};
+        return LoadedProgram{std::move(*p), {}, std::nullopt, 0};
     }
     Expected<vm::Program> p = vm::Program::from_raw(std::move(raw));
     if (!p) {
         return make_error(p.error().where.empty() ? path : path + ": " + p.error().where, p.error().what);
     }
-    return LoadedProgram{std::move(*p), std::move(mem)};
+    return LoadedProgram{std::move(*p), std::move(mem), std::nullopt, 0};
+}
+
+vm::Annotations annotations_for(const loader::Object& object, const loader::ProgramInfo& program) {
+    vm::Annotations a;
+    a.before.resize(program.insns.size());
+    a.comment.resize(program.insns.size());
+    for (const loader::Function& f : program.functions) {
+        if (f.pc < a.before.size()) {
+            a.before[f.pc] = "<" + f.name + ">:";
+        }
+    }
+    std::string last;
+    for (std::size_t pc = 0; pc < program.lines.size(); ++pc) {
+        const auto& line = program.lines[pc];
+        if (!line) {
+            continue;
+        }
+        std::string text = "; " + line->text;
+        while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+            text.pop_back();
+        }
+        const std::string where = line->file + ":" + std::to_string(line->line);
+        if (where + text == last) {
+            continue;
+        }
+        last = where + text;
+        std::string& b = a.before[pc];
+        b += (b.empty() ? "" : "\n") + text;
+    }
+    for (std::size_t pc = 0; pc < program.insns.size(); ++pc) {
+        const vm::RawInsn& insn = program.insns[pc];
+        if (insn.opcode != 0x18 || pc + 1 >= program.insns.size()) {
+            continue;
+        }
+        const auto index = static_cast<std::size_t>(insn.imm);
+        if ((insn.src == 5 || insn.src == 6) && index < object.maps.size()) {
+            a.comment[pc] = (insn.src == 5 ? "map '" : "&map '") + object.maps[index].name + "'" +
+                            (insn.src == 6 ? " + " + std::to_string(program.insns[pc + 1].imm) : "");
+        } else if (insn.src == 4) {
+            for (const loader::Function& f : program.functions) {
+                if (static_cast<int64_t>(f.pc) == static_cast<int64_t>(pc) + 1 + insn.imm) {
+                    a.comment[pc] = "function '" + f.name + "'";
+                }
+            }
+        }
+        ++pc;
+    }
+    return a;
 }
 
 vm::HelperTable default_helpers() {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "bpfvm/loader/object.hpp"
+#include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/expected.hpp"
 #include "bpfvm/vm/helpers.hpp"
 #include "bpfvm/vm/interpreter.hpp"
@@ -15,11 +17,19 @@ Expected<std::vector<uint8_t>> read_bytes(const std::string& path);
 
 struct LoadedProgram {
     vm::Program program;
-    std::vector<uint8_t> mem;  // a conformance file's `-- mem`, else empty
+    std::vector<uint8_t> mem;              // a conformance file's `-- mem`, else empty
+    std::optional<loader::Object> object;  // for ELF objects
+    std::size_t program_index = 0;         // which of object->programs
 };
 
-// By extension: .s/.asm assembly, .data conformance test, anything else raw bytecode.
-Expected<LoadedProgram> load_program(const std::string& path);
+bool is_elf(const std::vector<uint8_t>& bytes);
+
+// ELF objects by their magic (`program` picks one by name; default the first), then by extension:
+// .s/.asm assembly, .data conformance test, anything else raw bytecode.
+Expected<LoadedProgram> load_program(const std::string& path, const std::string& program = "");
+
+// What the disassembler prints around an object's program: source lines and map names.
+vm::Annotations annotations_for(const loader::Object& object, const loader::ProgramInfo& program);
 
 // The helpers the command offers: helper 5 as the conformance suite expects it.
 vm::HelperTable default_helpers();

@@ -12,6 +12,7 @@
 #include "bpfvm/vm/conformance_file.hpp"
 #include "bpfvm/vm/interpreter.hpp"
 #include "inputs.hpp"
+#include "objects.hpp"
 
 namespace {
 
@@ -79,9 +80,35 @@ int cmd_asm(const std::string& input, const std::string& output) {
     return 0;
 }
 
-int cmd_disasm(const std::string& input, const std::string& syntax) {
-    const cli::LoadedProgram loaded = must(cli::load_program(input));
-    std::cout << disassemble(loaded.program, syntax == "llvm" ? Syntax::Llvm : Syntax::Conformance);
+int cmd_disasm(const std::string& input, const std::string& syntax, const std::string& program) {
+    const Syntax sx = syntax == "llvm" ? Syntax::Llvm : Syntax::Conformance;
+    const cli::LoadedProgram loaded = must(cli::load_program(input, program));
+    if (!loaded.object) {
+        std::cout << disassemble(loaded.program, sx);
+        return 0;
+    }
+    // An object: every program (or the one asked for), with source lines and map names.
+    const loader::Object& obj = *loaded.object;
+    for (std::size_t i = 0; i < obj.programs.size(); ++i) {
+        if (!program.empty() && i != loaded.program_index) {
+            continue;
+        }
+        const loader::ProgramInfo& p = obj.programs[i];
+        const Program prog = must(Program::from_raw(p.insns), input + ": program '" + p.name + "'");
+        std::cout << (i == 0 || !program.empty() ? "" : "\n") << "Disassembly of program '" << p.name << "' (section '"
+                  << p.section << "', " << to_string(p.type) << "):\n";
+        std::cout << disassemble(prog, sx, cli::annotations_for(obj, p));
+    }
+    return 0;
+}
+
+int cmd_inspect(const std::string& input, bool maps_only) {
+    const std::vector<uint8_t> bytes = must(cli::read_bytes(input));
+    if (!cli::is_elf(bytes)) {
+        fail(input + ": not an ELF object");
+    }
+    const loader::Object obj = must(loader::load_object(bytes, input));
+    std::cout << (maps_only ? cli::describe_maps(obj) : cli::describe_object(obj));
     return 0;
 }
 
@@ -216,8 +243,10 @@ int main(int argc, char** argv) {
     asm_cmd->add_option("FILE", input, "Assembly text (.s/.asm) or a conformance test (.data)")->required();
     asm_cmd->add_option("-o,--output", output, "Where to write the bytecode")->required();
 
-    CLI::App* disasm_cmd = app.add_subcommand("disasm", "Disassemble a program");
-    disasm_cmd->add_option("FILE", input, file_help)->required();
+    std::string program;
+    CLI::App* disasm_cmd = app.add_subcommand("disasm", "Disassemble a program, or the programs of an ELF object");
+    disasm_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
+    disasm_cmd->add_option("--program", program, "For an object: only this program");
     disasm_cmd->add_option("--syntax", syntax, "conformance (re-assemblable) or llvm (like llvm-objdump -d)")
         ->check(CLI::IsMember({"conformance", "llvm"}));
 
@@ -230,6 +259,11 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
     run_cmd->add_option("--budget", budget, "Checked runs stop after this many instructions (0 = no limit)");
     run_cmd->add_flag("--json", json, "Print one JSON object");
+
+    CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show an ELF object's programs, maps, relocations and BTF");
+    inspect_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
+    CLI::App* maps_cmd = app.add_subcommand("maps", "List the maps an ELF object declares");
+    maps_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
 
     CLI::App* conf_cmd = app.add_subcommand("conformance", "Run bpf_conformance test files");
     conf_cmd->add_option("PATH", paths, "Test files, or folders of .data files")->required();
@@ -253,10 +287,16 @@ int main(int argc, char** argv) {
             return cmd_asm(input, output);
         }
         if (*disasm_cmd) {
-            return cmd_disasm(input, syntax);
+            return cmd_disasm(input, syntax, program);
         }
         if (*run_cmd) {
             return cmd_run(input, engine, mem_file, repeat, budget, json);
+        }
+        if (*inspect_cmd) {
+            return cmd_inspect(input, false);
+        }
+        if (*maps_cmd) {
+            return cmd_inspect(input, true);
         }
         if (*conf_cmd) {
             return cmd_conformance(paths, engine);

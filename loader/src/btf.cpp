@@ -92,8 +92,8 @@ Expected<Btf> Btf::parse(std::span<const uint8_t> bytes, const std::string& wher
     }
     const std::span<const uint8_t> body = bytes.subspan(hdr_len);
     if (uint64_t{type_off} + type_len > body.size() || uint64_t{str_off} + str_len > body.size()) {
-        return make_error(where, "BTF type or string section lies outside the " + std::to_string(bytes.size()) +
-                                     "-byte BTF data");
+        return make_error(
+            where, "BTF type or string section lies outside the " + std::to_string(bytes.size()) + "-byte BTF data");
     }
     Btf btf;
     const std::span<const uint8_t> strs = body.subspan(str_off, str_len);
@@ -237,8 +237,9 @@ Expected<Btf> Btf::parse(std::span<const uint8_t> bytes, const std::string& wher
                 break;
         }
         if (!ok) {
-            return make_error(where, at + " (" + std::string(to_string(t.kind)) + ") is truncated or names a string "
-                                          "outside the string section");
+            return make_error(where, at + " (" + std::string(to_string(t.kind)) +
+                                         ") is truncated or names a string "
+                                         "outside the string section");
         }
         btf.types_.push_back(std::move(t));
     }
@@ -252,8 +253,7 @@ Expected<Btf> Btf::parse(std::span<const uint8_t> bytes, const std::string& wher
         if (t.ref >= btf.types_.size()) {
             return bad(t.ref);
         }
-        if (t.kind == BtfKind::Array &&
-            (t.array_elem >= btf.types_.size() || t.array_index >= btf.types_.size())) {
+        if (t.kind == BtfKind::Array && (t.array_elem >= btf.types_.size() || t.array_index >= btf.types_.size())) {
             return bad(std::max(t.array_elem, t.array_index));
         }
         for (const BtfMember& m : t.members) {
@@ -323,8 +323,8 @@ Expected<uint64_t> Btf::size_of(uint32_t id) const {
             case BtfKind::TypeTag:
                 break;
         }
-        return make_error("BTF", "type " + std::to_string(*r) + " (" + std::string(to_string(t.kind)) +
-                                     ") has no size");
+        return make_error("BTF",
+                          "type " + std::to_string(*r) + " (" + std::string(to_string(t.kind)) + ") has no size");
     }
     return make_error("BTF", "type chain through " + std::to_string(id) + " is too long (a cycle?)");
 }
@@ -383,8 +383,8 @@ Expected<BtfExt> BtfExt::parse(std::span<const uint8_t> bytes, const Btf& btf, c
                                              " is outside the BTF strings");
             }
             if (uint64_t{count} * rec_size > r.remaining()) {
-                return make_error(where, std::string(what) + " for section '" + *sec + "': " +
-                                             std::to_string(count) + " records do not fit");
+                return make_error(where, std::string(what) + " for section '" + *sec + "': " + std::to_string(count) +
+                                             " records do not fit");
             }
             for (uint32_t i = 0; i < count; ++i) {
                 ByteReader rec(r.take(rec_size), where);
@@ -399,8 +399,8 @@ Expected<BtfExt> BtfExt::parse(std::span<const uint8_t> bytes, const Btf& btf, c
     auto str = [&](uint32_t off, std::string& out, const char* what) -> Expected<Unit> {
         std::optional<std::string> s = btf.string_at(off);
         if (!s) {
-            return make_error(where, std::string(what) + " string offset " + std::to_string(off) +
-                                         " is outside the BTF strings");
+            return make_error(
+                where, std::string(what) + " string offset " + std::to_string(off) + " is outside the BTF strings");
         }
         out = std::move(*s);
         return Unit{};
@@ -446,8 +446,8 @@ Expected<BtfExt> BtfExt::parse(std::span<const uint8_t> bytes, const Btf& btf, c
         rec.u32(access);
         rec.u32(kind);
         if (kind > static_cast<uint32_t>(CoreReloKind::TypeMatches)) {
-            return make_error(where, "CO-RE relocation in section '" + sec + "' has unknown kind " +
-                                         std::to_string(kind));
+            return make_error(where,
+                              "CO-RE relocation in section '" + sec + "' has unknown kind " + std::to_string(kind));
         }
         c.kind = static_cast<CoreReloKind>(kind);
         Expected<Unit> a = str(access, c.access, "CO-RE access");

@@ -16,11 +16,11 @@ namespace bpfvm::loader {
 
 namespace {
 
-constexpr uint32_t kRelBpf64_64 = 1;      // R_BPF_64_64: lddw imm64
-constexpr uint32_t kRelBpfAbs64 = 2;      // R_BPF_64_ABS64: data (map-in-map .values, BTF)
-constexpr uint32_t kRelBpfAbs32 = 3;      // R_BPF_64_ABS32: data (.BTF, debug info)
-constexpr uint32_t kRelBpfNodyld32 = 4;   // R_BPF_64_NODYLD32: BTF.ext
-constexpr uint32_t kRelBpf64_32 = 10;     // R_BPF_64_32: call imm
+constexpr uint32_t kRelBpf64_64 = 1;     // R_BPF_64_64: lddw imm64
+constexpr uint32_t kRelBpfAbs64 = 2;     // R_BPF_64_ABS64: data (map-in-map .values, BTF)
+constexpr uint32_t kRelBpfAbs32 = 3;     // R_BPF_64_ABS32: data (.BTF, debug info)
+constexpr uint32_t kRelBpfNodyld32 = 4;  // R_BPF_64_NODYLD32: BTF.ext
+constexpr uint32_t kRelBpf64_32 = 10;    // R_BPF_64_32: call imm
 constexpr uint16_t kEmBpf = 247;
 constexpr std::size_t kMaxSections = 1u << 16;
 
@@ -77,7 +77,8 @@ bool is_data_section(const std::string& name) {
 
 class Reader {
 public:
-    Reader(std::span<const uint8_t> bytes, std::string name) : bytes_(bytes.begin(), bytes.end()), name_(std::move(name)) {}
+    Reader(std::span<const uint8_t> bytes, std::string name)
+        : bytes_(bytes.begin(), bytes.end()), name_(std::move(name)) {}
 
     Expected<Object> run() {
         init_libelf();
@@ -104,7 +105,7 @@ private:
     std::vector<Symbol> symbols_;
     std::map<std::size_t, std::vector<Reloc>> relocs_;  // by patched section index
     std::vector<Func> funcs_;
-    std::map<std::size_t, std::size_t> data_map_;        // section index -> map index
+    std::map<std::size_t, std::size_t> data_map_;                     // section index -> map index
     std::map<std::pair<std::size_t, uint64_t>, std::size_t> map_at_;  // (section, offset) -> map index
     Object obj_;
 
@@ -115,7 +116,8 @@ private:
 
     Expected<Unit> open() {
         if (bytes_.size() < sizeof(Elf64_Ehdr)) {
-            return fail("", "not an ELF object: " + std::to_string(bytes_.size()) + " bytes is shorter than an ELF header");
+            return fail("",
+                        "not an ELF object: " + std::to_string(bytes_.size()) + " bytes is shorter than an ELF header");
         }
         if (std::memcmp(bytes_.data(), ELFMAG, SELFMAG) != 0) {
             return fail("", "not an ELF object (bad magic)");
@@ -137,8 +139,7 @@ private:
         if (ehdr.e_machine != kEmBpf) {
             return fail("", "ELF machine is " + std::to_string(ehdr.e_machine) + ", not BPF (247)");
         }
-        if (ehdr.e_shoff > bytes_.size() ||
-            uint64_t{ehdr.e_shnum} * ehdr.e_shentsize > bytes_.size() - ehdr.e_shoff) {
+        if (ehdr.e_shoff > bytes_.size() || uint64_t{ehdr.e_shnum} * ehdr.e_shentsize > bytes_.size() - ehdr.e_shoff) {
             return fail("", "the section header table (" + std::to_string(ehdr.e_shnum) + " entries at offset " +
                                 std::to_string(ehdr.e_shoff) + ") goes past the end of the " +
                                 std::to_string(bytes_.size()) + "-byte file");
@@ -172,8 +173,8 @@ private:
             }
             const char* name = elf_strptr(elf_.get(), shstrndx, s.hdr.sh_name);
             if (name == nullptr) {
-                return fail("section #" + std::to_string(i), "name offset " + std::to_string(s.hdr.sh_name) +
-                                                                 " is outside the section name table");
+                return fail("section #" + std::to_string(i),
+                            "name offset " + std::to_string(s.hdr.sh_name) + " is outside the section name table");
             }
             s.name = name;
             s.exec = (s.hdr.sh_flags & SHF_EXECINSTR) != 0 && s.hdr.sh_type == SHT_PROGBITS;
@@ -193,8 +194,8 @@ private:
             }
             s.data = std::span<const uint8_t>(bytes_.data() + s.hdr.sh_offset, s.hdr.sh_size);
             if (s.exec && s.data.size() % 8 != 0) {
-                return fail(sec_where(i), "code size " + std::to_string(s.data.size()) +
-                                              " is not a multiple of 8 bytes");
+                return fail(sec_where(i),
+                            "code size " + std::to_string(s.data.size()) + " is not a multiple of 8 bytes");
             }
         }
         return Unit{};
@@ -215,8 +216,8 @@ private:
         }
         if (symtab->hdr.sh_link == 0 || symtab->hdr.sh_link >= sections_.size() ||
             sections_[symtab->hdr.sh_link].hdr.sh_type != SHT_STRTAB) {
-            return fail(sec_where(symtab->index), "its string table index " + std::to_string(symtab->hdr.sh_link) +
-                                                      " is not a string table");
+            return fail(sec_where(symtab->index),
+                        "its string table index " + std::to_string(symtab->hdr.sh_link) + " is not a string table");
         }
         Elf_Data* data = elf_getdata(elf_getscn(elf_.get(), symtab->index), nullptr);
         if (data == nullptr) {
@@ -231,8 +232,8 @@ private:
             }
             const char* name = elf_strptr(elf_.get(), symtab->hdr.sh_link, sym.sym.st_name);
             if (name == nullptr) {
-                return fail("symbol #" + std::to_string(i), "name offset " + std::to_string(sym.sym.st_name) +
-                                                                " is outside the string table");
+                return fail("symbol #" + std::to_string(i),
+                            "name offset " + std::to_string(sym.sym.st_name) + " is outside the string table");
             }
             sym.name = name;
             const uint16_t shndx = sym.sym.st_shndx;
@@ -258,7 +259,8 @@ private:
             }
             const std::size_t target = s.hdr.sh_info;
             if (target == 0 || target >= sections_.size()) {
-                return fail(sec_where(s.index), "relocates section #" + std::to_string(target) + ", which does not exist");
+                return fail(sec_where(s.index),
+                            "relocates section #" + std::to_string(target) + ", which does not exist");
             }
             Elf_Data* data = elf_getdata(elf_getscn(elf_.get(), s.index), nullptr);
             if (data == nullptr) {
@@ -269,7 +271,8 @@ private:
             for (std::size_t i = 0; i < count; ++i) {
                 GElf_Rel rel;
                 if (gelf_getrel(data, static_cast<int>(i), &rel) == nullptr) {
-                    return fail(sec_where(s.index), "relocation #" + std::to_string(i) + " is corrupt" + libelf_reason());
+                    return fail(sec_where(s.index),
+                                "relocation #" + std::to_string(i) + " is corrupt" + libelf_reason());
                 }
                 Reloc r{rel.r_offset, static_cast<uint32_t>(GELF_R_SYM(rel.r_info)),
                         static_cast<uint32_t>(GELF_R_TYPE(rel.r_info)), i};
@@ -306,7 +309,8 @@ private:
         }
         if (const Section* s = find_section("version")) {
             if (s->data.size() != 4) {
-                return fail(sec_where(s->index), "is " + std::to_string(s->data.size()) + " bytes, not a 4-byte version");
+                return fail(sec_where(s->index),
+                            "is " + std::to_string(s->data.size()) + " bytes, not a 4-byte version");
             }
             uint32_t v = 0;
             std::memcpy(&v, s->data.data(), 4);
@@ -341,7 +345,8 @@ private:
         auto check = [&](const std::string& sec, uint32_t offset, const char* what) -> Expected<Unit> {
             const Section* s = find_section(sec);
             if (s == nullptr || !s->exec) {
-                return fail("section '.BTF.ext'", std::string(what) + " for '" + sec + "', which is not a code section");
+                return fail("section '.BTF.ext'",
+                            std::string(what) + " for '" + sec + "', which is not a code section");
             }
             if (offset % 8 != 0 || offset >= s->data.size()) {
                 return fail("section '.BTF.ext'", std::string(what) + " at byte " + std::to_string(offset) + " of '" +
@@ -390,7 +395,8 @@ private:
                 out.push_back(&s);
             }
         }
-        std::sort(out.begin(), out.end(), [](const Symbol* a, const Symbol* b) { return a->sym.st_value < b->sym.st_value; });
+        std::sort(out.begin(), out.end(),
+                  [](const Symbol* a, const Symbol* b) { return a->sym.st_value < b->sym.st_value; });
         return out;
     }
 
@@ -602,7 +608,8 @@ private:
         for (const BtfMember& entry : btf.type(*sec).members) {
             const BtfType& var = btf.type(entry.type);
             if (var.kind != BtfKind::Var) {
-                return fail(sec_where(s.index), "DATASEC entry of type " + std::to_string(entry.type) + " is not a variable");
+                return fail(sec_where(s.index),
+                            "DATASEC entry of type " + std::to_string(entry.type) + " is not a variable");
             }
             Expected<vm::MapSpec> m = btf_map_def(btf, var.ref, var.name, 0);
             if (!m) {
@@ -645,8 +652,8 @@ private:
                 // Slots of `values` are 8-byte pointers.
                 const uint32_t slot = static_cast<uint32_t>((r.offset - outer_offset - values_offset(outer_index)) / 8);
                 obj_.maps[outer_index].initial_slots.emplace_back(slot, target.name);
-                obj_.relocations.push_back({s.name, r.offset, r.type, target.name, "slot " + std::to_string(slot) +
-                                                                                       " of map '" + outer->name + "'"});
+                obj_.relocations.push_back({s.name, r.offset, r.type, target.name,
+                                            "slot " + std::to_string(slot) + " of map '" + outer->name + "'"});
             }
         }
         return Unit{};
@@ -702,11 +709,12 @@ private:
                 // Old objects: no function symbols, the whole section is one program.
                 in_section.push_back(Func{s.index, 0, n, s.name, s.name != ".text"});
             }
-            std::sort(in_section.begin(), in_section.end(), [](const Func& a, const Func& b) { return a.start < b.start; });
+            std::sort(in_section.begin(), in_section.end(),
+                      [](const Func& a, const Func& b) { return a.start < b.start; });
             for (std::size_t i = 1; i < in_section.size(); ++i) {
                 if (in_section[i].start < in_section[i - 1].end) {
-                    return fail(sec_where(s.index), "functions '" + in_section[i - 1].name + "' and '" +
-                                                        in_section[i].name + "' overlap");
+                    return fail(sec_where(s.index),
+                                "functions '" + in_section[i - 1].name + "' and '" + in_section[i].name + "' overlap");
                 }
             }
             funcs_.insert(funcs_.end(), in_section.begin(), in_section.end());
@@ -754,9 +762,8 @@ private:
     Expected<Unit> link_programs() {
         // Programs are the global functions of code sections other than .text. An object whose
         // only code is .text (hand-made test objects) has its global .text functions as programs.
-        const bool text_only = std::none_of(funcs_.begin(), funcs_.end(), [&](const Func& f) {
-            return sections_[f.section].name != ".text";
-        });
+        const bool text_only = std::none_of(funcs_.begin(), funcs_.end(),
+                                            [&](const Func& f) { return sections_[f.section].name != ".text"; });
         for (const Func& f : funcs_) {
             const Section& s = sections_[f.section];
             if ((s.name == ".text" && !text_only) || !f.global) {
@@ -809,8 +816,8 @@ private:
             for (uint32_t idx = f.start; idx < f.end; ++idx) {
                 const uint32_t pc = fbase + (idx - f.start);
                 vm::RawInsn insn = vm::unpack(sec.data.data() + 8 * idx);
-                const std::string at = sec_where(f.section) + ": instruction " + std::to_string(idx) + " (in '" +
-                                       f.name + "')";
+                const std::string at =
+                    sec_where(f.section) + ": instruction " + std::to_string(idx) + " (in '" + f.name + "')";
                 const Reloc* rel = reloc_at(f.section, uint64_t{idx} * 8);
                 const bool is_lddw = insn.opcode == 0x18;
                 if (is_lddw && idx + 1 >= f.end) {
@@ -869,8 +876,8 @@ private:
             const int64_t target = static_cast<int64_t>(sym.sym.st_value / 8) + insn.imm + 1;
             const Func* callee = func_at(shndx, target);
             if (callee == nullptr) {
-                return fail(what, "call target " + std::to_string(target) + " is not inside a function of " +
-                                      sec_where(shndx));
+                return fail(
+                    what, "call target " + std::to_string(target) + " is not inside a function of " + sec_where(shndx));
             }
             const uint32_t cb = include(callee);
             insn.imm = static_cast<int32_t>(int64_t{cb} + (target - callee->start) - (int64_t{pc} + 1));
@@ -912,9 +919,9 @@ private:
                 insn.imm = static_cast<int32_t>(d->second);
                 next.imm = static_cast<int32_t>(offset);
                 info.target = "global data '" + target.name + "' + " + std::to_string(offset);
-            } else if (auto m = map_at_.find({shndx, sym.sym.st_value + (sym.type() == STT_SECTION
-                                                                             ? static_cast<uint32_t>(insn.imm)
-                                                                             : 0)});
+            } else if (auto m =
+                           map_at_.find({shndx, sym.sym.st_value +
+                                                    (sym.type() == STT_SECTION ? static_cast<uint32_t>(insn.imm) : 0)});
                        m != map_at_.end()) {
                 insn.src = 5;
                 insn.imm = static_cast<int32_t>(m->second);
@@ -924,8 +931,8 @@ private:
                 return fail(what, "does not name a map, global data or a function (it is in " + sec_where(shndx) + ")");
             }
         } else {
-            return fail(what, "the instruction (opcode 0x" + hex16(insn.opcode).substr(2) +
-                                  ") is neither an lddw nor a call");
+            return fail(
+                what, "the instruction (opcode 0x" + hex16(insn.opcode).substr(2) + ") is neither an lddw nor a call");
         }
         (void)prog;
         obj_.relocations.push_back(std::move(info));

@@ -289,10 +289,18 @@ std::string format_instruction(const Instruction& insn, Syntax syntax) {
 }
 
 std::string disassemble(const Program& program, Syntax syntax) {
+    return disassemble(program, syntax, Annotations{});
+}
+
+std::string disassemble(const Program& program, Syntax syntax, const Annotations& annotations) {
     std::string out;
     const std::vector<uint8_t> bytes = program.bytes();
     for (std::size_t pc = 0; pc < program.size(); pc += program[pc].slots()) {
         const Instruction& insn = program[pc];
+        if (pc < annotations.before.size() && !annotations.before[pc].empty()) {
+            out += annotations.before[pc];
+            out += "\n";
+        }
         if (syntax == Syntax::Llvm) {
             char head[32];
             std::snprintf(head, sizeof head, "%8zu:\t", pc);
@@ -305,6 +313,10 @@ std::string disassemble(const Program& program, Syntax syntax) {
             out += "\t";
         }
         out += format_instruction(insn, syntax);
+        if (pc < annotations.comment.size() && !annotations.comment[pc].empty()) {
+            out += syntax == Syntax::Llvm ? "\t; " : "  # ";
+            out += annotations.comment[pc];
+        }
         out += "\n";
     }
     return out;

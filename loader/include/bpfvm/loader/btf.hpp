@@ -41,10 +41,10 @@ std::string_view to_string(BtfKind kind);
 
 // A struct/union member, function parameter or datasec entry.
 struct BtfMember {
-    std::string name;           // empty for datasec entries
+    std::string name;  // empty for datasec entries
     uint32_t type = 0;
-    uint32_t offset = 0;        // struct: bit offset; datasec: byte offset
-    uint32_t bitfield_size = 0; // struct with kind_flag: bitfield width; datasec: byte size
+    uint32_t offset = 0;         // struct: bit offset; datasec: byte offset
+    uint32_t bitfield_size = 0;  // struct with kind_flag: bitfield width; datasec: byte size
 };
 
 struct BtfEnumerator {
@@ -61,7 +61,7 @@ struct BtfType {
     uint32_t int_bits = 0;    // int
     bool int_signed = false;  // int
     uint32_t array_elem = 0, array_index = 0, array_nelems = 0;  // array
-    uint32_t linkage = 0;     // var, func
+    uint32_t linkage = 0;                                        // var, func
     std::vector<BtfMember> members;
     std::vector<BtfEnumerator> enumerators;
 };
@@ -129,7 +129,7 @@ struct BtfCoreRelo {
 };
 
 struct BtfExt {
-    std::map<std::string, std::vector<BtfFuncInfo>> func_info;    // by section name
+    std::map<std::string, std::vector<BtfFuncInfo>> func_info;  // by section name
     std::map<std::string, std::vector<BtfLineInfo>> line_info;
     std::map<std::string, std::vector<BtfCoreRelo>> core_relos;
 

@@ -50,7 +50,7 @@ struct RelocationInfo {
     uint64_t offset = 0;  // byte offset in that section
     uint32_t type = 0;    // R_BPF_*
     std::string symbol;
-    std::string target;   // what it resolved to: "map 'x'", "subprogram 'f'", ...
+    std::string target;  // what it resolved to: "map 'x'", "subprogram 'f'", ...
 };
 
 struct Object {

@@ -39,4 +39,13 @@ std::string format_instruction(const Instruction& insn, Syntax syntax);
 // that assembles back to the same bytes.
 std::string disassemble(const Program& program, Syntax syntax);
 
+// Text a caller adds around instructions: lines printed before the instruction at a pc (source
+// lines, labels) and a comment after it (what a map reference names). Indexed by pc; missing or
+// empty entries add nothing.
+struct Annotations {
+    std::vector<std::string> before;
+    std::vector<std::string> comment;
+};
+std::string disassemble(const Program& program, Syntax syntax, const Annotations& annotations);
+
 }  // namespace bpfvm::vm

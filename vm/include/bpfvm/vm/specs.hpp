@@ -114,10 +114,10 @@ struct MapSpec {
     uint32_t max_entries = 0;
     uint32_t flags = 0;
     MapOrigin origin = MapOrigin::BtfMaps;
-    uint32_t btf_key_type = 0;    // BTF ids where known (0 = none)
+    uint32_t btf_key_type = 0;  // BTF ids where known (0 = none)
     uint32_t btf_value_type = 0;
     // map-in-map: the inner map's definition (its name is the outer map's name + ".inner").
-    std::vector<MapSpec> inner;   // empty, or exactly one element
+    std::vector<MapSpec> inner;  // empty, or exactly one element
     // Initial slots from `.values`: (index, name) of a map in the same object (map-in-map) or of a
     // program (prog_array).
     std::vector<std::pair<uint32_t, std::string>> initial_slots;
