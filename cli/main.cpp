@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bpfvm/helpers/runtime.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
 #include "bpfvm/vm/interpreter.hpp"
@@ -114,53 +115,145 @@ int cmd_inspect(const std::string& input, bool maps_only) {
 
 // ---- run ---------------------------------------------------------------------------------------
 
-int cmd_run(const std::string& input, const std::string& engine, const std::string& mem_file, uint64_t repeat,
-            uint64_t budget, bool json) {
-    const cli::LoadedProgram loaded = must(cli::load_program(input));
-    std::vector<uint8_t> mem = loaded.mem;
-    if (!mem_file.empty()) {
-        mem = must(cli::read_bytes(mem_file), mem_file);
+std::string hex_bytes(const uint8_t* p, std::size_t n) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out += digits[p[i] >> 4];
+        out += digits[p[i] & 15];
     }
-    const HelperTable helpers = cli::default_helpers();
-    const Interpreter interp = must(Interpreter::create(loaded.program, helpers), input);
+    return out;
+}
+
+// {"map": {"key hex": "value hex", ...}, ...}; global-data maps are left out.
+std::string maps_json(const helpers::Runtime& rt) {
+    std::string out = "{";
+    bool first_map = true;
+    for (std::size_t i = 0; i < rt.map_count(); ++i) {
+        helpers::Map& m = rt.map(i);
+        if (m.spec().origin == MapOrigin::GlobalData) {
+            continue;
+        }
+        out += std::string(first_map ? "" : ", ") + "\"" + json_escape(m.spec().name) + "\": {";
+        first_map = false;
+        bool first = true;
+        for (const auto& [k, v] : m.entries()) {
+            out += std::string(first ? "" : ", ") + "\"" + hex_bytes(k.data(), k.size()) + "\": \"" +
+                   hex_bytes(v.data(), v.size()) + "\"";
+            first = false;
+        }
+        out += "}";
+    }
+    return out + "}";
+}
+
+struct RunArgs {
+    std::string engine = "interp-checked";
+    std::string program;
+    std::string mem_file;
+    std::string packet_file;
+    std::string ctx_file;
+    uint64_t repeat = 0;
+    uint64_t budget = 100'000'000;
+    bool json = false;
+};
+
+int cmd_run(const std::string& input, const RunArgs& a) {
+    const cli::LoadedProgram loaded = must(cli::load_program(input, a.program));
+    std::vector<uint8_t> mem = loaded.mem;
+    for (const std::string* file : {&a.mem_file, &a.packet_file, &a.ctx_file}) {
+        if (!file->empty()) {
+            mem = must(cli::read_bytes(*file));
+        }
+    }
+    // An object's program runs against a runtime holding its maps and the kernel helpers.
+    std::unique_ptr<helpers::Runtime> runtime;
+    Program program = loaded.program;
+    HelperTable helper_table = cli::default_helpers();
+    if (loaded.object) {
+        const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
+        if (p.type != ProgramType::Unspecified && p.type != ProgramType::Syscall) {
+            fail(input + ": program '" + p.name + "' is a " + std::string(to_string(p.type)) +
+                 " program; its context model is not implemented yet (programs in .text and syscall "
+                 "programs run today, with --mem / --ctx as their memory)");
+        }
+        runtime = must(helpers::Runtime::create(loaded.object->maps), input);
+        program = must(runtime->link(p.insns), input + ": program '" + p.name + "'");
+        helper_table = runtime->helpers();
+    }
+    const Interpreter interp = must(Interpreter::create(program, helper_table), input);
+    auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
+        std::vector<Region> regions;
+        if (!buf.empty()) {
+            regions.push_back(Region::of(std::span<uint8_t>(buf), "input"));
+        }
+        RunInput in;
+        in.r1 = buf.empty() ? 0 : reinterpret_cast<uintptr_t>(buf.data());
+        in.r2 = buf.size();
+        in.packet = buf;
+        if (runtime) {
+            runtime->prepare(in, regions);
+        } else {
+            in.regions = regions;
+        }
+        return interp.run(in, RunOptions{mode, a.budget});
+    };
 
     // Until the verifier exists, the fast engine runs a program only after a checked run of the
     // same input finished without a trap, so an unsafe program cannot crash the command.
     std::vector<uint8_t> work = mem;
-    RunResult result = interp.run_buffer(work, RunOptions{Mode::Checked, budget});
-    const Mode mode = engine == "interp" ? Mode::Fast : Mode::Checked;
+    RunResult result = run_once(work, Mode::Checked);
+    const std::vector<uint8_t> after_first = work;
+    const Mode mode = a.engine == "interp" ? Mode::Fast : Mode::Checked;
     double ns_per_run = 0;
-    if (result.ok() && repeat > 0) {
+    if (result.ok() && a.repeat > 0) {
         const auto start = std::chrono::steady_clock::now();
-        for (uint64_t i = 0; i < repeat; ++i) {
+        for (uint64_t i = 0; i < a.repeat; ++i) {
             std::copy(mem.begin(), mem.end(), work.begin());
-            result = interp.run_buffer(work, RunOptions{mode, budget});
+            result = run_once(work, mode);
         }
         const auto end = std::chrono::steady_clock::now();
-        ns_per_run = std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(repeat);
+        ns_per_run = std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(a.repeat);
     }
-    if (json) {
-        if (result.ok()) {
-            std::printf("{\"r0\": %llu", static_cast<unsigned long long>(result.r0));
-            if (repeat > 0) {
-                std::printf(", \"ns_per_run\": %.2f", ns_per_run);
-            }
-            std::printf("}\n");
-        } else {
+    if (!result.ok()) {
+        if (a.json) {
             std::printf("{\"trap\": \"%s\", \"pc\": %u, \"message\": \"%s\"}\n",
                         std::string(to_string(result.trap->kind)).c_str(), result.trap->pc,
                         json_escape(result.trap->message()).c_str());
+        } else {
+            std::fprintf(stderr, "bpfvm: %s: trap: %s\n", input.c_str(), result.trap->message().c_str());
         }
-    } else if (result.ok()) {
-        std::printf("0x%llx\n", static_cast<unsigned long long>(result.r0));
-        if (repeat > 0) {
-            std::printf("%.2f ns per run (%s, mean of %llu runs)\n", ns_per_run, engine.c_str(),
-                        static_cast<unsigned long long>(repeat));
-        }
-    } else {
-        std::fprintf(stderr, "bpfvm: %s: trap: %s\n", input.c_str(), result.trap->message().c_str());
+        return 1;
     }
-    return result.ok() ? 0 : 1;
+    if (a.json) {
+        if (runtime) {
+            std::printf("{\"retval\": %llu, \"packet_out\": \"%s\", \"maps\": %s",
+                        static_cast<unsigned long long>(result.r0),
+                        hex_bytes(after_first.data(), after_first.size()).c_str(), maps_json(*runtime).c_str());
+        } else {
+            std::printf("{\"r0\": %llu", static_cast<unsigned long long>(result.r0));
+        }
+        if (a.repeat > 0) {
+            std::printf(", \"ns_per_run\": %.2f", ns_per_run);
+        }
+        std::printf("}\n");
+        return 0;
+    }
+    std::printf("0x%llx\n", static_cast<unsigned long long>(result.r0));
+    if (runtime) {
+        if (after_first != mem) {
+            std::printf("packet out: %s\n", hex_bytes(after_first.data(), after_first.size()).c_str());
+        }
+        for (const std::string& line : runtime->trace_lines()) {
+            std::printf("trace: %s\n", line.c_str());
+        }
+    }
+    if (a.repeat > 0) {
+        std::printf("%.2f ns per run (%s, mean of %llu runs)\n", ns_per_run, a.engine.c_str(),
+                    static_cast<unsigned long long>(a.repeat));
+    }
+    return 0;
 }
 
 // ---- conformance -------------------------------------------------------------------------------
@@ -230,10 +323,6 @@ int main(int argc, char** argv) {
     std::string output;
     std::string syntax = "conformance";
     std::string engine = "interp-checked";
-    std::string mem_file;
-    uint64_t repeat = 0;
-    uint64_t budget = 100'000'000;
-    bool json = false;
     std::vector<std::string> paths;
 
     const std::string file_help =
@@ -250,15 +339,22 @@ int main(int argc, char** argv) {
     disasm_cmd->add_option("--syntax", syntax, "conformance (re-assemblable) or llvm (like llvm-objdump -d)")
         ->check(CLI::IsMember({"conformance", "llvm"}));
 
+    RunArgs run_args;
     CLI::App* run_cmd = app.add_subcommand("run", "Run a program and print r0");
-    run_cmd->add_option("FILE", input, file_help)->required();
-    run_cmd->add_option("--engine", engine, "interp (fast, after one checked run) or interp-checked")
+    run_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
+    run_cmd->add_option("--program", run_args.program, "For an object: the program to run (default: the first)");
+    run_cmd->add_option("--engine", run_args.engine, "interp (fast, after one checked run) or interp-checked")
         ->check(CLI::IsMember({"interp", "interp-checked"}));
-    run_cmd->add_option("--mem", mem_file, "Input buffer: r1 points to a copy of it, r2 holds its length");
-    run_cmd->add_option("--repeat", repeat, "Run N times and print the mean ns per run")
+    CLI::Option* mem_opt =
+        run_cmd->add_option("--mem", run_args.mem_file, "Input buffer: r1 points to a copy of it, r2 holds its length");
+    CLI::Option* packet_opt = run_cmd->add_option("--packet", run_args.packet_file, "The packet to run on");
+    CLI::Option* ctx_opt = run_cmd->add_option("--ctx", run_args.ctx_file, "The context (syscall programs: a buffer)");
+    mem_opt->excludes(packet_opt)->excludes(ctx_opt);
+    packet_opt->excludes(ctx_opt);
+    run_cmd->add_option("--repeat", run_args.repeat, "Run N times and print the mean ns per run")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
-    run_cmd->add_option("--budget", budget, "Checked runs stop after this many instructions (0 = no limit)");
-    run_cmd->add_flag("--json", json, "Print one JSON object");
+    run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");
+    run_cmd->add_flag("--json", run_args.json, "Print one JSON object");
 
     CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show an ELF object's programs, maps, relocations and BTF");
     inspect_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
@@ -290,7 +386,7 @@ int main(int argc, char** argv) {
             return cmd_disasm(input, syntax, program);
         }
         if (*run_cmd) {
-            return cmd_run(input, engine, mem_file, repeat, budget, json);
+            return cmd_run(input, run_args);
         }
         if (*inspect_cmd) {
             return cmd_inspect(input, false);

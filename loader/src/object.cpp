@@ -989,6 +989,37 @@ const ProgramInfo* Object::find_program(std::string_view n) const {
     return nullptr;
 }
 
+Expected<Unit> Object::set_global(std::string_view variable, std::span<const uint8_t> bytes) {
+    const std::string where = name + ": global '" + std::string(variable) + "'";
+    if (!btf) {
+        return make_error(where, "the object has no BTF to find variables in");
+    }
+    for (vm::MapSpec& m : maps) {
+        if (m.origin != vm::MapOrigin::GlobalData) {
+            continue;
+        }
+        const std::optional<uint32_t> sec = btf->find(BtfKind::Datasec, m.name);
+        if (!sec) {
+            continue;
+        }
+        for (const BtfMember& entry : btf->type(*sec).members) {
+            if (btf->type(entry.type).kind != BtfKind::Var || btf->type(entry.type).name != variable) {
+                continue;
+            }
+            if (bytes.size() != entry.bitfield_size) {
+                return make_error(
+                    where, "is " + std::to_string(entry.bitfield_size) + " bytes, got " + std::to_string(bytes.size()));
+            }
+            if (uint64_t{entry.offset} + bytes.size() > m.initial_value.size()) {
+                return make_error(where, "lies outside section '" + m.name + "'");
+            }
+            std::copy(bytes.begin(), bytes.end(), m.initial_value.begin() + entry.offset);
+            return Unit{};
+        }
+    }
+    return make_error(where, "no such variable in .data, .rodata or .bss");
+}
+
 std::optional<uint32_t> Object::find_map(std::string_view n) const {
     for (std::size_t i = 0; i < maps.size(); ++i) {
         if (maps[i].name == n) {

@@ -114,6 +114,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     const Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes), kStackBytes, true, "stack"};
     CallContext call_ctx;
     call_ctx.user = input.user;
+    call_ctx.runtime = input.runtime;
     call_ctx.regions = input.regions;
     call_ctx.stack = std::span<const Region>(&stack_region, 1);
     call_ctx.checked = kChecked;

@@ -65,6 +65,10 @@ struct Object {
     std::vector<std::string> notes;  // things read but ignored on purpose
 
     [[nodiscard]] const ProgramInfo* find_program(std::string_view name) const;
+    // Sets a global variable's initial bytes before the object's maps are created: libbpf's
+    // `const volatile` configuration pattern for .rodata, and plain globals in .data/.bss.
+    // The variable is found by name in the BTF; `bytes` must be exactly its size.
+    Expected<Unit> set_global(std::string_view variable, std::span<const uint8_t> bytes);
     [[nodiscard]] std::optional<uint32_t> find_map(std::string_view name) const;
 };
 

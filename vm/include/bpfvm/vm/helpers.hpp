@@ -16,6 +16,7 @@ namespace bpfvm::vm {
 // What a helper receives besides r1..r5.
 struct CallContext {
     void* user = nullptr;             // the embedder's pointer from RunInput::user
+    void* runtime = nullptr;          // the runtime the program was linked against (helpers/)
     std::span<const Region> regions;  // memory the program may touch (excluding its stack)
     std::span<const Region> stack;    // the program's stack (one region)
     uint32_t pc = 0;                  // pc of the call instruction

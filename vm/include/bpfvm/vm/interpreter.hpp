@@ -44,6 +44,7 @@ struct RunInput {
     std::span<const Region> regions;  // memory the program may touch besides its stack
     std::span<const uint8_t> packet;  // what LD_ABS / LD_IND read (RFC 9669, 5.5)
     void* user = nullptr;             // passed to helpers in CallContext::user
+    void* runtime = nullptr;          // passed to helpers in CallContext::runtime
 };
 
 struct RunResult {

@@ -1,0 +1,379 @@
+// The kernel helpers bpfvm provides, by their uapi ids. Each checks the pointers it is given
+// against the regions the program may touch when the run is checked (an unverified program); in
+// a verified run the verifier has proved them.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+
+#include "bpfvm/helpers/runtime.hpp"
+
+namespace bpfvm::helpers {
+
+namespace {
+
+using vm::ArgKind;
+using vm::CallContext;
+using vm::HelperPrototype;
+using vm::RetKind;
+
+Runtime* runtime_of(CallContext* ctx) {
+    if (ctx->runtime == nullptr) {
+        ctx->fault = "the program was not linked against a runtime";
+    }
+    return static_cast<Runtime*>(ctx->runtime);
+}
+
+// The map a program passes in r1, or null with a fault set.
+Map* map_arg(CallContext* ctx, uint64_t handle) {
+    Runtime* rt = runtime_of(ctx);
+    if (rt == nullptr) {
+        return nullptr;
+    }
+    Map* m = rt->map_from_handle(handle);
+    if (m == nullptr) {
+        ctx->fault = "argument 1 is not a map";
+    }
+    return m;
+}
+
+// In a checked run: is [ptr, ptr + len) memory the program may read (or write)?
+bool mem_ok(CallContext* ctx, uint64_t ptr, uint64_t len, bool write, const char* fault) {
+    if (!ctx->checked || len == 0 || ctx->allowed(ptr, len, write)) {
+        return true;
+    }
+    ctx->fault = fault;
+    return false;
+}
+
+const void* ptr(uint64_t v) {
+    return reinterpret_cast<const void*>(static_cast<uintptr_t>(v));
+}
+void* wptr(uint64_t v) {
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(v));
+}
+uint64_t neg(int errno_value) {
+    return static_cast<uint64_t>(static_cast<int64_t>(-errno_value));
+}
+
+uint64_t map_lookup_elem(uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr || !mem_ok(ctx, key, m->spec().key_size, false, "map_lookup_elem: key is not readable memory")) {
+        return 0;
+    }
+    return reinterpret_cast<uintptr_t>(m->lookup(ptr(key)));
+}
+
+uint64_t map_update_elem(uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr || !mem_ok(ctx, key, m->spec().key_size, false, "map_update_elem: key is not readable memory") ||
+        !mem_ok(ctx, value, m->spec().value_size, false, "map_update_elem: value is not readable memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(m->update(ptr(key), ptr(value), flags)));
+}
+
+uint64_t map_delete_elem(uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr || !mem_ok(ctx, key, m->spec().key_size, false, "map_delete_elem: key is not readable memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(m->erase(ptr(key))));
+}
+
+uint64_t clock_ns(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t ktime_get_ns(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t ktime_get_boot_ns(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+    return clock_ns(CLOCK_BOOTTIME);
+}
+
+// jiffies at HZ = 250 (Debian's kernel configuration), from the monotonic clock.
+uint64_t jiffies64(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+    return clock_ns(CLOCK_MONOTONIC) / 4'000'000ull;
+}
+
+uint64_t get_prandom_u32(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    return rng();
+}
+
+// There is one "CPU" per runtime today; per-CPU maps will give each executing thread a slot.
+uint64_t get_smp_processor_id(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+    return 0;
+}
+
+uint64_t get_current_pid_tgid(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Runtime* rt = runtime_of(ctx);
+    if (rt != nullptr && rt->options().pid_tgid) {
+        return *rt->options().pid_tgid;
+    }
+    return (static_cast<uint64_t>(getpid()) << 32) | static_cast<uint64_t>(syscall(SYS_gettid));
+}
+
+uint64_t get_current_uid_gid(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Runtime* rt = runtime_of(ctx);
+    if (rt != nullptr && rt->options().uid_gid) {
+        return *rt->options().uid_gid;
+    }
+    return (static_cast<uint64_t>(getgid()) << 32) | getuid();
+}
+
+uint64_t get_current_comm(uint64_t buf, uint64_t size, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    if (!mem_ok(ctx, buf, size, true, "get_current_comm: buffer is not writable memory")) {
+        return 0;
+    }
+    if (size == 0) {
+        return neg(kEINVAL);
+    }
+    Runtime* rt = runtime_of(ctx);
+    std::string comm;
+    if (rt != nullptr && rt->options().comm) {
+        comm = *rt->options().comm;
+    } else {
+        std::ifstream("/proc/self/comm") >> comm;
+    }
+    auto* out = static_cast<char*>(wptr(buf));
+    const std::size_t n = std::min<std::size_t>(comm.size(), size - 1);
+    std::memcpy(out, comm.data(), n);
+    std::memset(out + n, 0, size - n);
+    return 0;
+}
+
+// probe_read family: copy only from memory the sandbox allows; otherwise zero the destination
+// and return -EFAULT, as the kernel does for a faulting address.
+uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src, uint64_t, uint64_t, CallContext* ctx) {
+    if (!mem_ok(ctx, dst, size, true, "probe_read: destination is not writable memory")) {
+        return 0;
+    }
+    if (size > 0 && !ctx->allowed(src, size, false)) {
+        std::memset(wptr(dst), 0, size);
+        return neg(kEFAULT);
+    }
+    std::memmove(wptr(dst), ptr(src), size);
+    return 0;
+}
+
+uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t, uint64_t, CallContext* ctx) {
+    if (!mem_ok(ctx, dst, size, true, "probe_read_str: destination is not writable memory")) {
+        return 0;
+    }
+    if (size == 0) {
+        return 0;
+    }
+    auto* out = static_cast<char*>(wptr(dst));
+    for (uint64_t i = 0; i + 1 < size; ++i) {
+        if (!ctx->allowed(src + i, 1, false)) {
+            std::memset(out, 0, size);
+            return neg(kEFAULT);
+        }
+        out[i] = *static_cast<const char*>(ptr(src + i));
+        if (out[i] == '\0') {
+            return i + 1;
+        }
+    }
+    out[size - 1] = '\0';
+    return size;
+}
+
+uint64_t strncmp_helper(uint64_t s1, uint64_t s1_size, uint64_t s2, uint64_t, uint64_t, CallContext* ctx) {
+    if (!mem_ok(ctx, s1, s1_size, false, "strncmp: s1 is not readable memory")) {
+        return 0;
+    }
+    for (uint64_t i = 0; i < s1_size; ++i) {
+        if (!mem_ok(ctx, s2 + i, 1, false, "strncmp: s2 is not a readable string")) {
+            return 0;
+        }
+        const auto a = *static_cast<const unsigned char*>(ptr(s1 + i));
+        const auto b = *static_cast<const unsigned char*>(ptr(s2 + i));
+        if (a != b) {
+            return a < b ? static_cast<uint64_t>(-1) : 1;
+        }
+        if (a == 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+// csum_diff: the 32-bit ones'-complement sum of `to` minus that of `from`, plus seed.
+uint64_t csum_diff(uint64_t from, uint64_t from_size, uint64_t to, uint64_t to_size, uint64_t seed, CallContext* ctx) {
+    if (from_size % 4 != 0 || to_size % 4 != 0 || from_size > 512 || to_size > 512) {
+        return neg(kEINVAL);
+    }
+    if (!mem_ok(ctx, from, from_size, false, "csum_diff: from is not readable memory") ||
+        !mem_ok(ctx, to, to_size, false, "csum_diff: to is not readable memory")) {
+        return 0;
+    }
+    uint64_t sum = static_cast<uint32_t>(seed);
+    for (uint64_t i = 0; i < from_size; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, ptr(from + i), 4);
+        sum += static_cast<uint32_t>(~w);
+    }
+    for (uint64_t i = 0; i < to_size; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, ptr(to + i), 4);
+        sum += w;
+    }
+    while ((sum >> 32) != 0) {
+        sum = (sum & 0xffffffffu) + (sum >> 32);
+    }
+    return sum;
+}
+
+// bpf_trace_printk(fmt, fmt_size, a1, a2, a3): %d %i %u %x %X %p %c %s %% with l/ll/h modifiers;
+// at most three arguments, as in the kernel.
+uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2, uint64_t a3, CallContext* ctx) {
+    if (!mem_ok(ctx, fmt, fmt_size, false, "trace_printk: format is not readable memory")) {
+        return 0;
+    }
+    Runtime* rt = runtime_of(ctx);
+    if (rt == nullptr) {
+        return 0;
+    }
+    const std::string_view f(static_cast<const char*>(ptr(fmt)), fmt_size);
+    const uint64_t args[3] = {a1, a2, a3};
+    unsigned next = 0;
+    std::string out;
+    for (std::size_t i = 0; i < f.size() && f[i] != '\0'; ++i) {
+        if (f[i] != '%') {
+            out += f[i];
+            continue;
+        }
+        std::size_t j = i + 1;
+        unsigned longs = 0;
+        while (j < f.size() && (f[j] == 'l' || f[j] == 'h')) {
+            longs += f[j] == 'l' ? 1 : 0;
+            ++j;
+        }
+        if (j >= f.size()) {
+            return neg(kEINVAL);
+        }
+        const char conv = f[j];
+        if (conv == '%') {
+            out += '%';
+            i = j;
+            continue;
+        }
+        if (next == 3) {
+            return neg(kEINVAL);
+        }
+        const uint64_t v = args[next++];
+        char buf[64];
+        switch (conv) {
+            case 'd':
+            case 'i':
+                std::snprintf(buf, sizeof buf, "%lld",
+                              longs >= 1 ? static_cast<long long>(v) : static_cast<long long>(static_cast<int32_t>(v)));
+                break;
+            case 'u':
+                std::snprintf(buf, sizeof buf, "%llu",
+                              longs >= 1 ? static_cast<unsigned long long>(v)
+                                         : static_cast<unsigned long long>(static_cast<uint32_t>(v)));
+                break;
+            case 'x':
+            case 'X':
+                std::snprintf(buf, sizeof buf, conv == 'x' ? "%llx" : "%llX",
+                              longs >= 1 ? static_cast<unsigned long long>(v)
+                                         : static_cast<unsigned long long>(static_cast<uint32_t>(v)));
+                break;
+            case 'p':
+                std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+                break;
+            case 'c':
+                buf[0] = static_cast<char>(v);
+                buf[1] = '\0';
+                break;
+            case 's': {
+                std::string s;
+                for (uint64_t k = 0; k < 256; ++k) {
+                    if (!ctx->allowed(v + k, 1, false)) {
+                        break;
+                    }
+                    const char c = *static_cast<const char*>(ptr(v + k));
+                    if (c == '\0') {
+                        break;
+                    }
+                    s += c;
+                }
+                out += s;
+                i = j;
+                continue;
+            }
+            default:
+                return neg(kEINVAL);
+        }
+        out += buf;
+        i = j;
+    }
+    while (!out.empty() && out.back() == '\n') {
+        out.pop_back();
+    }
+    rt->trace(out);
+    return out.size() + 1;
+}
+
+HelperPrototype proto(RetKind ret, std::initializer_list<ArgKind> args) {
+    HelperPrototype p;
+    p.ret = ret;
+    p.args.fill(ArgKind::None);
+    std::size_t i = 0;
+    for (ArgKind a : args) {
+        p.args[i++] = a;
+    }
+    return p;
+}
+
+}  // namespace
+
+void add_kernel_helpers(vm::HelperTable& t) {
+    using A = ArgKind;
+    using R = RetKind;
+    struct Entry {
+        uint32_t id;
+        const char* name;
+        vm::HelperFn fn;
+        HelperPrototype proto;
+    };
+    const Entry entries[] = {
+        {1, "map_lookup_elem", map_lookup_elem, proto(R::MapValueOrNull, {A::MapHandle, A::MapKey})},
+        {2, "map_update_elem", map_update_elem, proto(R::Integer, {A::MapHandle, A::MapKey, A::MapValue, A::Scalar})},
+        {3, "map_delete_elem", map_delete_elem, proto(R::Integer, {A::MapHandle, A::MapKey})},
+        {4, "probe_read", probe_read, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {5, "ktime_get_ns", ktime_get_ns, proto(R::Integer, {})},
+        {6, "trace_printk", trace_printk,
+         proto(R::Integer, {A::ReadableMem, A::Size, A::Anything, A::Anything, A::Anything})},
+        {7, "get_prandom_u32", get_prandom_u32, proto(R::Integer, {})},
+        {8, "get_smp_processor_id", get_smp_processor_id, proto(R::Integer, {})},
+        {14, "get_current_pid_tgid", get_current_pid_tgid, proto(R::Integer, {})},
+        {15, "get_current_uid_gid", get_current_uid_gid, proto(R::Integer, {})},
+        {16, "get_current_comm", get_current_comm, proto(R::Integer, {A::WritableMem, A::Size})},
+        {28, "csum_diff", csum_diff,
+         proto(R::Integer, {A::ReadableMem, A::SizeOrZero, A::ReadableMem, A::SizeOrZero, A::Scalar})},
+        {45, "probe_read_str", probe_read_str, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {112, "probe_read_user", probe_read, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {113, "probe_read_kernel", probe_read, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {114, "probe_read_user_str", probe_read_str, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {115, "probe_read_kernel_str", probe_read_str, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},
+        {118, "jiffies64", jiffies64, proto(R::Integer, {})},
+        {125, "ktime_get_boot_ns", ktime_get_boot_ns, proto(R::Integer, {})},
+        {182, "strncmp", strncmp_helper, proto(R::Integer, {A::ReadableMem, A::Size, A::Anything})},
+    };
+    for (const Entry& e : entries) {
+        (void)t.add(e.id, e.name, e.fn, e.proto);
+    }
+}
+
+}  // namespace bpfvm::helpers

@@ -1,0 +1,103 @@
+#include "bpfvm/helpers/runtime.hpp"
+
+#include <algorithm>
+
+namespace bpfvm::helpers {
+
+Expected<std::unique_ptr<Runtime>> Runtime::create(const std::vector<vm::MapSpec>& maps, RuntimeOptions options) {
+    std::unique_ptr<Runtime> rt(new Runtime());
+    rt->options_ = std::move(options);
+    for (const vm::MapSpec& spec : maps) {
+        Expected<std::unique_ptr<Map>> m = create_map(spec);
+        if (!m) {
+            return m.error();
+        }
+        rt->regions_.push_back((*m)->region());
+        rt->maps_.push_back(std::move(*m));
+    }
+    add_kernel_helpers(rt->helpers_);
+    return rt;
+}
+
+Expected<vm::Program> Runtime::link(std::span<const vm::RawInsn> insns) const {
+    std::vector<vm::RawInsn> out(insns.begin(), insns.end());
+    for (std::size_t pc = 0; pc < out.size(); ++pc) {
+        vm::RawInsn& insn = out[pc];
+        const std::string at = "pc " + std::to_string(pc);
+        if (insn.opcode == 0x85 && insn.src == 0 && helpers_.find(static_cast<uint32_t>(insn.imm)) == nullptr) {
+            return make_error(at, "call to helper " + std::to_string(insn.imm) +
+                                      ", which this runtime does not provide (register it before linking)");
+        }
+        if (insn.opcode != 0x18 || pc + 1 >= out.size()) {
+            continue;
+        }
+        vm::RawInsn& next = out[pc + 1];
+        if (insn.src == 5 || insn.src == 6) {
+            const auto index = static_cast<uint32_t>(insn.imm);
+            if (index >= maps_.size()) {
+                return make_error(at, "lddw names map index " + std::to_string(index) + ", but there are " +
+                                          std::to_string(maps_.size()) + " maps");
+            }
+            uint64_t address = reinterpret_cast<uintptr_t>(maps_[index].get());
+            if (insn.src == 6) {
+                // The value of a single-element map (global data) at an offset.
+                const Map& m = *maps_[index];
+                const auto offset = static_cast<uint32_t>(next.imm);
+                if (m.spec().max_entries != 1 || offset >= m.spec().value_size) {
+                    return make_error(at, "lddw takes the address of map '" + m.spec().name + "' + " +
+                                              std::to_string(offset) + ", outside its one value");
+                }
+                address = m.region().begin + offset;
+            }
+            insn.src = 0;
+            insn.imm = static_cast<int32_t>(static_cast<uint32_t>(address));
+            next.imm = static_cast<int32_t>(static_cast<uint32_t>(address >> 32));
+        } else if (insn.src != 0) {
+            return make_error(at, "lddw with src " + std::to_string(insn.src) +
+                                      (insn.src == 4 ? " (a function pointer, for callbacks) is not supported yet"
+                                                     : " is not produced by the loader"));
+        }
+        ++pc;
+    }
+    return vm::Program::from_raw(std::move(out));
+}
+
+Map* Runtime::find_map(std::string_view name) const {
+    for (const auto& m : maps_) {
+        if (m->spec().name == name) {
+            return m.get();
+        }
+    }
+    return nullptr;
+}
+
+Map* Runtime::map_from_handle(uint64_t handle) const {
+    for (const auto& m : maps_) {
+        if (reinterpret_cast<uintptr_t>(m.get()) == handle) {
+            return m.get();
+        }
+    }
+    return nullptr;
+}
+
+std::vector<std::string> Runtime::trace_lines() const {
+    std::lock_guard lock(trace_mutex_);
+    return trace_lines_;
+}
+
+void Runtime::trace(std::string_view line) {
+    if (options_.trace_sink) {
+        options_.trace_sink(line);
+        return;
+    }
+    std::lock_guard lock(trace_mutex_);
+    trace_lines_.emplace_back(line);
+}
+
+void Runtime::prepare(vm::RunInput& input, std::vector<vm::Region>& regions) const {
+    regions.insert(regions.end(), regions_.begin(), regions_.end());
+    input.regions = regions;
+    input.runtime = const_cast<Runtime*>(this);
+}
+
+}  // namespace bpfvm::helpers

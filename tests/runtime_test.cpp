@@ -1,0 +1,204 @@
+// The runtime: maps with kernel semantics, linking a clang-compiled object against its maps and
+// the kernel helpers, running it in both modes, and many threads on the same maps.
+#include "bpfvm/helpers/runtime.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+#include <thread>
+
+#include "bpfvm/loader/object.hpp"
+
+namespace bpfvm::helpers {
+namespace {
+
+vm::MapSpec spec(vm::MapType type, uint32_t key, uint32_t value, uint32_t max) {
+    vm::MapSpec s;
+    s.name = "m";
+    s.type = type;
+    s.key_size = key;
+    s.value_size = value;
+    s.max_entries = max;
+    return s;
+}
+
+TEST(Maps, ArrayFollowsKernelSemantics) {
+    auto m = create_map(spec(vm::MapType::Array, 4, 8, 2));
+    ASSERT_TRUE(m) << m.error().message();
+    Map& a = **m;
+    const uint32_t k0 = 0, k1 = 1, k2 = 2;
+    const uint64_t v = 42;
+    EXPECT_EQ(a.update(&k0, &v, kAny), 0);
+    EXPECT_EQ(a.update(&k1, &v, kExist), 0);
+    EXPECT_EQ(a.update(&k1, &v, kNoExist), -kEEXIST);
+    EXPECT_EQ(a.update(&k2, &v, kAny), -kE2BIG);
+    EXPECT_EQ(a.update(&k0, &v, 7), -kEINVAL);
+    EXPECT_EQ(a.erase(&k0), -kEINVAL);
+    EXPECT_EQ(a.lookup(&k2), nullptr);
+    uint64_t out = 0;
+    EXPECT_EQ(a.read(&k1, &out), 0);
+    EXPECT_EQ(out, 42u);
+    uint32_t next = 99;
+    EXPECT_EQ(a.next_key(nullptr, &next), 0);
+    EXPECT_EQ(next, 0u);
+    EXPECT_EQ(a.next_key(&k0, &next), 0);
+    EXPECT_EQ(next, 1u);
+    EXPECT_EQ(a.next_key(&k1, &next), -kENOENT);
+    EXPECT_EQ(a.entries().size(), 2u);
+}
+
+TEST(Maps, HashFollowsKernelSemantics) {
+    auto m = create_map(spec(vm::MapType::Hash, 4, 4, 2));
+    ASSERT_TRUE(m) << m.error().message();
+    Map& h = **m;
+    const uint32_t a = 10, b = 20, c = 30, va = 1, vb = 2;
+    EXPECT_EQ(h.update(&a, &va, kExist), -kENOENT);
+    EXPECT_EQ(h.update(&a, &va, kNoExist), 0);
+    EXPECT_EQ(h.update(&a, &vb, kNoExist), -kEEXIST);
+    EXPECT_EQ(h.update(&b, &vb, kAny), 0);
+    EXPECT_EQ(h.update(&c, &vb, kAny), -kE2BIG);  // full
+    void* pa = h.lookup(&a);
+    ASSERT_NE(pa, nullptr);
+    EXPECT_EQ(h.update(&a, &vb, kExist), 0);
+    EXPECT_EQ(h.lookup(&a), pa);  // values keep their address
+    EXPECT_EQ(*static_cast<uint32_t*>(pa), 2u);
+    EXPECT_EQ(h.erase(&c), -kENOENT);
+    EXPECT_EQ(h.erase(&a), 0);
+    EXPECT_EQ(h.lookup(&a), nullptr);
+    EXPECT_EQ(h.update(&c, &va, kAny), 0);  // the freed slot is reused
+    EXPECT_EQ(h.entries().size(), 2u);
+}
+
+TEST(Maps, RefusesBadDefinitions) {
+    EXPECT_EQ(create_map(spec(vm::MapType::Array, 8, 8, 1)).error().message(),
+              "map 'm': an array's key_size must be 4, is 8");
+    EXPECT_EQ(create_map(spec(vm::MapType::Hash, 4, 8, 0)).error().message(), "map 'm': max_entries is 0");
+    EXPECT_EQ(create_map(spec(vm::MapType::Hash, 4, 0, 1)).error().message(), "map 'm': value_size is 0");
+    EXPECT_EQ(create_map(spec(vm::MapType::Hash, 4, 1u << 20, 1u << 20)).error().message(),
+              "map 'm': 1099515822080 bytes of storage is more than the 1 GiB a map may have");
+}
+
+std::string prog_path(const char* variant) {
+    return std::string(BPFVM_TEST_PROGS_DIR) + "/flow_counter." + variant + ".o";
+}
+
+struct Loaded {
+    loader::Object object;
+    std::unique_ptr<Runtime> runtime;
+    std::unique_ptr<vm::Interpreter> interp;
+};
+
+Loaded load_flow_counter(const char* variant, uint32_t weight) {
+    Expected<loader::Object> obj = loader::load_object_file(prog_path(variant));
+    EXPECT_TRUE(obj) << obj.error().message();
+    const auto* w = reinterpret_cast<const uint8_t*>(&weight);
+    Expected<Unit> set = obj->set_global("weight", {w, 4});
+    EXPECT_TRUE(set) << set.error().message();
+    Expected<std::unique_ptr<Runtime>> rt = Runtime::create(obj->maps);
+    EXPECT_TRUE(rt) << rt.error().message();
+    Expected<vm::Program> prog = (*rt)->link(obj->programs.at(0).insns);
+    EXPECT_TRUE(prog) << prog.error().message();
+    Expected<vm::Interpreter> interp = vm::Interpreter::create(*prog, (*rt)->helpers());
+    EXPECT_TRUE(interp) << interp.error().message();
+    return Loaded{std::move(*obj), std::move(*rt), std::make_unique<vm::Interpreter>(std::move(*interp))};
+}
+
+vm::RunResult run_record(const Loaded& l, std::array<uint32_t, 3> record, vm::Mode mode) {
+    std::vector<vm::Region> regions{
+        vm::Region{reinterpret_cast<uintptr_t>(record.data()), sizeof record, true, "input"}};
+    vm::RunInput in;
+    in.r1 = reinterpret_cast<uintptr_t>(record.data());
+    in.r2 = sizeof record;
+    l.runtime->prepare(in, regions);
+    return l.interp->run(in, vm::RunOptions{mode, 1'000'000});
+}
+
+uint64_t read_u64(Map& m, const void* key) {
+    uint64_t v = 0;
+    EXPECT_EQ(m.read(key, &v), 0);
+    return v;
+}
+
+TEST(Runtime, RunsAClangObjectWithMapsGlobalDataAndTracePrintk) {
+    for (const char* variant : {"v3", "v4"}) {
+        for (vm::Mode mode : {vm::Mode::Checked, vm::Mode::Fast}) {
+            SCOPED_TRACE(std::string(variant) + (mode == vm::Mode::Checked ? " checked" : " fast"));
+            Loaded l = load_flow_counter(variant, 3);
+            const vm::RunResult r1 = run_record(l, {1, 2, 100}, mode);
+            ASSERT_TRUE(r1.ok()) << r1.trap->message();
+            EXPECT_EQ(r1.r0, 1u);  // records_seen (.bss)
+            const vm::RunResult r2 = run_record(l, {1, 2, 10}, mode);
+            ASSERT_TRUE(r2.ok()) << r2.trap->message();
+            EXPECT_EQ(r2.r0, 2u);
+            ASSERT_TRUE(run_record(l, {4, 5, 7}, mode).ok());
+
+            Map* flows = l.runtime->find_map("flows");
+            ASSERT_NE(flows, nullptr);
+            const uint32_t f12[2] = {1, 2};
+            const uint32_t f45[2] = {4, 5};
+            EXPECT_EQ(read_u64(*flows, f12), 330u);  // (100 + 10) * weight 3
+            EXPECT_EQ(read_u64(*flows, f45), 21u);
+            Map* totals = l.runtime->find_map("totals");
+            const uint32_t odd = 1, even = 0;
+            EXPECT_EQ(read_u64(*totals, &odd), 330u);
+            EXPECT_EQ(read_u64(*totals, &even), 21u);
+            const std::vector<std::string> trace = l.runtime->trace_lines();
+            ASSERT_EQ(trace.size(), 3u);
+            EXPECT_EQ(trace[0], "flow 1 -> 2: 300 bytes");
+            EXPECT_EQ(trace[2], "flow 4 -> 5: 21 bytes");
+        }
+    }
+}
+
+TEST(Runtime, ReadOnlyDataCannotBeWrittenByAProgram) {
+    Loaded l = load_flow_counter("v3", 1);
+    Map* rodata = l.runtime->find_map(".rodata");
+    ASSERT_NE(rodata, nullptr);
+    EXPECT_FALSE(rodata->region().writable);
+    EXPECT_TRUE(l.runtime->find_map(".bss")->region().writable);
+}
+
+TEST(Runtime, LinkRefusesUnknownHelpersAndBadMapIndices) {
+    Expected<std::unique_ptr<Runtime>> rt = Runtime::create({});
+    ASSERT_TRUE(rt);
+    const std::vector<vm::RawInsn> call_unknown = {{0x85, 0, 0, 0, 9999}, {0x95, 0, 0, 0, 0}};
+    EXPECT_EQ((*rt)->link(call_unknown).error().message(),
+              "pc 0: call to helper 9999, which this runtime does not provide (register it before linking)");
+    const std::vector<vm::RawInsn> bad_map = {{0x18, 1, 5, 0, 3}, {0, 0, 0, 0, 0}, {0x95, 0, 0, 0, 0}};
+    EXPECT_EQ((*rt)->link(bad_map).error().message(), "pc 0: lddw names map index 3, but there are 0 maps");
+}
+
+TEST(Runtime, ManyThreadsCountWithoutLosingUpdates) {
+    Loaded l = load_flow_counter("v4", 1);
+    // Create the flow first so every thread takes the atomic-add path.
+    ASSERT_TRUE(run_record(l, {7, 8, 0}, vm::Mode::Checked).ok());
+    constexpr int kThreads = 4;
+    constexpr int kRuns = 5000;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kRuns; ++i) {
+                const vm::RunResult r = run_record(l, {7, 8, 1}, t % 2 == 0 ? vm::Mode::Checked : vm::Mode::Fast);
+                ASSERT_TRUE(r.ok());
+            }
+        });
+    }
+    // The embedder reads and writes another key meanwhile.
+    Map* flows = l.runtime->find_map("flows");
+    const uint32_t other[2] = {100, 200};
+    for (uint64_t i = 0; i < 2000; ++i) {
+        ASSERT_EQ(flows->update(other, &i, kAny), 0);
+        uint64_t back = 0;
+        ASSERT_EQ(flows->read(other, &back), 0);
+        ASSERT_LE(back, i);
+    }
+    for (std::thread& th : threads) {
+        th.join();
+    }
+    const uint32_t key[2] = {7, 8};
+    EXPECT_EQ(read_u64(*flows, key), uint64_t{kThreads} * kRuns);
+}
+
+}  // namespace
+}  // namespace bpfvm::helpers
