@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/runtime.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
@@ -169,21 +170,35 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     }
     // An object's program runs against a runtime holding its maps and the kernel helpers.
     std::unique_ptr<helpers::Runtime> runtime;
+    bool xdp = false;
     Program program = loaded.program;
     HelperTable helper_table = cli::default_helpers();
     if (loaded.object) {
         const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
-        if (p.type != ProgramType::Unspecified && p.type != ProgramType::Syscall) {
+        if (p.type != ProgramType::Unspecified && p.type != ProgramType::Syscall &&
+            helpers::context_model(p.type) == nullptr) {
             fail(input + ": program '" + p.name + "' is a " + std::string(to_string(p.type)) +
-                 " program; its context model is not implemented yet (programs in .text and syscall "
-                 "programs run today, with --mem / --ctx as their memory)");
+                 " program; its context model is not implemented yet (xdp, syscall and .text programs run today)");
         }
+        xdp = p.type == ProgramType::Xdp;
         runtime = must(helpers::Runtime::create(loaded.object->maps), input);
-        program = must(runtime->link(p.insns), input + ": program '" + p.name + "'");
+        program = must(runtime->link(p.insns, p.type), input + ": program '" + p.name + "'");
         helper_table = runtime->helpers();
     }
     const Interpreter interp = must(Interpreter::create(program, helper_table), input);
     auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
+        if (xdp) {
+            // The packet in a frame with head- and tailroom; the program may move its ends.
+            helpers::XdpFrame frame(buf);
+            std::vector<Region> regions = frame.regions();
+            RunInput in;
+            in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
+            in.packet = buf;
+            runtime->prepare(in, regions);
+            RunResult r = interp.run(in, RunOptions{mode, a.budget});
+            buf = frame.packet();
+            return r;
+        }
         std::vector<Region> regions;
         if (!buf.empty()) {
             regions.push_back(Region::of(std::span<uint8_t>(buf), "input"));
@@ -210,7 +225,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     if (result.ok() && a.repeat > 0) {
         const auto start = std::chrono::steady_clock::now();
         for (uint64_t i = 0; i < a.repeat; ++i) {
-            std::copy(mem.begin(), mem.end(), work.begin());
+            work = mem;
             result = run_once(work, mode);
         }
         const auto end = std::chrono::steady_clock::now();

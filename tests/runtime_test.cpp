@@ -8,7 +8,9 @@
 #include <cstring>
 #include <thread>
 
+#include "bpfvm/helpers/context.hpp"
 #include "bpfvm/loader/object.hpp"
+#include "bpfvm/vm/assembler.hpp"
 
 namespace bpfvm::helpers {
 namespace {
@@ -198,6 +200,158 @@ TEST(Runtime, ManyThreadsCountWithoutLosingUpdates) {
     }
     const uint32_t key[2] = {7, 8};
     EXPECT_EQ(read_u64(*flows, key), uint64_t{kThreads} * kRuns);
+}
+
+// ---- XDP ------------------------------------------------------------------------------------
+
+std::vector<uint8_t> bytes_of(const std::string& hex) {
+    std::vector<uint8_t> out;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+        out.push_back(static_cast<uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    }
+    return out;
+}
+
+const std::string kEth =
+    "001122334455"
+    "66778899aabb";
+const std::string kIpv4Udp =
+    "4500001c00010000"
+    "4011"
+    "0000"
+    "0a000001"
+    "0a000002"
+    "303900350008"
+    "0000";
+
+struct XdpRun {
+    uint64_t retval;
+    std::vector<uint8_t> packet;
+};
+
+class Xdp : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
+protected:
+    void SetUp() override {
+        Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/xdp_rewrite." +
+                                                                std::get<0>(GetParam()) + ".o");
+        ASSERT_TRUE(obj) << obj.error().message();
+        object_ = std::move(*obj);
+        Expected<std::unique_ptr<Runtime>> rt = Runtime::create(object_.maps);
+        ASSERT_TRUE(rt) << rt.error().message();
+        runtime_ = std::move(*rt);
+    }
+
+    XdpRun run(const char* program, const std::vector<uint8_t>& packet) {
+        const loader::ProgramInfo* p = object_.find_program(program);
+        EXPECT_NE(p, nullptr);
+        Expected<vm::Program> linked = runtime_->link(p->insns, p->type);
+        EXPECT_TRUE(linked) << linked.error().message();
+        Expected<vm::Interpreter> interp = vm::Interpreter::create(*linked, runtime_->helpers());
+        EXPECT_TRUE(interp) << interp.error().message();
+        XdpFrame frame(packet);
+        std::vector<vm::Region> regions = frame.regions();
+        vm::RunInput in;
+        in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
+        runtime_->prepare(in, regions);
+        const vm::RunResult r = interp->run(in, vm::RunOptions{std::get<1>(GetParam()), 100'000});
+        EXPECT_TRUE(r.ok()) << r.trap->message();
+        return XdpRun{r.r0, frame.packet()};
+    }
+
+    uint64_t count(uint32_t slot) { return read_u64(*runtime_->find_map("proto_counts"), &slot); }
+
+    loader::Object object_;
+    std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_P(Xdp, SwapsMacsAndDecrementsTtlOnIpv4) {
+    const XdpRun r = run("xdp_swap", bytes_of(kEth + "0800" + kIpv4Udp));
+    EXPECT_EQ(r.retval, 3u);  // XDP_TX
+    EXPECT_EQ(r.packet, bytes_of("66778899aabb"
+                                 "001122334455"
+                                 "0800"
+                                 "4500001c00010000"
+                                 "3f11"
+                                 "0100"
+                                 "0a000001"
+                                 "0a000002"
+                                 "303900350008"
+                                 "0000"));
+    EXPECT_EQ(count(0), 1u);
+}
+
+TEST_P(Xdp, PassesIpv6AndOtherProtocolsUnchanged) {
+    const std::vector<uint8_t> v6 = bytes_of(kEth + "86dd" + std::string(80, '0'));
+    const XdpRun r6 = run("xdp_swap", v6);
+    EXPECT_EQ(r6.retval, 2u);  // XDP_PASS
+    EXPECT_EQ(r6.packet, v6);
+    const XdpRun arp = run("xdp_swap", bytes_of(kEth + "0806" + std::string(56, '0')));
+    EXPECT_EQ(arp.retval, 2u);
+    EXPECT_EQ(count(1), 1u);
+    EXPECT_EQ(count(2), 1u);
+}
+
+TEST_P(Xdp, DropsTruncatedPacketsAndReadsThroughVlanTags) {
+    EXPECT_EQ(run("xdp_swap", bytes_of("0011223344")).retval, 1u);                // XDP_DROP
+    EXPECT_EQ(run("xdp_swap", bytes_of(kEth + "0800" + "45000014")).retval, 1u);  // short IPv4
+    EXPECT_EQ(run("xdp_swap", bytes_of(kEth + "8100" + "0064" + "0800" + kIpv4Udp)).retval, 3u);
+    EXPECT_EQ(count(3), 2u);
+    EXPECT_EQ(count(0), 1u);
+}
+
+TEST_P(Xdp, PopsAVlanTagWithAdjustHead) {
+    const XdpRun r = run("xdp_pop_vlan", bytes_of(kEth + "8100" + "0064" + "0800" + kIpv4Udp));
+    EXPECT_EQ(r.retval, 2u);
+    EXPECT_EQ(r.packet, bytes_of(kEth + "0800" + kIpv4Udp));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, Xdp,
+                         ::testing::Combine(::testing::Values("v3", "v4"),
+                                            ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),
+                         [](const auto& param_info) {
+                             return std::string(std::get<0>(param_info.param)) +
+                                    (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
+                         });
+
+std::string rewrite_error(std::string_view text) {
+    Expected<std::vector<vm::RawInsn>> raw = vm::assemble(text);
+    EXPECT_TRUE(raw) << raw.error().message();
+    Expected<std::vector<vm::RawInsn>> out = rewrite_context_accesses(*raw, *context_model(vm::ProgramType::Xdp));
+    return out ? "rewritten" : out.error().message();
+}
+
+TEST(ContextRewrite, FollowsTheContextThroughMovesSpillsAndCalls) {
+    Expected<std::vector<vm::RawInsn>> raw = vm::assemble(
+        "mov %r6, %r1\n"
+        "stxdw [%r10-8], %r6\n"
+        "ldxdw %r2, [%r10-8]\n"
+        "ldxw %r3, [%r2+4]\n"  // data_end through a spilled copy
+        "mov %r1, %r6\n"
+        "add %r1, 12\n"
+        "call local f\n"
+        "exit\n"
+        "f: ldxw %r0, [%r1+4]\n"  // rx_queue_index (12 + 4) in a subprogram
+        "exit\n");
+    ASSERT_TRUE(raw);
+    Expected<std::vector<vm::RawInsn>> out = rewrite_context_accesses(*raw, *context_model(vm::ProgramType::Xdp));
+    ASSERT_TRUE(out) << out.error().message();
+    EXPECT_EQ((*out)[3].opcode, 0x79);  // now a 64-bit load of the host pointer
+    EXPECT_EQ((*out)[3].off, static_cast<int16_t>(offsetof(XdpContext, data_end)));
+    EXPECT_EQ((*out)[8].opcode, 0x61);
+    EXPECT_EQ((*out)[8].off, static_cast<int16_t>(offsetof(XdpContext, rx_queue_index) - 12));
+}
+
+TEST(ContextRewrite, RefusesUnknownFieldsWritesAndAmbiguousPointers) {
+    EXPECT_EQ(rewrite_error("ldxw %r0, [%r1+24]\nexit"),
+              "pc 0: read of xdp_md at offset 24 (4 bytes): bpfvm's model of xdp_md has no such field");
+    EXPECT_EQ(rewrite_error("stw [%r1+12], 1\nmov %r0, 0\nexit"),
+              "pc 0: write to xdp_md.ingress_ifindex, which programs may not write");
+    EXPECT_EQ(rewrite_error("ldxh %r0, [%r1+0]\nexit"),
+              "pc 0: partial or signed read of the pointer field xdp_md.data");
+    EXPECT_EQ(rewrite_error("jeq %r2, 0, +1\nmov %r1, %r10\nldxw %r0, [%r1-4]\nexit"),
+              "pc 2: load through r1, which is the context on some paths and not on others (or the result of "
+              "arithmetic on it); bpfvm cannot rewrite it");
+    EXPECT_EQ(rewrite_error("ldxb %r0, [%r1+13]\nexit"), "rewritten");  // a narrow read inside a field
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/runtime.hpp"
 
 namespace bpfvm::helpers {
@@ -325,6 +326,76 @@ uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2,
     return out.size() + 1;
 }
 
+// ---- XDP: moving the packet's start, end and metadata inside its frame --------------------
+
+constexpr uint64_t kXdpFrameHeader = 40;  // sizeof(struct xdp_frame), kept free at the frame start
+constexpr uint64_t kEthHeader = 14;
+
+XdpContext* xdp_arg(CallContext* ctx, uint64_t p) {
+    if (!mem_ok(ctx, p, sizeof(XdpContext), false, "argument 1 is not the XDP context")) {
+        return nullptr;
+    }
+    auto* x = static_cast<XdpContext*>(wptr(p));
+    if (x->magic != XdpContext::kMagic) {
+        ctx->fault = "argument 1 is not the XDP context";
+        return nullptr;
+    }
+    return x;
+}
+
+uint64_t xdp_adjust_head(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    XdpContext* x = xdp_arg(ctx, xdp);
+    if (x == nullptr) {
+        return 0;
+    }
+    const int64_t off = static_cast<int32_t>(delta);
+    const uint64_t metalen = x->data - x->data_meta;
+    const uint64_t data = x->data + static_cast<uint64_t>(off);
+    if (data < x->frame_start + kXdpFrameHeader + metalen || data > x->data_end - kEthHeader) {
+        return neg(kEINVAL);
+    }
+    if (metalen != 0) {
+        std::memmove(wptr(x->data_meta + static_cast<uint64_t>(off)), ptr(x->data_meta), metalen);
+    }
+    x->data_meta += static_cast<uint64_t>(off);
+    x->data = data;
+    return 0;
+}
+
+uint64_t xdp_adjust_tail(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    XdpContext* x = xdp_arg(ctx, xdp);
+    if (x == nullptr) {
+        return 0;
+    }
+    const int64_t off = static_cast<int32_t>(delta);
+    const uint64_t end = x->data_end + static_cast<uint64_t>(off);
+    if (end > x->frame_end || end < x->data + kEthHeader) {
+        return neg(kEINVAL);
+    }
+    if (off > 0) {
+        std::memset(wptr(x->data_end), 0, static_cast<std::size_t>(off));
+    }
+    x->data_end = end;
+    return 0;
+}
+
+uint64_t xdp_adjust_meta(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    XdpContext* x = xdp_arg(ctx, xdp);
+    if (x == nullptr) {
+        return 0;
+    }
+    const uint64_t meta = x->data_meta + static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(delta)));
+    if (meta < x->frame_start + kXdpFrameHeader || meta > x->data) {
+        return neg(kEINVAL);
+    }
+    const uint64_t metalen = x->data - meta;
+    if (metalen % 4 != 0 || metalen > 32) {
+        return neg(13);  // -EACCES
+    }
+    x->data_meta = meta;
+    return 0;
+}
+
 HelperPrototype proto(RetKind ret, std::initializer_list<ArgKind> args) {
     HelperPrototype p;
     p.ret = ret;
@@ -360,6 +431,9 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {14, "get_current_pid_tgid", get_current_pid_tgid, proto(R::Integer, {})},
         {15, "get_current_uid_gid", get_current_uid_gid, proto(R::Integer, {})},
         {16, "get_current_comm", get_current_comm, proto(R::Integer, {A::WritableMem, A::Size})},
+        {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
+        {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},
+        {65, "xdp_adjust_tail", xdp_adjust_tail, proto(R::Integer, {A::Context, A::Scalar})},
         {28, "csum_diff", csum_diff,
          proto(R::Integer, {A::ReadableMem, A::SizeOrZero, A::ReadableMem, A::SizeOrZero, A::Scalar})},
         {45, "probe_read_str", probe_read_str, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},

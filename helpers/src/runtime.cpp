@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "bpfvm/helpers/context.hpp"
+
 namespace bpfvm::helpers {
 
 Expected<std::unique_ptr<Runtime>> Runtime::create(const std::vector<vm::MapSpec>& maps, RuntimeOptions options) {
@@ -19,8 +21,15 @@ Expected<std::unique_ptr<Runtime>> Runtime::create(const std::vector<vm::MapSpec
     return rt;
 }
 
-Expected<vm::Program> Runtime::link(std::span<const vm::RawInsn> insns) const {
+Expected<vm::Program> Runtime::link(std::span<const vm::RawInsn> insns, vm::ProgramType type) const {
     std::vector<vm::RawInsn> out(insns.begin(), insns.end());
+    if (const ContextModel* model = context_model(type)) {
+        Expected<std::vector<vm::RawInsn>> rewritten = rewrite_context_accesses(insns, *model);
+        if (!rewritten) {
+            return rewritten.error();
+        }
+        out = std::move(*rewritten);
+    }
     for (std::size_t pc = 0; pc < out.size(); ++pc) {
         vm::RawInsn& insn = out[pc];
         const std::string at = "pc " + std::to_string(pc);

@@ -36,7 +36,9 @@ public:
     // Resolves a loaded program's map references (lddw src 5 and 6) to this runtime's maps and
     // validates it. Helper calls are checked against helpers(): an id nobody registered is an
     // error here, not a trap later.
-    [[nodiscard]] Expected<vm::Program> link(std::span<const vm::RawInsn> insns) const;
+    // For a program type with a context model (XDP, ...), context accesses are rewritten first.
+    [[nodiscard]] Expected<vm::Program> link(std::span<const vm::RawInsn> insns,
+                                             vm::ProgramType type = vm::ProgramType::Unspecified) const;
 
     // The kernel helpers this runtime provides; the embedder may add its own before linking.
     [[nodiscard]] const vm::HelperTable& helpers() const { return helpers_; }

@@ -1,0 +1,88 @@
+// Program types as context models (DESIGN.md, decision 6). A model says where each field of the
+// kernel-visible context (xdp_md, ...) lives in bpfvm's own context struct; linking rewrites the
+// program's context accesses to it, the way the kernel's verifier does, and refuses an access to
+// a field the model does not provide, naming it. A model also turns a test input (a packet) into
+// a context and reads the output back.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bpfvm/vm/expected.hpp"
+#include "bpfvm/vm/memory.hpp"
+#include "bpfvm/vm/program.hpp"
+#include "bpfvm/vm/specs.hpp"
+
+namespace bpfvm::helpers {
+
+struct ContextField {
+    const char* name;
+    uint32_t offset;       // in the kernel's struct
+    uint32_t size;         // in the kernel's struct
+    uint32_t host_offset;  // in bpfvm's struct
+    uint32_t host_size;
+    bool pointer;  // a 32-bit kernel field that holds a pointer (only whole loads)
+    bool writable;
+};
+
+struct ContextModel {
+    vm::ProgramType type;
+    const char* kernel_struct;  // "xdp_md"
+    uint32_t kernel_size;
+    std::vector<ContextField> fields;
+};
+
+// The model for a program type, if bpfvm has one. Raw memory (r1 = buffer, r2 = length) serves
+// programs of unspecified type and needs no rewriting.
+const ContextModel* context_model(vm::ProgramType type);
+
+// Finds every load and store through the context pointer (r1 at entry, followed through moves,
+// constant additions, stack spills and bpf-to-bpf calls) and rewrites it for the model. An access
+// through a pointer that may or may not be the context, or to a field the model lacks, is an error
+// naming the pc and the field.
+Expected<std::vector<vm::RawInsn>> rewrite_context_accesses(std::span<const vm::RawInsn> insns,
+                                                            const ContextModel& model);
+
+// XDP: bpfvm's context for xdp_md. The program sees only the first fields, through rewritten
+// accesses; the rest is for the helpers that move the packet.
+struct XdpContext {
+    uint64_t data = 0;
+    uint64_t data_end = 0;
+    uint64_t data_meta = 0;
+    uint32_t ingress_ifindex = 0;
+    uint32_t rx_queue_index = 0;
+    uint32_t egress_ifindex = 0;
+    uint32_t magic = kMagic;
+    uint64_t frame_start = 0;  // start of the frame buffer (the headroom begins here)
+    uint64_t frame_end = 0;    // end of the usable frame (the tailroom ends here)
+
+    static constexpr uint32_t kMagic = 0x58445021;  // "XDP!"
+};
+
+// A packet in a frame laid out like the kernel's for XDP test runs: 256 bytes of headroom, the
+// packet, and tailroom up to 4 KiB (longer packets get a bigger frame).
+class XdpFrame {
+public:
+    static constexpr std::size_t kHeadroom = 256;
+    static constexpr std::size_t kFrameSize = 4096;
+    static constexpr std::size_t kTailroom = 320;  // the kernel reserves skb_shared_info here
+
+    explicit XdpFrame(std::span<const uint8_t> packet, uint32_t ingress_ifindex = 1, uint32_t rx_queue = 0);
+    XdpFrame(const XdpFrame&) = delete;  // the context holds pointers into the frame
+    XdpFrame& operator=(const XdpFrame&) = delete;
+
+    XdpContext& context() { return ctx_; }
+    // The memory a checked run may touch: the frame, and the context (read-only).
+    [[nodiscard]] std::vector<vm::Region> regions() const;
+    // The packet as the program left it: [data, data_end).
+    [[nodiscard]] std::vector<uint8_t> packet() const;
+
+private:
+    std::vector<uint8_t> frame_;
+    XdpContext ctx_;
+};
+
+}  // namespace bpfvm::helpers

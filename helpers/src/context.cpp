@@ -1,0 +1,318 @@
+#include "bpfvm/helpers/context.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+
+namespace bpfvm::helpers {
+
+namespace {
+
+// ---- the models ----------------------------------------------------------------------------
+
+const ContextModel kXdp{
+    vm::ProgramType::Xdp,
+    "xdp_md",
+    24,
+    {
+        {"data", 0, 4, offsetof(XdpContext, data), 8, true, false},
+        {"data_end", 4, 4, offsetof(XdpContext, data_end), 8, true, false},
+        {"data_meta", 8, 4, offsetof(XdpContext, data_meta), 8, true, false},
+        {"ingress_ifindex", 12, 4, offsetof(XdpContext, ingress_ifindex), 4, false, false},
+        {"rx_queue_index", 16, 4, offsetof(XdpContext, rx_queue_index), 4, false, false},
+        {"egress_ifindex", 20, 4, offsetof(XdpContext, egress_ifindex), 4, false, false},
+    },
+};
+
+// ---- finding context accesses ---------------------------------------------------------------
+
+// What a register or stack slot holds, as far as the context is concerned.
+struct Tag {
+    enum class Kind : uint8_t { Unset, Other, Ctx, Mixed } kind = Kind::Unset;
+    int64_t offset = 0;  // for Ctx: bytes past the start of the context
+
+    static Tag other() { return {Kind::Other, 0}; }
+    static Tag ctx(int64_t off) { return {Kind::Ctx, off}; }
+    static Tag mixed() { return {Kind::Mixed, 0}; }
+    bool operator==(const Tag&) const = default;
+};
+
+Tag join(const Tag& a, const Tag& b) {
+    if (a.kind == Tag::Kind::Unset) {
+        return b;
+    }
+    if (b.kind == Tag::Kind::Unset || a == b) {
+        return a;
+    }
+    return Tag::mixed();
+}
+
+struct State {
+    Tag regs[vm::kNumRegisters];
+    std::map<int32_t, Tag> slots;  // 8-byte spills at r10 + key, in this function's frame
+
+    bool operator==(const State&) const = default;
+};
+
+State join(const State& a, const State& b) {
+    State out;
+    for (unsigned r = 0; r < vm::kNumRegisters; ++r) {
+        out.regs[r] = join(a.regs[r], b.regs[r]);
+    }
+    for (const auto& [k, t] : a.slots) {
+        auto it = b.slots.find(k);
+        out.slots[k] = join(t, it == b.slots.end() ? Tag::other() : it->second);
+    }
+    for (const auto& [k, t] : b.slots) {
+        if (a.slots.find(k) == a.slots.end()) {
+            out.slots[k] = join(t, Tag::other());
+        }
+    }
+    return out;
+}
+
+bool is_ctx_like(const Tag& t) {
+    return t.kind == Tag::Kind::Ctx || t.kind == Tag::Kind::Mixed;
+}
+
+// A write of `width` bytes at r10 + off invalidates the spills it overlaps.
+void clobber(State& s, int32_t off, unsigned width) {
+    for (auto it = s.slots.begin(); it != s.slots.end();) {
+        if (it->first < off + static_cast<int32_t>(width) && off < it->first + 8) {
+            it = s.slots.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+}  // namespace
+
+const ContextModel* context_model(vm::ProgramType type) {
+    if (type == vm::ProgramType::Xdp) {
+        return &kXdp;
+    }
+    return nullptr;
+}
+
+Expected<std::vector<vm::RawInsn>> rewrite_context_accesses(std::span<const vm::RawInsn> insns,
+                                                            const ContextModel& model) {
+    Expected<vm::Program> program = vm::Program::from_raw(std::vector<vm::RawInsn>(insns.begin(), insns.end()));
+    if (!program) {
+        return program.error();
+    }
+    const vm::Program& p = *program;
+    std::vector<std::optional<State>> states(p.size());
+    State entry;
+    for (Tag& t : entry.regs) {
+        t = Tag::other();
+    }
+    entry.regs[1] = Tag::ctx(0);
+    states[0] = entry;
+    std::deque<std::size_t> work{0};
+    auto flow = [&](std::size_t pc, const State& s) {
+        if (pc >= p.size()) {
+            return;
+        }
+        State merged = states[pc] ? join(*states[pc], s) : s;
+        if (!states[pc] || !(merged == *states[pc])) {
+            states[pc] = std::move(merged);
+            work.push_back(pc);
+        }
+    };
+    while (!work.empty()) {
+        const std::size_t pc = work.front();
+        work.pop_front();
+        const State in = *states[pc];
+        State out = in;
+        const vm::Instruction& insn = p[pc];
+        const vm::OpInfo& row = insn.info();
+        Tag& dst = out.regs[insn.dst];
+        switch (row.form) {
+            case vm::Form::AluImm:
+                if (row.sem == vm::Sem::Mov) {
+                    dst = Tag::other();
+                } else if (in.regs[insn.dst].kind == Tag::Kind::Ctx && row.width == 8 &&
+                           (row.sem == vm::Sem::Add || row.sem == vm::Sem::Sub)) {
+                    dst =
+                        Tag::ctx(in.regs[insn.dst].offset + (row.sem == vm::Sem::Add ? insn.imm : -int64_t{insn.imm}));
+                } else {
+                    dst = is_ctx_like(in.regs[insn.dst]) ? Tag::mixed() : Tag::other();
+                }
+                break;
+            case vm::Form::AluReg:
+                if (row.sem == vm::Sem::Mov && row.width == 8) {
+                    dst = in.regs[insn.src];
+                } else {
+                    dst =
+                        is_ctx_like(in.regs[insn.dst]) || is_ctx_like(in.regs[insn.src]) ? Tag::mixed() : Tag::other();
+                }
+                break;
+            case vm::Form::AluUnary:
+            case vm::Form::Endian:
+                dst = is_ctx_like(in.regs[insn.dst]) ? Tag::mixed() : Tag::other();
+                break;
+            case vm::Form::LoadMem: {
+                Tag loaded = Tag::other();
+                if (insn.src == vm::kFramePointer && row.width == 8) {
+                    auto it = in.slots.find(insn.off);
+                    if (it != in.slots.end()) {
+                        loaded = it->second;
+                    }
+                }
+                dst = loaded;
+                break;
+            }
+            case vm::Form::StoreImm:
+            case vm::Form::StoreReg:
+            case vm::Form::Atomic:
+                if (insn.dst == vm::kFramePointer) {
+                    clobber(out, insn.off, row.width);
+                    if (row.form == vm::Form::StoreReg && row.width == 8) {
+                        out.slots[insn.off] = in.regs[insn.src];
+                    }
+                }
+                if (row.form == vm::Form::Atomic) {
+                    if (row.sem == vm::Sem::AtomicCmpxchg) {
+                        out.regs[0] = Tag::other();
+                    } else if (row.sem != vm::Sem::AtomicAdd && row.sem != vm::Sem::AtomicOr &&
+                               row.sem != vm::Sem::AtomicAnd && row.sem != vm::Sem::AtomicXor) {
+                        out.regs[insn.src] = Tag::other();
+                    }
+                }
+                break;
+            case vm::Form::LoadImm64:
+                dst = Tag::other();
+                break;
+            case vm::Form::LoadAbs:
+            case vm::Form::LoadInd:
+            case vm::Form::Call:
+            case vm::Form::CallBtf:
+            case vm::Form::Callx:
+                for (unsigned r = 0; r <= 5; ++r) {
+                    out.regs[r] = Tag::other();
+                }
+                break;
+            case vm::Form::CallLocal: {
+                State callee;
+                for (unsigned r = 0; r < vm::kNumRegisters; ++r) {
+                    callee.regs[r] = (r >= 1 && r <= 5) ? in.regs[r] : Tag::other();
+                }
+                flow(static_cast<std::size_t>(vm::branch_target(insn, pc)), callee);
+                for (unsigned r = 0; r <= 5; ++r) {
+                    out.regs[r] = Tag::other();
+                }
+                break;
+            }
+            case vm::Form::Jump:
+            case vm::Form::Jump32:
+            case vm::Form::CondImm:
+            case vm::Form::CondReg:
+            case vm::Form::Exit:
+                break;
+        }
+        if (row.form == vm::Form::Exit) {
+            continue;
+        }
+        if (row.form == vm::Form::Jump || row.form == vm::Form::Jump32) {
+            flow(static_cast<std::size_t>(vm::branch_target(insn, pc)), out);
+            continue;
+        }
+        if (row.form == vm::Form::CondImm || row.form == vm::Form::CondReg) {
+            flow(static_cast<std::size_t>(vm::branch_target(insn, pc)), out);
+        }
+        flow(pc + insn.slots(), out);
+    }
+
+    // Rewrite every access whose base is the context.
+    std::vector<vm::RawInsn> out(insns.begin(), insns.end());
+    for (std::size_t pc = 0; pc < p.size(); ++pc) {
+        if (!states[pc] || p.is_tail(pc)) {
+            continue;
+        }
+        const vm::Instruction& insn = p[pc];
+        const vm::OpInfo& row = insn.info();
+        const bool load = row.form == vm::Form::LoadMem;
+        const bool store = row.form == vm::Form::StoreImm || row.form == vm::Form::StoreReg;
+        if (!load && !store && row.form != vm::Form::Atomic) {
+            continue;
+        }
+        const Tag base = states[pc]->regs[load ? insn.src : insn.dst];
+        const std::string at = "pc " + std::to_string(pc);
+        if (base.kind == Tag::Kind::Mixed) {
+            return make_error(at, std::string(load ? "load" : "store") + " through r" +
+                                      std::to_string(load ? insn.src : insn.dst) +
+                                      ", which is the context on some paths and not on others (or the result of "
+                                      "arithmetic on it); bpfvm cannot rewrite it");
+        }
+        if (base.kind != Tag::Kind::Ctx) {
+            continue;
+        }
+        const int64_t field_off = base.offset + insn.off;
+        const std::string what = std::string(model.kernel_struct) + " at offset " + std::to_string(field_off) + " (" +
+                                 std::to_string(row.width) + " bytes)";
+        if (row.form == vm::Form::Atomic) {
+            return make_error(at, "atomic operation on the context (" + what + ")");
+        }
+        const ContextField* field = nullptr;
+        for (const ContextField& f : model.fields) {
+            if (field_off >= f.offset && field_off + row.width <= int64_t{f.offset} + f.size) {
+                field = &f;
+            }
+        }
+        if (field == nullptr) {
+            return make_error(at, std::string(load ? "read of " : "write to ") + what + ": bpfvm's model of " +
+                                      model.kernel_struct + " has no such field");
+        }
+        if (store && !field->writable) {
+            return make_error(at, std::string("write to ") + model.kernel_struct + "." + field->name +
+                                      ", which programs may not write");
+        }
+        vm::RawInsn& raw = out[pc];
+        int64_t new_off = 0;
+        if (field->pointer) {
+            if (!load || row.sem != vm::Sem::Ldx || field_off != field->offset || row.width != field->size) {
+                return make_error(at, std::string("partial or signed read of the pointer field ") +
+                                          model.kernel_struct + "." + field->name);
+            }
+            raw.opcode = vm::info(vm::Op::LdxDW).opcode;  // the host field is a 64-bit pointer
+            new_off = int64_t{field->host_offset} - base.offset;
+        } else {
+            new_off = int64_t{field->host_offset} + (field_off - field->offset) - base.offset;
+        }
+        if (new_off < INT16_MIN || new_off > INT16_MAX) {
+            return make_error(at, "rewritten context offset " + std::to_string(new_off) + " does not fit");
+        }
+        raw.off = static_cast<int16_t>(new_off);
+    }
+    return out;
+}
+
+XdpFrame::XdpFrame(std::span<const uint8_t> packet, uint32_t ingress_ifindex, uint32_t rx_queue) {
+    const std::size_t size = std::max(kFrameSize, kHeadroom + packet.size() + kTailroom);
+    frame_.assign(size, 0);
+    std::copy(packet.begin(), packet.end(), frame_.begin() + kHeadroom);
+    const auto base = reinterpret_cast<uintptr_t>(frame_.data());
+    ctx_.frame_start = base;
+    ctx_.frame_end = base + size - kTailroom;
+    ctx_.data = base + kHeadroom;
+    ctx_.data_end = ctx_.data + packet.size();
+    ctx_.data_meta = ctx_.data;
+    ctx_.ingress_ifindex = ingress_ifindex;
+    ctx_.rx_queue_index = rx_queue;
+}
+
+std::vector<vm::Region> XdpFrame::regions() const {
+    return {
+        vm::Region{reinterpret_cast<uintptr_t>(frame_.data()), frame_.size(), true, "xdp frame"},
+        vm::Region{reinterpret_cast<uintptr_t>(&ctx_), sizeof ctx_, false, "xdp_md"},
+    };
+}
+
+std::vector<uint8_t> XdpFrame::packet() const {
+    const auto* start = reinterpret_cast<const uint8_t*>(ctx_.data);
+    return std::vector<uint8_t>(start, start + (ctx_.data_end - ctx_.data));
+}
+
+}  // namespace bpfvm::helpers
