@@ -110,9 +110,130 @@ uint64_t get_prandom_u32(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallC
     return rng();
 }
 
-// There is one "CPU" per runtime today; per-CPU maps will give each executing thread a slot.
-uint64_t get_smp_processor_id(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext*) {
+// The calling thread's CPU slot (see maps.hpp).
+uint64_t get_smp_processor_id(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Runtime* rt = runtime_of(ctx);
+    return rt == nullptr ? 0 : current_cpu(rt->options().cpus);
+}
+
+// bpf_tail_call(ctx, prog_array, index): on success the program does not come back; on failure
+// (empty slot, index out of range, chain of 33 reached) it returns -ENOENT and goes on.
+uint64_t tail_call(uint64_t tail_ctx, uint64_t map, uint64_t index, uint64_t, uint64_t, CallContext* ctx) {
+    auto* m = dynamic_cast<HandleMap*>(map_arg(ctx, map));
+    if (m == nullptr || m->spec().type != vm::MapType::ProgArray) {
+        if (ctx->fault == nullptr) {
+            ctx->fault = "argument 2 is not a prog_array";
+        }
+        return 0;
+    }
+    const auto i = static_cast<uint32_t>(index);
+    const uint64_t target = i < m->spec().max_entries ? m->handle(&i) : 0;
+    if (target == 0 || ctx->tail_calls >= vm::kMaxTailCalls) {
+        return neg(kENOENT);
+    }
+    ctx->tail_call = reinterpret_cast<const void*>(static_cast<uintptr_t>(target));
+    ctx->tail_call_ctx = tail_ctx;
     return 0;
+}
+
+uint64_t map_push_elem(uint64_t map, uint64_t value, uint64_t flags, uint64_t, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr || !mem_ok(ctx, value, m->spec().value_size, false, "map_push_elem: value is not readable memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(m->push(ptr(value), flags)));
+}
+
+uint64_t map_pop_elem(uint64_t map, uint64_t value, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr || !mem_ok(ctx, value, m->spec().value_size, true, "map_pop_elem: value is not writable memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(m->pop(wptr(value))));
+}
+
+uint64_t map_peek_elem(uint64_t map, uint64_t value, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    // Bloom filters read the value to test it; queues and stacks write it.
+    const bool bloom = m != nullptr && m->spec().type == vm::MapType::BloomFilter;
+    if (m == nullptr ||
+        !mem_ok(ctx, value, m->spec().value_size, !bloom, "map_peek_elem: value is not accessible memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(m->peek(wptr(value))));
+}
+
+RingBuffer* ringbuf_arg(CallContext* ctx, uint64_t map) {
+    auto* rb = dynamic_cast<RingBuffer*>(map_arg(ctx, map));
+    if (rb == nullptr && ctx->fault == nullptr) {
+        ctx->fault = "argument 1 is not a ring buffer";
+    }
+    return rb;
+}
+
+uint64_t ringbuf_output(uint64_t map, uint64_t data, uint64_t size, uint64_t, uint64_t, CallContext* ctx) {
+    RingBuffer* rb = ringbuf_arg(ctx, map);
+    if (rb == nullptr || !mem_ok(ctx, data, size, false, "ringbuf_output: data is not readable memory")) {
+        return 0;
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(rb->output(ptr(data), size)));
+}
+
+uint64_t ringbuf_reserve(uint64_t map, uint64_t size, uint64_t flags, uint64_t, uint64_t, CallContext* ctx) {
+    RingBuffer* rb = ringbuf_arg(ctx, map);
+    if (rb == nullptr || flags != 0) {
+        return 0;
+    }
+    return reinterpret_cast<uintptr_t>(rb->reserve(size));
+}
+
+// submit / discard name only the record: find the ring buffer that holds it.
+uint64_t ringbuf_commit(uint64_t data, bool discard, CallContext* ctx) {
+    Runtime* rt = runtime_of(ctx);
+    if (rt == nullptr) {
+        return 0;
+    }
+    for (std::size_t i = 0; i < rt->map_count(); ++i) {
+        if (auto* rb = dynamic_cast<RingBuffer*>(&rt->map(i)); rb != nullptr && rb->submit(ptr(data), discard)) {
+            return 0;
+        }
+    }
+    ctx->fault = "ringbuf_submit/discard: argument 1 is not a reserved ring buffer record";
+    return 0;
+}
+
+uint64_t ringbuf_submit(uint64_t data, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    return ringbuf_commit(data, false, ctx);
+}
+
+uint64_t ringbuf_discard(uint64_t data, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    return ringbuf_commit(data, true, ctx);
+}
+
+uint64_t ringbuf_query(uint64_t map, uint64_t flags, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    RingBuffer* rb = ringbuf_arg(ctx, map);
+    return rb == nullptr ? 0 : rb->query(flags);
+}
+
+// bpf_perf_event_output(ctx, map, flags, data, size): flags' low 32 bits pick the CPU index,
+// BPF_F_CURRENT_CPU (0xffffffff) the caller's.
+uint64_t perf_event_output(uint64_t, uint64_t map, uint64_t flags, uint64_t data, uint64_t size, CallContext* ctx) {
+    auto* pe = dynamic_cast<PerfEventArray*>(map_arg(ctx, map));
+    if (pe == nullptr) {
+        if (ctx->fault == nullptr) {
+            ctx->fault = "argument 2 is not a perf event array";
+        }
+        return 0;
+    }
+    if (!mem_ok(ctx, data, size, false, "perf_event_output: data is not readable memory")) {
+        return 0;
+    }
+    uint64_t cpu = flags & 0xffffffffu;
+    if (cpu == 0xffffffffu) {
+        Runtime* rt = runtime_of(ctx);
+        cpu = rt == nullptr ? 0 : current_cpu(rt->options().cpus);
+    }
+    return static_cast<uint64_t>(static_cast<int64_t>(pe->output(cpu, ptr(data), size)));
 }
 
 uint64_t get_current_pid_tgid(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
@@ -431,6 +552,17 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {14, "get_current_pid_tgid", get_current_pid_tgid, proto(R::Integer, {})},
         {15, "get_current_uid_gid", get_current_uid_gid, proto(R::Integer, {})},
         {16, "get_current_comm", get_current_comm, proto(R::Integer, {A::WritableMem, A::Size})},
+        {12, "tail_call", tail_call, proto(R::Integer, {A::Context, A::MapHandle, A::Scalar})},
+        {25, "perf_event_output", perf_event_output,
+         proto(R::Integer, {A::Context, A::MapHandle, A::Scalar, A::ReadableMem, A::Size})},
+        {87, "map_push_elem", map_push_elem, proto(R::Integer, {A::MapHandle, A::MapValue, A::Scalar})},
+        {88, "map_pop_elem", map_pop_elem, proto(R::Integer, {A::MapHandle, A::WritableMem})},
+        {89, "map_peek_elem", map_peek_elem, proto(R::Integer, {A::MapHandle, A::WritableMem})},
+        {130, "ringbuf_output", ringbuf_output, proto(R::Integer, {A::MapHandle, A::ReadableMem, A::Size, A::Scalar})},
+        {131, "ringbuf_reserve", ringbuf_reserve, proto(R::MemOrNull, {A::MapHandle, A::Scalar, A::Scalar})},
+        {132, "ringbuf_submit", ringbuf_submit, proto(R::Void, {A::Anything, A::Scalar})},
+        {133, "ringbuf_discard", ringbuf_discard, proto(R::Void, {A::Anything, A::Scalar})},
+        {134, "ringbuf_query", ringbuf_query, proto(R::Integer, {A::MapHandle, A::Scalar})},
         {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
         {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},
         {65, "xdp_adjust_tail", xdp_adjust_tail, proto(R::Integer, {A::Context, A::Scalar})},

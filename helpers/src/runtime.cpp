@@ -1,6 +1,7 @@
 #include "bpfvm/helpers/runtime.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "bpfvm/helpers/context.hpp"
 
@@ -9,13 +10,31 @@ namespace bpfvm::helpers {
 Expected<std::unique_ptr<Runtime>> Runtime::create(const std::vector<vm::MapSpec>& maps, RuntimeOptions options) {
     std::unique_ptr<Runtime> rt(new Runtime());
     rt->options_ = std::move(options);
+    const MapOptions map_options{rt->options_.cpus};
     for (const vm::MapSpec& spec : maps) {
-        Expected<std::unique_ptr<Map>> m = create_map(spec);
+        Expected<std::unique_ptr<Map>> m = create_map(spec, map_options);
         if (!m) {
             return m.error();
         }
         rt->regions_.push_back((*m)->region());
         rt->maps_.push_back(std::move(*m));
+    }
+    // Maps of maps start with the inner maps their definition names (`.values = { &a, &b }`).
+    for (std::size_t i = 0; i < maps.size(); ++i) {
+        if (maps[i].type != vm::MapType::ArrayOfMaps && maps[i].type != vm::MapType::HashOfMaps) {
+            continue;
+        }
+        auto* outer = dynamic_cast<HandleMap*>(rt->maps_[i].get());
+        for (const auto& [slot, name] : maps[i].initial_slots) {
+            Map* inner = rt->find_map(name);
+            if (inner == nullptr || outer == nullptr) {
+                return make_error("map '" + maps[i].name + "'", "slot " + std::to_string(slot) + " names map '" + name +
+                                                                   "', which the object does not define");
+            }
+            std::vector<uint8_t> key(maps[i].key_size, 0);
+            std::memcpy(key.data(), &slot, std::min<std::size_t>(4, key.size()));
+            outer->set_handle(key.data(), reinterpret_cast<uintptr_t>(inner), static_cast<uint32_t>(i + 1));
+        }
     }
     add_kernel_helpers(rt->helpers_);
     return rt;
@@ -87,6 +106,22 @@ Map* Runtime::map_from_handle(uint64_t handle) const {
         }
     }
     return nullptr;
+}
+
+Expected<Unit> Runtime::set_tail_call_target(std::string_view prog_array, uint32_t slot,
+                                             const vm::Interpreter* program, uint32_t id) {
+    Map* m = find_map(prog_array);
+    auto* handles = dynamic_cast<HandleMap*>(m);
+    if (handles == nullptr || m->spec().type != vm::MapType::ProgArray) {
+        return make_error("map '" + std::string(prog_array) + "'", "is not a prog_array of this runtime");
+    }
+    const int r = handles->set_handle(&slot, reinterpret_cast<uintptr_t>(program), id);
+    if (r != 0) {
+        return make_error("map '" + std::string(prog_array) + "'",
+                          "slot " + std::to_string(slot) + " is beyond max_entries " +
+                              std::to_string(m->spec().max_entries));
+    }
+    return Unit{};
 }
 
 std::vector<std::string> Runtime::trace_lines() const {

@@ -96,7 +96,8 @@ bool packet_read(std::span<const uint8_t> packet, int64_t offset, unsigned size,
 // of each Op's label from `trapped`), which create() stores in the slots: direct threading.
 template <bool kChecked>
 RunResult execute(const Slot* const base, std::span<const Helper> bound, const HelperTable& helpers,
-                  const RunInput& input, uint64_t budget, const int32_t** handler_offsets = nullptr) {
+                  const RunInput& input, uint64_t budget, uint32_t tail_calls,
+                  const int32_t** handler_offsets = nullptr) {
     static const int32_t kOffsets[] = {
 #define X(NAME, OPCODE, MATCH, MVAL, MNEMONIC, FORM, SEM, WIDTH, GROUP, ISA) \
     static_cast<int32_t>(static_cast<const char*>(&&L_##NAME) - static_cast<const char*>(&&trapped)),
@@ -115,6 +116,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     CallContext call_ctx;
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
+    call_ctx.tail_calls = tail_calls;
     call_ctx.regions = input.regions;
     call_ctx.stack = std::span<const Region>(&stack_region, 1);
     call_ctx.checked = kChecked;
@@ -422,6 +424,9 @@ L_CallHelper: {
         trap.detail = h.name + ": " + call_ctx.fault;
         goto trapped;
     }
+    if (call_ctx.tail_call != nullptr) {
+        goto tail_call;  // the program does not come back from a taken tail call
+    }
     NEXT();
 }
 L_Callx: {
@@ -471,6 +476,10 @@ L_Exit:
         DISPATCH();
     }
 
+tail_call:
+    result.tail_call = call_ctx.tail_call;
+    result.tail_call_ctx = call_ctx.tail_call_ctx;
+    goto done;
 budget_exhausted:
     __attribute__((unused));
     trap.kind = TrapKind::BudgetExhausted;
@@ -579,8 +588,8 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
     // One copy of the slots per mode, each pointing at that mode's handlers.
     const int32_t* checked = nullptr;
     const int32_t* fast = nullptr;
-    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, &checked);
-    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, &fast);
+    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, 0, &checked);
+    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, 0, &fast);
     interp.checked_ = slots;
     interp.fast_ = std::move(slots);
     for (std::size_t pc = 0; pc < program.size(); ++pc) {
@@ -591,13 +600,26 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
 }
 
 RunResult Interpreter::run(const RunInput& input, const RunOptions& options) const {
-    switch (options.mode) {
-        case Mode::Checked:
-            return execute<true>(checked_.data(), bound_, helpers_, input, options.budget);
-        case Mode::Fast:
-            return execute<false>(fast_.data(), bound_, helpers_, input, 0);
+    // A taken tail call ends this program's run; the loop continues in the target with the
+    // same input but r1 = the context the program passed, sharing the budget.
+    RunInput in = input;
+    const Interpreter* current = this;
+    uint64_t executed = 0;
+    for (uint32_t tail_calls = 0;; ++tail_calls) {
+        const uint64_t budget = options.budget == 0 ? 0 : options.budget - std::min(options.budget - 1, executed);
+        RunResult r = options.mode == Mode::Checked
+                          ? execute<true>(current->checked_.data(), current->bound_, current->helpers_, in, budget,
+                                          tail_calls)
+                          : execute<false>(current->fast_.data(), current->bound_, current->helpers_, in, 0, tail_calls);
+        executed += r.instructions;
+        if (r.tail_call == nullptr) {
+            r.instructions = executed;
+            r.tail_calls = tail_calls;
+            return r;
+        }
+        current = static_cast<const Interpreter*>(r.tail_call);
+        in.r1 = r.tail_call_ctx;
     }
-    BPFVM_ASSERT(false);
 }
 
 RunResult Interpreter::run_buffer(std::span<uint8_t> buffer, const RunOptions& options) const {

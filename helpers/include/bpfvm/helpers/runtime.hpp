@@ -26,6 +26,8 @@ struct RuntimeOptions {
     std::optional<uint64_t> pid_tgid;
     std::optional<uint64_t> uid_gid;
     std::optional<std::string> comm;
+    // Slots of per-CPU maps (see maps.hpp).
+    unsigned cpus = 4;
 };
 
 class Runtime {
@@ -52,6 +54,11 @@ public:
     [[nodiscard]] Map* find_map(std::string_view name) const;
     // True if `handle` is one of this runtime's maps (helpers check the pointers programs pass).
     [[nodiscard]] Map* map_from_handle(uint64_t handle) const;
+
+    // Puts a program into a prog_array slot for bpf_tail_call (null clears it). The interpreter
+    // must outlive the runtime's use of it.
+    Expected<Unit> set_tail_call_target(std::string_view prog_array, uint32_t slot, const vm::Interpreter* program,
+                                        uint32_t id = 1);
 
     // bpf_trace_printk output kept when no sink was given.
     [[nodiscard]] std::vector<std::string> trace_lines() const;

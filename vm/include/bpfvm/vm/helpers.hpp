@@ -24,6 +24,11 @@ struct CallContext {
     // A helper that meets a fault it cannot express as a return value sets this to a static
     // string; the run then ends with a HelperFault trap.
     const char* fault = nullptr;
+    // bpf_tail_call: a helper that sets this to another program's Interpreter makes the run
+    // continue there (with r1 = tail_call_ctx) instead of returning. tail_calls counts the chain.
+    const void* tail_call = nullptr;
+    uint64_t tail_call_ctx = 0;
+    uint32_t tail_calls = 0;
 
     // True if [addr, addr + len) lies inside one region the program may touch.
     [[nodiscard]] bool allowed(uint64_t addr, uint64_t len, bool write) const;

@@ -51,9 +51,15 @@ struct RunResult {
     uint64_t r0 = 0;
     std::optional<Trap> trap;
     uint64_t instructions = 0;  // executed instructions (checked mode only; 0 in fast mode)
+    uint32_t tail_calls = 0;    // bpf_tail_call jumps taken
+    // Internal: set when the program took a tail call (run() follows it).
+    const void* tail_call = nullptr;
+    uint64_t tail_call_ctx = 0;
 
     [[nodiscard]] bool ok() const { return !trap.has_value(); }
 };
+
+inline constexpr uint32_t kMaxTailCalls = 33;  // MAX_TAIL_CALL_CNT: a chain of at most 33 jumps
 
 class Interpreter {
 public:
