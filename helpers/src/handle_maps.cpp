@@ -135,7 +135,11 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_handle_array(const vm::MapSpec& spec) { return std::make_unique<HandleArray>(spec); }
-std::unique_ptr<Map> make_handle_hash(const vm::MapSpec& spec) { return std::make_unique<HandleHash>(spec); }
+std::unique_ptr<Map> make_handle_array(const vm::MapSpec& spec) {
+    return std::make_unique<HandleArray>(spec);
+}
+std::unique_ptr<Map> make_handle_hash(const vm::MapSpec& spec) {
+    return std::make_unique<HandleHash>(spec);
+}
 
 }  // namespace bpfvm::helpers::detail

@@ -75,7 +75,9 @@ public:
         return {reinterpret_cast<uintptr_t>(values_.data()), values_.size(), true, "map value"};
     }
 
-    [[nodiscard]] std::size_t user_value_size() const override { return cpus_ == 1 ? spec_.value_size : stride_ * cpus_; }
+    [[nodiscard]] std::size_t user_value_size() const override {
+        return cpus_ == 1 ? spec_.value_size : stride_ * cpus_;
+    }
 
     int read(const void* key, void* out) override {
         std::lock_guard lock(mutex_);
@@ -87,9 +89,7 @@ public:
         return 0;
     }
 
-    int write(const void* key, const void* value, uint64_t flags) override {
-        return store(key, value, flags, 0, true);
-    }
+    int write(const void* key, const void* value, uint64_t flags) override { return store(key, value, flags, 0, true); }
 
 private:
     // One CPU's value, or (all_cpus) every CPU's values laid out one after another.
@@ -149,10 +149,10 @@ private:
         free_.push_back(slot);
     }
 
-    std::string key_string(const void* key) const {
-        return std::string(static_cast<const char*>(key), spec_.key_size);
+    std::string key_string(const void* key) const { return std::string(static_cast<const char*>(key), spec_.key_size); }
+    uint8_t* value_at(uint32_t slot, unsigned cpu) {
+        return values_.data() + (std::size_t{slot} * cpus_ + cpu) * stride_;
     }
-    uint8_t* value_at(uint32_t slot, unsigned cpu) { return values_.data() + (std::size_t{slot} * cpus_ + cpu) * stride_; }
 
     unsigned cpus_;
     bool lru_;
@@ -168,6 +168,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_hash(const vm::MapSpec& spec, unsigned cpus) { return std::make_unique<HashMap>(spec, cpus); }
+std::unique_ptr<Map> make_hash(const vm::MapSpec& spec, unsigned cpus) {
+    return std::make_unique<HashMap>(spec, cpus);
+}
 
 }  // namespace bpfvm::helpers::detail

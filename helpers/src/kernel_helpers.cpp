@@ -138,7 +138,8 @@ uint64_t tail_call(uint64_t tail_ctx, uint64_t map, uint64_t index, uint64_t, ui
 
 uint64_t map_push_elem(uint64_t map, uint64_t value, uint64_t flags, uint64_t, uint64_t, CallContext* ctx) {
     Map* m = map_arg(ctx, map);
-    if (m == nullptr || !mem_ok(ctx, value, m->spec().value_size, false, "map_push_elem: value is not readable memory")) {
+    if (m == nullptr ||
+        !mem_ok(ctx, value, m->spec().value_size, false, "map_push_elem: value is not readable memory")) {
         return 0;
     }
     return static_cast<uint64_t>(static_cast<int64_t>(m->push(ptr(value), flags)));

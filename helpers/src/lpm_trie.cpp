@@ -154,6 +154,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_lpm_trie(const vm::MapSpec& spec) { return std::make_unique<LpmTrie>(spec); }
+std::unique_ptr<Map> make_lpm_trie(const vm::MapSpec& spec) {
+    return std::make_unique<LpmTrie>(spec);
+}
 
 }  // namespace bpfvm::helpers::detail

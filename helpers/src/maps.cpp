@@ -14,9 +14,15 @@ unsigned current_cpu(unsigned cpus) {
     return cpus == 0 ? 0 : mine % cpus;
 }
 
-int Map::push(const void*, uint64_t) { return -kEINVAL; }
-int Map::pop(void*) { return -kEINVAL; }
-int Map::peek(void*) { return -kEINVAL; }
+int Map::push(const void*, uint64_t) {
+    return -kEINVAL;
+}
+int Map::pop(void*) {
+    return -kEINVAL;
+}
+int Map::peek(void*) {
+    return -kEINVAL;
+}
 
 int Map::read(const void* key, void* value_out) {
     void* v = lookup(key);
@@ -54,7 +60,9 @@ namespace {
 class ArrayMap final : public Map {
 public:
     ArrayMap(vm::MapSpec spec, unsigned cpus)
-        : Map(std::move(spec)), cpus_(cpus), stride_(round8(spec_.value_size)),
+        : Map(std::move(spec)),
+          cpus_(cpus),
+          stride_(round8(spec_.value_size)),
           values_(stride_ * spec_.max_entries * cpus_) {
         if (!spec_.initial_value.empty()) {
             std::memcpy(values_.data(), spec_.initial_value.data(),
@@ -99,7 +107,9 @@ public:
                 (spec_.flags & vm::kMapFlagRdonlyProg) == 0, "map value"};
     }
 
-    [[nodiscard]] std::size_t user_value_size() const override { return cpus_ == 1 ? spec_.value_size : stride_ * cpus_; }
+    [[nodiscard]] std::size_t user_value_size() const override {
+        return cpus_ == 1 ? spec_.value_size : stride_ * cpus_;
+    }
 
     int read(const void* key, void* out) override {
         const uint32_t i = index(key);
@@ -148,7 +158,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_array(const vm::MapSpec& spec, unsigned cpus) { return std::make_unique<ArrayMap>(spec, cpus); }
+std::unique_ptr<Map> make_array(const vm::MapSpec& spec, unsigned cpus) {
+    return std::make_unique<ArrayMap>(spec, cpus);
+}
 
 }  // namespace detail
 
@@ -162,7 +174,8 @@ Expected<std::unique_ptr<Map>> create_map(const vm::MapSpec& spec, const MapOpti
     if (spec.max_entries == 0) {
         return fail("max_entries is 0");
     }
-    const uint64_t per_value = spec.type == T::Ringbuf ? 1 : (round8(spec.value_size) * (percpu ? cpus : 1) + spec.key_size);
+    const uint64_t per_value =
+        spec.type == T::Ringbuf ? 1 : (round8(spec.value_size) * (percpu ? cpus : 1) + spec.key_size);
     const uint64_t bytes = uint64_t{spec.max_entries} * per_value;
     if (bytes > (uint64_t{1} << 30)) {
         return fail(std::to_string(bytes) + " bytes of storage is more than the 1 GiB a map may have");
@@ -192,15 +205,17 @@ Expected<std::unique_ptr<Map>> create_map(const vm::MapSpec& spec, const MapOpti
             break;
         case T::Queue:
         case T::Stack:
-            problem = !keyless ? "a queue or stack has no key (key_size must be 0)"
-                               : spec.value_size == 0 ? "value_size is 0" : "";
+            problem = !keyless               ? "a queue or stack has no key (key_size must be 0)"
+                      : spec.value_size == 0 ? "value_size is 0"
+                                             : "";
             if (problem.empty()) {
                 map = detail::make_queue(spec);
             }
             break;
         case T::BloomFilter:
-            problem = !keyless ? "a bloom filter has no key (key_size must be 0)"
-                               : spec.value_size == 0 ? "value_size is 0" : "";
+            problem = !keyless               ? "a bloom filter has no key (key_size must be 0)"
+                      : spec.value_size == 0 ? "value_size is 0"
+                                             : "";
             if (problem.empty()) {
                 map = detail::make_bloom_filter(spec);
             }
@@ -208,9 +223,9 @@ Expected<std::unique_ptr<Map>> create_map(const vm::MapSpec& spec, const MapOpti
         case T::LpmTrie:
             problem = spec.key_size <= 4 || spec.key_size > 4 + 256
                           ? "an LPM trie key is a 4-byte prefix length and 1 to 256 bytes of data"
-                      : spec.value_size == 0                          ? "value_size is 0"
+                      : spec.value_size == 0                       ? "value_size is 0"
                       : (spec.flags & vm::kMapFlagNoPrealloc) == 0 ? "an LPM trie needs BPF_F_NO_PREALLOC in map_flags"
-                                                                    : "";
+                                                                   : "";
             if (problem.empty()) {
                 map = detail::make_lpm_trie(spec);
             }

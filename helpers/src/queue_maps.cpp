@@ -10,7 +10,9 @@ namespace {
 class QueueMap final : public Map {
 public:
     explicit QueueMap(vm::MapSpec spec)
-        : Map(std::move(spec)), fifo_(spec_.type == vm::MapType::Queue), values_(std::size_t{spec_.value_size} * spec_.max_entries) {}
+        : Map(std::move(spec)),
+          fifo_(spec_.type == vm::MapType::Queue),
+          values_(std::size_t{spec_.value_size} * spec_.max_entries) {}
 
     void* lookup(const void*) override { return nullptr; }
     int update(const void*, const void* value, uint64_t flags) override { return push(value, flags); }
@@ -129,7 +131,11 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_queue(const vm::MapSpec& spec) { return std::make_unique<QueueMap>(spec); }
-std::unique_ptr<Map> make_bloom_filter(const vm::MapSpec& spec) { return std::make_unique<BloomFilter>(spec); }
+std::unique_ptr<Map> make_queue(const vm::MapSpec& spec) {
+    return std::make_unique<QueueMap>(spec);
+}
+std::unique_ptr<Map> make_bloom_filter(const vm::MapSpec& spec) {
+    return std::make_unique<BloomFilter>(spec);
+}
 
 }  // namespace bpfvm::helpers::detail

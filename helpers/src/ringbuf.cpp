@@ -164,7 +164,11 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Map> make_ringbuf(const vm::MapSpec& spec) { return std::make_unique<RingBufferMap>(spec); }
-std::unique_ptr<Map> make_perf_event_array(const vm::MapSpec& spec) { return std::make_unique<PerfEvents>(spec); }
+std::unique_ptr<Map> make_ringbuf(const vm::MapSpec& spec) {
+    return std::make_unique<RingBufferMap>(spec);
+}
+std::unique_ptr<Map> make_perf_event_array(const vm::MapSpec& spec) {
+    return std::make_unique<PerfEvents>(spec);
+}
 
 }  // namespace bpfvm::helpers::detail

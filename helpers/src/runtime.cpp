@@ -29,7 +29,7 @@ Expected<std::unique_ptr<Runtime>> Runtime::create(const std::vector<vm::MapSpec
             Map* inner = rt->find_map(name);
             if (inner == nullptr || outer == nullptr) {
                 return make_error("map '" + maps[i].name + "'", "slot " + std::to_string(slot) + " names map '" + name +
-                                                                   "', which the object does not define");
+                                                                    "', which the object does not define");
             }
             std::vector<uint8_t> key(maps[i].key_size, 0);
             std::memcpy(key.data(), &slot, std::min<std::size_t>(4, key.size()));
@@ -108,8 +108,8 @@ Map* Runtime::map_from_handle(uint64_t handle) const {
     return nullptr;
 }
 
-Expected<Unit> Runtime::set_tail_call_target(std::string_view prog_array, uint32_t slot,
-                                             const vm::Interpreter* program, uint32_t id) {
+Expected<Unit> Runtime::set_tail_call_target(std::string_view prog_array, uint32_t slot, const vm::Interpreter* program,
+                                             uint32_t id) {
     Map* m = find_map(prog_array);
     auto* handles = dynamic_cast<HandleMap*>(m);
     if (handles == nullptr || m->spec().type != vm::MapType::ProgArray) {
@@ -117,9 +117,9 @@ Expected<Unit> Runtime::set_tail_call_target(std::string_view prog_array, uint32
     }
     const int r = handles->set_handle(&slot, reinterpret_cast<uintptr_t>(program), id);
     if (r != 0) {
-        return make_error("map '" + std::string(prog_array) + "'",
-                          "slot " + std::to_string(slot) + " is beyond max_entries " +
-                              std::to_string(m->spec().max_entries));
+        return make_error(
+            "map '" + std::string(prog_array) + "'",
+            "slot " + std::to_string(slot) + " is beyond max_entries " + std::to_string(m->spec().max_entries));
     }
     return Unit{};
 }

@@ -587,6 +587,10 @@ private:
         if (value_size) {
             m.value_size = *value_size;
         }
+        if (m.type == vm::MapType::ProgArray) {  // values are program fds, as libbpf sizes them
+            m.key_size = m.key_size == 0 ? 4 : m.key_size;
+            m.value_size = m.value_size == 0 ? 4 : m.value_size;
+        }
         if ((m.type == vm::MapType::ArrayOfMaps || m.type == vm::MapType::HashOfMaps)) {
             if (m.inner.empty()) {
                 return fail(where, "a map of maps needs a 'values' field describing the inner map");

@@ -607,10 +607,10 @@ RunResult Interpreter::run(const RunInput& input, const RunOptions& options) con
     uint64_t executed = 0;
     for (uint32_t tail_calls = 0;; ++tail_calls) {
         const uint64_t budget = options.budget == 0 ? 0 : options.budget - std::min(options.budget - 1, executed);
-        RunResult r = options.mode == Mode::Checked
-                          ? execute<true>(current->checked_.data(), current->bound_, current->helpers_, in, budget,
-                                          tail_calls)
-                          : execute<false>(current->fast_.data(), current->bound_, current->helpers_, in, 0, tail_calls);
+        RunResult r =
+            options.mode == Mode::Checked
+                ? execute<true>(current->checked_.data(), current->bound_, current->helpers_, in, budget, tail_calls)
+                : execute<false>(current->fast_.data(), current->bound_, current->helpers_, in, 0, tail_calls);
         executed += r.instructions;
         if (r.tail_call == nullptr) {
             r.instructions = executed;
