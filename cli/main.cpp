@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "bpfvm/helpers/context.hpp"
+#include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/helpers/runtime.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
@@ -128,7 +129,7 @@ std::string hex_bytes(const uint8_t* p, std::size_t n) {
 }
 
 // {"map": {"key hex": "value hex", ...}, ...}; global-data maps are left out.
-std::string maps_json(const helpers::Runtime& rt) {
+std::string maps_json(helpers::Runtime& rt) {
     std::string out = "{";
     bool first_map = true;
     for (std::size_t i = 0; i < rt.map_count(); ++i) {
@@ -145,6 +146,40 @@ std::string maps_json(const helpers::Runtime& rt) {
             first = false;
         }
         out += "}";
+    }
+    return out + "}";
+}
+
+// Ring buffer records and perf event samples, as hex, per map; consuming them empties the maps.
+std::vector<std::pair<std::string, std::vector<std::string>>> drain_events(helpers::Runtime& rt) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    for (std::size_t i = 0; i < rt.map_count(); ++i) {
+        helpers::Map& m = rt.map(i);
+        std::vector<std::string> records;
+        if (auto* rb = dynamic_cast<helpers::RingBuffer*>(&m)) {
+            for (const auto& r : rb->consume()) {
+                records.push_back(hex_bytes(r.data(), r.size()));
+            }
+        } else if (auto* pe = dynamic_cast<helpers::PerfEventArray*>(&m)) {
+            for (const auto& [cpu, r] : pe->consume()) {
+                records.push_back(hex_bytes(r.data(), r.size()));
+            }
+        } else {
+            continue;
+        }
+        out.emplace_back(m.spec().name, std::move(records));
+    }
+    return out;
+}
+
+std::string events_json(const std::vector<std::pair<std::string, std::vector<std::string>>>& events) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        out += std::string(i == 0 ? "" : ", ") + "\"" + json_escape(events[i].first) + "\": [";
+        for (std::size_t j = 0; j < events[i].second.size(); ++j) {
+            out += std::string(j == 0 ? "" : ", ") + "\"" + events[i].second[j] + "\"";
+        }
+        out += "]";
     }
     return out + "}";
 }
@@ -168,24 +203,27 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             mem = must(cli::read_bytes(*file));
         }
     }
-    // An object's program runs against a runtime holding its maps and the kernel helpers.
-    std::unique_ptr<helpers::Runtime> runtime;
+    // An object's program runs against a runtime holding its maps and the kernel helpers, with
+    // the object's other programs linked too (tail calls reach them).
+    std::unique_ptr<helpers::LinkedObject> linked;
+    helpers::Runtime* runtime = nullptr;
     bool xdp = false;
-    Program program = loaded.program;
-    HelperTable helper_table = cli::default_helpers();
+    const Interpreter* interp = nullptr;
+    std::optional<Interpreter> plain;
     if (loaded.object) {
-        const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
-        if (p.type != ProgramType::Unspecified && p.type != ProgramType::Syscall &&
-            helpers::context_model(p.type) == nullptr) {
-            fail(input + ": program '" + p.name + "' is a " + std::string(to_string(p.type)) +
-                 " program; its context model is not implemented yet (xdp, syscall and .text programs run today)");
+        std::vector<helpers::ProgramSource> sources;
+        for (const loader::ProgramInfo& p : loaded.object->programs) {
+            sources.push_back({p.name, p.type, p.insns});
         }
+        linked = must(helpers::LinkedObject::create(loaded.object->maps, sources), input);
+        const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
+        interp = must(linked->program(p.name), input);
+        runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
-        runtime = must(helpers::Runtime::create(loaded.object->maps), input);
-        program = must(runtime->link(p.insns, p.type), input + ": program '" + p.name + "'");
-        helper_table = runtime->helpers();
+    } else {
+        plain.emplace(must(Interpreter::create(loaded.program, cli::default_helpers()), input));
+        interp = &*plain;
     }
-    const Interpreter interp = must(Interpreter::create(program, helper_table), input);
     auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
         if (xdp) {
             // The packet in a frame with head- and tailroom; the program may move its ends.
@@ -195,7 +233,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = buf;
             runtime->prepare(in, regions);
-            RunResult r = interp.run(in, RunOptions{mode, a.budget});
+            RunResult r = interp->run(in, RunOptions{mode, a.budget});
             buf = frame.packet();
             return r;
         }
@@ -212,7 +250,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         } else {
             in.regions = regions;
         }
-        return interp.run(in, RunOptions{mode, a.budget});
+        return interp->run(in, RunOptions{mode, a.budget});
     };
 
     // Until the verifier exists, the fast engine runs a program only after a checked run of the
@@ -220,6 +258,8 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     std::vector<uint8_t> work = mem;
     RunResult result = run_once(work, Mode::Checked);
     const std::vector<uint8_t> after_first = work;
+    const std::vector<std::pair<std::string, std::vector<std::string>>> events =
+        runtime != nullptr ? drain_events(*runtime) : std::vector<std::pair<std::string, std::vector<std::string>>>{};
     const Mode mode = a.engine == "interp" ? Mode::Fast : Mode::Checked;
     double ns_per_run = 0;
     if (result.ok() && a.repeat > 0) {
@@ -243,9 +283,15 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     }
     if (a.json) {
         if (runtime) {
-            std::printf("{\"retval\": %llu, \"packet_out\": \"%s\", \"maps\": %s",
+            std::printf("{\"retval\": %llu, \"packet_out\": \"%s\", \"maps\": %s, \"events\": %s, \"trace\": [",
                         static_cast<unsigned long long>(result.r0),
-                        hex_bytes(after_first.data(), after_first.size()).c_str(), maps_json(*runtime).c_str());
+                        hex_bytes(after_first.data(), after_first.size()).c_str(), maps_json(*runtime).c_str(),
+                        events_json(events).c_str());
+            const std::vector<std::string> lines = runtime->trace_lines();
+            for (std::size_t i = 0; i < lines.size(); ++i) {
+                std::printf("%s\"%s\"", i == 0 ? "" : ", ", json_escape(lines[i]).c_str());
+            }
+            std::printf("]");
         } else {
             std::printf("{\"r0\": %llu", static_cast<unsigned long long>(result.r0));
         }
@@ -262,6 +308,11 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         }
         for (const std::string& line : runtime->trace_lines()) {
             std::printf("trace: %s\n", line.c_str());
+        }
+        for (const auto& [map, records] : events) {
+            for (const std::string& r : records) {
+                std::printf("event %s: %s\n", map.c_str(), r.c_str());
+            }
         }
     }
     if (a.repeat > 0) {

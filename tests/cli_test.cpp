@@ -153,8 +153,57 @@ TEST_F(Cli, BadInputGivesOneLineAndStatus2) {
     }
 }
 
+std::string prog(const char* name) {
+    return std::string(BPFVM_TEST_PROGS_DIR) + "/" + name;
+}
+
+TEST_F(Cli, RunsAnXdpObjectOnAPacketAndReportsPacketAndMaps) {
+    const std::string pkt = write("udp.pkt", std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00"
+                                                         "\x45\x00\x00\x1c\x00\x01\x00\x00\x40\x11\x00\x00"
+                                                         "\x0a\x00\x00\x01\x0a\x00\x00\x02"
+                                                         "\x30\x39\x00\x35\x00\x08\x00\x00",
+                                                         42));
+    const Outcome o = run("run " + prog("xdp_rewrite.v4.o") + " --packet " + pkt + " --json");
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(
+        o.out,
+        "{\"retval\": 3, \"packet_out\": "
+        "\"66778899aabb00112233445508004500001c000100003f1101000a0000010a0000023039003500080000\", "
+        "\"maps\": {\"proto_counts\": {\"00000000\": \"0100000000000000\", \"01000000\": \"0000000000000000\", "
+        "\"02000000\": \"0000000000000000\", \"03000000\": \"0000000000000000\"}}, \"events\": {}, \"trace\": []}\n");
+}
+
+TEST_F(Cli, RunsTailCallsAndPrintsRingBufferEvents) {
+    Outcome o = run("run " + prog("maps_tour.v3.o") + " --program tail_first");
+    EXPECT_EQ(o.out, "0x2a\n") << o.err;
+    const std::string ctx = write("ctx.bin", std::string("\x05\x00\x00\x00", 4));
+    o = run("run " + prog("maps_tour.v3.o") + " --program ringbuf_events --ctx " + ctx);
+    EXPECT_EQ(o.out, "0x0\nevent events: 05000000aaaa0000\nevent events: 06000000\n") << o.err;
+    o = run("run " + prog("maps_tour.v3.o") + " --program nope");
+    EXPECT_EQ(o.status, 2);
+    EXPECT_NE(o.err.find("no program 'nope' (programs: tail_loop, tail_second, lpm_route"), std::string::npos) << o.err;
+}
+
+TEST_F(Cli, InspectsAndDisassemblesObjects) {
+    Outcome o = run("maps " + prog("flow_counter.v3.o"));
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(o.out.rfind("flows                    hash             key 8    value 8      max_entries 16 ", 0), 0u)
+        << o.out;
+    o = run("inspect " + prog("flow_counter.v3.o"));
+    EXPECT_NE(o.out.find("count_flow               section .text"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("R_BPF_64_64     flows                -> map 'flows'"), std::string::npos) << o.out;
+    o = run("disasm " + prog("flow_counter.v3.o") + " --syntax llvm");
+    EXPECT_NE(o.out.find("; map 'flows'"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("; u64 count_flow(const u32 *record, u64 len) {"), std::string::npos) << o.out;
+    o = run("inspect " + write("junk.o",
+                               "\x7f"
+                               "ELF garbage"));
+    EXPECT_EQ(o.status, 2);
+    EXPECT_EQ(o.err, "bpfvm: " + path("junk.o") + ": not an ELF object: 12 bytes is shorter than an ELF header\n");
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
-    for (const char* sub : {"asm", "disasm", "run", "conformance"}) {
+    for (const char* sub : {"asm", "disasm", "run", "conformance", "inspect", "maps"}) {
         const Outcome o = run(std::string(sub) + " --help");
         EXPECT_EQ(o.status, 0) << sub;
         EXPECT_NE(o.out.find("Usage:"), std::string::npos) << sub << ": " << o.out;
