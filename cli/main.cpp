@@ -198,7 +198,7 @@ struct RunArgs {
 int cmd_run(const std::string& input, const RunArgs& a) {
     const cli::LoadedProgram loaded = must(cli::load_program(input, a.program));
     std::vector<uint8_t> mem = loaded.mem;
-    for (const std::string* file : {&a.mem_file, &a.packet_file, &a.ctx_file}) {
+    for (const std::string* file : {&a.mem_file, &a.ctx_file, &a.packet_file}) {  // --packet wins over --ctx
         if (!file->empty()) {
             mem = must(cli::read_bytes(*file));
         }
@@ -208,6 +208,10 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     std::unique_ptr<helpers::LinkedObject> linked;
     helpers::Runtime* runtime = nullptr;
     bool xdp = false;
+    bool skb = false;
+    bool skb_l2 = false;
+    std::vector<uint8_t> ctx_in;
+    std::vector<uint8_t> ctx_out;  // __sk_buff after the run, for skb programs
     const Interpreter* interp = nullptr;
     std::optional<Interpreter> plain;
     if (loaded.object) {
@@ -220,11 +224,34 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         interp = must(linked->program(p.name), input);
         runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
+        skb = p.type == ProgramType::SocketFilter || p.type == ProgramType::SchedCls || p.type == ProgramType::SchedAct;
+        skb_l2 = p.type != ProgramType::SocketFilter;
+        if (skb && !a.ctx_file.empty()) {
+            ctx_in = must(cli::read_bytes(a.ctx_file));
+        }
+        if (skb && !a.ctx_file.empty() && a.packet_file.empty()) {
+            fail(input + ": a " + std::string(to_string(p.type)) +
+                 " program needs --packet (--ctx sets __sk_buff fields)");
+        }
     } else {
         plain.emplace(must(Interpreter::create(loaded.program, cli::default_helpers()), input));
         interp = &*plain;
     }
     auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
+        if (skb) {
+            // An skb as BPF_PROG_TEST_RUN builds one; tc sees the Ethernet header, socket filters not.
+            helpers::SkbFrame frame(buf, skb_l2, ctx_in);
+            std::vector<Region> regions = frame.regions();
+            RunInput in;
+            in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
+            in.packet = frame.data();
+            runtime->prepare(in, regions);
+            RunResult r = interp->run(in, RunOptions{mode, a.budget});
+            buf = frame.packet();
+            const auto* c = reinterpret_cast<const uint8_t*>(&frame.context());
+            ctx_out.assign(c, c + offsetof(helpers::SkbContext, data));  // the __sk_buff view
+            return r;
+        }
         if (xdp) {
             // The packet in a frame with head- and tailroom; the program may move its ends.
             helpers::XdpFrame frame(buf);
@@ -258,6 +285,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     std::vector<uint8_t> work = mem;
     RunResult result = run_once(work, Mode::Checked);
     const std::vector<uint8_t> after_first = work;
+    const std::vector<uint8_t> first_ctx_out = ctx_out;
     const std::vector<std::pair<std::string, std::vector<std::string>>> events =
         runtime != nullptr ? drain_events(*runtime) : std::vector<std::pair<std::string, std::vector<std::string>>>{};
     const Mode mode = a.engine == "interp" ? Mode::Fast : Mode::Checked;
@@ -292,6 +320,9 @@ int cmd_run(const std::string& input, const RunArgs& a) {
                 std::printf("%s\"%s\"", i == 0 ? "" : ", ", json_escape(lines[i]).c_str());
             }
             std::printf("]");
+            if (!first_ctx_out.empty()) {
+                std::printf(", \"ctx_out\": \"%s\"", hex_bytes(first_ctx_out.data(), first_ctx_out.size()).c_str());
+            }
         } else {
             std::printf("{\"r0\": %llu", static_cast<unsigned long long>(result.r0));
         }
@@ -416,7 +447,6 @@ int main(int argc, char** argv) {
     CLI::Option* packet_opt = run_cmd->add_option("--packet", run_args.packet_file, "The packet to run on");
     CLI::Option* ctx_opt = run_cmd->add_option("--ctx", run_args.ctx_file, "The context (syscall programs: a buffer)");
     mem_opt->excludes(packet_opt)->excludes(ctx_opt);
-    packet_opt->excludes(ctx_opt);
     run_cmd->add_option("--repeat", run_args.repeat, "Run N times and print the mean ns per run")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
     run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");

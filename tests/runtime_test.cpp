@@ -313,6 +313,87 @@ INSTANTIATE_TEST_SUITE_P(Variants, Xdp,
                                     (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
                          });
 
+// ---- __sk_buff: socket filters and tc ---------------------------------------------------------
+
+class Skb : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
+protected:
+    void SetUp() override {
+        Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/skb_progs." +
+                                                                std::get<0>(GetParam()) + ".o");
+        ASSERT_TRUE(obj) << obj.error().message();
+        object_ = std::move(*obj);
+        Expected<std::unique_ptr<Runtime>> rt = Runtime::create(object_.maps);
+        ASSERT_TRUE(rt) << rt.error().message();
+        runtime_ = std::move(*rt);
+    }
+
+    uint64_t run(const char* program, const std::vector<uint8_t>& packet, SkbContext* out = nullptr) {
+        const loader::ProgramInfo* p = object_.find_program(program);
+        Expected<vm::Program> linked = runtime_->link(p->insns, p->type);
+        EXPECT_TRUE(linked) << linked.error().message();
+        Expected<vm::Interpreter> interp = vm::Interpreter::create(*linked, runtime_->helpers());
+        EXPECT_TRUE(interp) << interp.error().message();
+        SkbFrame frame(packet, p->type != vm::ProgramType::SocketFilter);
+        std::vector<vm::Region> regions = frame.regions();
+        vm::RunInput in;
+        in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
+        in.packet = frame.data();
+        runtime_->prepare(in, regions);
+        const vm::RunResult r = interp->run(in, vm::RunOptions{std::get<1>(GetParam()), 100'000});
+        EXPECT_TRUE(r.ok()) << r.trap->message();
+        if (out != nullptr) {
+            *out = frame.context();
+        }
+        return r.r0;
+    }
+
+    loader::Object object_;
+    std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_P(Skb, SocketFilterReadsFromTheNetworkHeaderWithLdAbs) {
+    EXPECT_EQ(run("count_udp", bytes_of(kEth + "0800" + kIpv4Udp)), 64u);
+    std::string tcp = kIpv4Udp;
+    tcp[18] = '0';
+    tcp[19] = '6';  // protocol byte: TCP
+    EXPECT_EQ(run("count_udp", bytes_of(kEth + "0800" + tcp)), 0u);
+    EXPECT_EQ(run("count_udp", bytes_of(kEth + "86dd" + std::string(80, '0'))), 0u);
+    const uint32_t zero = 0;
+    EXPECT_EQ(read_u64(*runtime_->find_map("udp_packets"), &zero), 1u);
+}
+
+TEST_P(Skb, TcClassifierWritesContextFieldsAndSeesTheEthernetHeader) {
+    SkbContext after;
+    EXPECT_EQ(run("classify", bytes_of(kEth + "0800" + kIpv4Udp), &after), 0u);  // TC_ACT_OK
+    EXPECT_EQ(after.mark, 0x1011u);
+    EXPECT_EQ(after.priority, 1u);
+    EXPECT_EQ(after.tc_classid, 0x10001u);
+    EXPECT_EQ(after.cb[0], 42u);                                       // skb->len counts the Ethernet header for tc
+    EXPECT_EQ(run("classify", bytes_of(kEth + "0800" + "4500")), 2u);  // TC_ACT_SHOT
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, Skb,
+                         ::testing::Combine(::testing::Values("v3", "v4"),
+                                            ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),
+                         [](const auto& param_info) {
+                             return std::string(std::get<0>(param_info.param)) +
+                                    (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
+                         });
+
+TEST(ContextRewrite, SocketFiltersHaveNoDirectPacketAccess) {
+    Expected<std::vector<vm::RawInsn>> raw = vm::assemble("ldxw %r2, [%r1+76]\nmov %r0, 0\nexit");
+    ASSERT_TRUE(raw);
+    Expected<std::vector<vm::RawInsn>> out =
+        rewrite_context_accesses(*raw, *context_model(vm::ProgramType::SocketFilter));
+    ASSERT_FALSE(out);
+    EXPECT_EQ(out.error().message(),
+              "pc 0: read of __sk_buff at offset 76 (4 bytes): bpfvm's model of __sk_buff has no such field");
+    Expected<std::vector<vm::RawInsn>> mark = vm::assemble("stw [%r1+8], 1\nmov %r0, 0\nexit");
+    EXPECT_EQ(rewrite_context_accesses(*mark, *context_model(vm::ProgramType::SocketFilter)).error().message(),
+              "pc 0: write to __sk_buff.mark, which programs may not write");
+    EXPECT_TRUE(rewrite_context_accesses(*mark, *context_model(vm::ProgramType::SchedCls)).has_value());
+}
+
 std::string rewrite_error(std::string_view text) {
     Expected<std::vector<vm::RawInsn>> raw = vm::assemble(text);
     EXPECT_TRUE(raw) << raw.error().message();

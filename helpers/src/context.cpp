@@ -1,6 +1,7 @@
 #include "bpfvm/helpers/context.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -24,6 +25,74 @@ const ContextModel kXdp{
         {"egress_ifindex", 20, 4, offsetof(XdpContext, egress_ifindex), 4, false, false},
     },
 };
+
+#define SKB_FIELD(NAME, WRITABLE)                                                                \
+    {                                                                                            \
+#NAME, offsetof(SkbContext, NAME), sizeof(SkbContext::NAME), offsetof(SkbContext, NAME), \
+            sizeof(SkbContext::NAME), false, WRITABLE                                            \
+    }
+
+// __sk_buff fields a tc program may touch (writes as the kernel's tc_cls_act_is_valid_access).
+const ContextModel kSchedCls{
+    vm::ProgramType::SchedCls,
+    "__sk_buff",
+    192,
+    {
+        SKB_FIELD(len, false),
+        SKB_FIELD(pkt_type, false),
+        SKB_FIELD(mark, true),
+        SKB_FIELD(queue_mapping, true),
+        SKB_FIELD(protocol, false),
+        SKB_FIELD(vlan_present, false),
+        SKB_FIELD(vlan_tci, false),
+        SKB_FIELD(vlan_proto, false),
+        SKB_FIELD(priority, true),
+        SKB_FIELD(ingress_ifindex, false),
+        SKB_FIELD(ifindex, false),
+        SKB_FIELD(tc_index, true),
+        SKB_FIELD(cb, true),
+        SKB_FIELD(hash, false),
+        SKB_FIELD(tc_classid, true),
+        SKB_FIELD(napi_id, false),
+        SKB_FIELD(tstamp, true),
+        SKB_FIELD(wire_len, false),
+        SKB_FIELD(gso_segs, false),
+        SKB_FIELD(gso_size, false),
+        {"data", 76, 4, offsetof(SkbContext, data), 8, true, false},
+        {"data_end", 80, 4, offsetof(SkbContext, data_end), 8, true, false},
+        {"data_meta", 140, 4, offsetof(SkbContext, data_meta), 8, true, false},
+    },
+};
+
+// Socket filters read most scalars and may write only cb[]; they have no direct packet access.
+const ContextModel kSocketFilter{
+    vm::ProgramType::SocketFilter,
+    "__sk_buff",
+    192,
+    {
+        SKB_FIELD(len, false),
+        SKB_FIELD(pkt_type, false),
+        SKB_FIELD(mark, false),
+        SKB_FIELD(queue_mapping, false),
+        SKB_FIELD(protocol, false),
+        SKB_FIELD(vlan_present, false),
+        SKB_FIELD(vlan_tci, false),
+        SKB_FIELD(vlan_proto, false),
+        SKB_FIELD(priority, false),
+        SKB_FIELD(ingress_ifindex, false),
+        SKB_FIELD(ifindex, false),
+        SKB_FIELD(tc_index, false),
+        SKB_FIELD(cb, true),
+        SKB_FIELD(hash, false),
+        SKB_FIELD(napi_id, false),
+    },
+};
+#undef SKB_FIELD
+
+static_assert(offsetof(SkbContext, data32) == 76 && offsetof(SkbContext, data_meta32) == 140 &&
+                  offsetof(SkbContext, tstamp) == 152 && offsetof(SkbContext, hwtstamp) == 184 &&
+                  offsetof(SkbContext, data) == 192,
+              "SkbContext must keep __sk_buff's layout in its first 192 bytes");
 
 // ---- finding context accesses ---------------------------------------------------------------
 
@@ -92,6 +161,12 @@ void clobber(State& s, int32_t off, unsigned width) {
 const ContextModel* context_model(vm::ProgramType type) {
     if (type == vm::ProgramType::Xdp) {
         return &kXdp;
+    }
+    if (type == vm::ProgramType::SchedCls || type == vm::ProgramType::SchedAct) {
+        return &kSchedCls;
+    }
+    if (type == vm::ProgramType::SocketFilter) {
+        return &kSocketFilter;
     }
     return nullptr;
 }
@@ -313,6 +388,64 @@ std::vector<vm::Region> XdpFrame::regions() const {
 std::vector<uint8_t> XdpFrame::packet() const {
     const auto* start = reinterpret_cast<const uint8_t*>(ctx_.data);
     return std::vector<uint8_t>(start, start + (ctx_.data_end - ctx_.data));
+}
+
+SkbFrame::SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const uint8_t> ctx_in) {
+    constexpr std::size_t kHeadroom = 64;
+    constexpr std::size_t kEth = 14;
+    buffer_.assign(kHeadroom + packet.size() + 64, 0);
+    std::copy(packet.begin(), packet.end(), buffer_.begin() + kHeadroom);
+    const auto start = reinterpret_cast<uintptr_t>(buffer_.data()) + kHeadroom;
+    const std::size_t pulled = layer2 || packet.size() < kEth ? 0 : kEth;
+    ctx_.data = start + pulled;
+    ctx_.data_end = start + packet.size();
+    ctx_.data_meta = ctx_.data;
+    ctx_.len = static_cast<uint32_t>(packet.size() - pulled);
+    ctx_.wire_len = static_cast<uint32_t>(packet.size());
+    ctx_.ifindex = 1;
+    ctx_.ingress_ifindex = 1;
+    if (packet.size() >= kEth) {
+        ctx_.protocol = uint32_t{packet[12]} | uint32_t{packet[13]} << 8;  // __be16 in memory order
+    }
+    if (!ctx_in.empty()) {
+        SkbContext in{};
+        std::memcpy(&in, ctx_in.data(), std::min(ctx_in.size(), std::size_t{192}));
+        ctx_.mark = in.mark;
+        ctx_.priority = in.priority;
+        if (in.ingress_ifindex != 0) {
+            ctx_.ingress_ifindex = in.ingress_ifindex;
+        }
+        if (in.ifindex != 0) {
+            ctx_.ifindex = in.ifindex;
+        }
+        std::memcpy(ctx_.cb, in.cb, sizeof ctx_.cb);
+        ctx_.tstamp = in.tstamp;
+        ctx_.gso_segs = in.gso_segs;
+        ctx_.gso_size = in.gso_size;
+        if (in.wire_len != 0) {
+            ctx_.wire_len = in.wire_len;
+        }
+    }
+}
+
+std::vector<vm::Region> SkbFrame::regions() const {
+    return {
+        vm::Region{reinterpret_cast<uintptr_t>(buffer_.data()), buffer_.size(), true, "skb data"},
+        // The __sk_buff-shaped part takes the program's (rewritten) stores; bpfvm's pointers
+        // after it stay read-only, so no stray store can aim a helper elsewhere.
+        vm::Region{reinterpret_cast<uintptr_t>(&ctx_), offsetof(SkbContext, data), true, "__sk_buff"},
+        vm::Region{reinterpret_cast<uintptr_t>(&ctx_) + offsetof(SkbContext, data),
+                   sizeof ctx_ - offsetof(SkbContext, data), false, "skb pointers"},
+    };
+}
+
+std::span<const uint8_t> SkbFrame::data() const {
+    return {reinterpret_cast<const uint8_t*>(ctx_.data), static_cast<std::size_t>(ctx_.data_end - ctx_.data)};
+}
+
+std::vector<uint8_t> SkbFrame::packet() const {
+    const auto* start = buffer_.data() + 64;
+    return std::vector<uint8_t>(start, reinterpret_cast<const uint8_t*>(ctx_.data_end));
 }
 
 }  // namespace bpfvm::helpers

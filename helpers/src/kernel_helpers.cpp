@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -518,6 +519,32 @@ uint64_t xdp_adjust_meta(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint6
     return 0;
 }
 
+// bpf_skb_load_bytes(skb, offset, to, len): copy from the packet data; -EFAULT when out of range.
+uint64_t skb_load_bytes(uint64_t skb, uint64_t offset, uint64_t to, uint64_t len, uint64_t, CallContext* ctx) {
+    // bpfvm's part of the context (pointers, magic) is its own read-only region.
+    constexpr uint64_t kOwn = offsetof(SkbContext, data);
+    if (!mem_ok(ctx, skb + kOwn, sizeof(SkbContext) - kOwn, false, "argument 1 is not the __sk_buff context") ||
+        !mem_ok(ctx, to, len, true, "skb_load_bytes: destination is not writable memory")) {
+        return 0;
+    }
+    const auto* s = static_cast<const SkbContext*>(ptr(skb));
+    if (s->magic != SkbContext::kMagic) {
+        ctx->fault = "argument 1 is not the __sk_buff context";
+        return 0;
+    }
+    const uint64_t size = s->data_end - s->data;
+    const auto off = static_cast<uint32_t>(offset);
+    if (len == 0 || off > size || len > size - off) {
+        std::memset(wptr(to), 0, len);
+        return neg(kEFAULT);
+    }
+    if (!mem_ok(ctx, s->data + off, len, false, "skb_load_bytes: the skb's data is not readable memory")) {
+        return 0;
+    }
+    std::memcpy(wptr(to), ptr(s->data + off), len);
+    return 0;
+}
+
 HelperPrototype proto(RetKind ret, std::initializer_list<ArgKind> args) {
     HelperPrototype p;
     p.ret = ret;
@@ -564,6 +591,7 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {132, "ringbuf_submit", ringbuf_submit, proto(R::Void, {A::Anything, A::Scalar})},
         {133, "ringbuf_discard", ringbuf_discard, proto(R::Void, {A::Anything, A::Scalar})},
         {134, "ringbuf_query", ringbuf_query, proto(R::Integer, {A::MapHandle, A::Scalar})},
+        {26, "skb_load_bytes", skb_load_bytes, proto(R::Integer, {A::Context, A::Scalar, A::WritableMem, A::Size})},
         {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
         {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},
         {65, "xdp_adjust_tail", xdp_adjust_tail, proto(R::Integer, {A::Context, A::Scalar})},

@@ -18,9 +18,10 @@ Expected<std::unique_ptr<LinkedObject>> LinkedObject::create(const std::vector<v
         const std::string where = "program '" + p.name + "'";
         if (p.type != vm::ProgramType::Unspecified && p.type != vm::ProgramType::Syscall &&
             context_model(p.type) == nullptr) {
-            obj->failures_.emplace(p.name, make_error(where, "is a " + std::string(vm::to_string(p.type)) +
-                                                                 " program, whose context model bpfvm does not "
-                                                                 "have yet (xdp, syscall and .text programs run)"));
+            obj->failures_.emplace(
+                p.name, make_error(where, "is a " + std::string(vm::to_string(p.type)) +
+                                              " program, whose context model bpfvm does not "
+                                              "have yet (xdp, tc, socket filter, syscall and .text programs run)"));
             continue;
         }
         Expected<vm::Program> linked = obj->runtime_->link(p.insns, p.type);

@@ -85,4 +85,69 @@ private:
     XdpContext ctx_;
 };
 
+// Socket filters and tc: bpfvm's context for __sk_buff. Its first 192 bytes are laid out as the
+// kernel's __sk_buff, so scalar fields keep their offsets; data, data_end and data_meta are
+// 64-bit pointers after them.
+struct SkbContext {
+    uint32_t len = 0;
+    uint32_t pkt_type = 0;
+    uint32_t mark = 0;
+    uint32_t queue_mapping = 0;
+    uint32_t protocol = 0;  // network byte order, as the kernel stores it
+    uint32_t vlan_present = 0;
+    uint32_t vlan_tci = 0;
+    uint32_t vlan_proto = 0;
+    uint32_t priority = 0;
+    uint32_t ingress_ifindex = 0;
+    uint32_t ifindex = 0;
+    uint32_t tc_index = 0;
+    uint32_t cb[5] = {};
+    uint32_t hash = 0;
+    uint32_t tc_classid = 0;
+    uint32_t data32 = 0;  // the kernel's 32-bit data / data_end fields; accesses are rewritten
+    uint32_t data_end32 = 0;
+    uint32_t napi_id = 0;
+    uint32_t sock_fields[13] = {};  // family .. local_port: socket fields, not modelled
+    uint32_t data_meta32 = 0;
+    uint64_t flow_keys = 0;
+    uint64_t tstamp = 0;
+    uint32_t wire_len = 0;
+    uint32_t gso_segs = 0;
+    uint64_t sk = 0;
+    uint32_t gso_size = 0;
+    uint32_t tstamp_type = 0;
+    uint64_t hwtstamp = 0;
+    // bpfvm's part
+    uint64_t data = 0;
+    uint64_t data_end = 0;
+    uint64_t data_meta = 0;
+    uint32_t magic = kMagic;
+    uint32_t reserved = 0;
+
+    static constexpr uint32_t kMagic = 0x534b4221;  // "SKB!"
+};
+
+// A packet as an skb for a test run, as BPF_PROG_TEST_RUN builds one: for tc (layer 2) the data
+// starts at the Ethernet header; for socket filters it starts after it (the kernel pulls the
+// 14-byte Ethernet header), and len counts from there. `ctx_in`, if not empty, is a __sk_buff
+// whose settable fields (mark, priority, ingress_ifindex, ifindex, cb, tstamp, wire_len,
+// gso_segs, gso_size) are copied in.
+class SkbFrame {
+public:
+    SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const uint8_t> ctx_in = {});
+    SkbFrame(const SkbFrame&) = delete;
+    SkbFrame& operator=(const SkbFrame&) = delete;
+
+    SkbContext& context() { return ctx_; }
+    [[nodiscard]] std::vector<vm::Region> regions() const;
+    // What LD_ABS / LD_IND read: [data, data_end).
+    [[nodiscard]] std::span<const uint8_t> data() const;
+    // The whole packet as it is now, Ethernet header included.
+    [[nodiscard]] std::vector<uint8_t> packet() const;
+
+private:
+    std::vector<uint8_t> buffer_;
+    SkbContext ctx_;
+};
+
 }  // namespace bpfvm::helpers
