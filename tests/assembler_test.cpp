@@ -132,7 +132,10 @@ TEST(Assembler, RoundTripsEveryTableRow) {
         }
         raw = with_selector(raw, row);
         if (row.form == Form::CallLocal || row.form == Form::Jump32) {
-            raw.imm = 1;
+            raw.imm = 1;  // a valid target: the first exit after the instruction
+        }
+        if (row.op == Op::LddwCodeAddr) {
+            raw.imm = 2;  // the second exit: a function of its own
         }
         std::vector<RawInsn> prog{raw};
         if (row.form == Form::LoadImm64) {

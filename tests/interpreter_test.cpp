@@ -281,6 +281,34 @@ TEST(Interpreter, UnresolvedMapLoadsAreRefusedAtCreation) {
     EXPECT_EQ(i.error().message(), "pc 0: lddw with src 1 refers to a map or variable that no loader resolved");
 }
 
+uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    const uint64_t a = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+    if (ctx->fault != nullptr) {
+        return 0;
+    }
+    return a + ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+}
+
+TEST(Interpreter, HelpersRunCallbacksAndCallbackTrapsKeepTheirPc) {
+    HelperTable helpers;
+    ASSERT_TRUE(helpers.add(100, "call_twice", call_twice));
+    const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";  // f is at pc 5
+    const Interpreter ok = make(prologue + "f: mov %r0, %r1\nadd %r0, 1\nexit\n", helpers);
+    for (Mode mode : {Mode::Checked, Mode::Fast}) {
+        EXPECT_EQ(ok.run_buffer({}, {mode, 0}).r0, 42u);
+    }
+    const Interpreter bad = make(prologue + "f: ldxdw %r0, [%r1]\nexit\n", helpers);
+    const RunResult r = checked(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, TrapKind::OutOfBounds);
+    EXPECT_EQ(r.trap->pc, 5u);
+    const Interpreter forged = make("mov %r1, 5\ncall 100\nexit\n", helpers);
+    EXPECT_EQ(checked(forged).trap->message(),
+              "pc 1: helper call_twice: the callback argument is not one of the program's functions");
+    const Interpreter looping = make(prologue + "f: ja f\n", helpers);
+    EXPECT_EQ(checked(looping, {}, 500).trap->kind, TrapKind::BudgetExhausted);  // the budget covers callbacks
+}
+
 TEST(HelperTable, RefusesDuplicateIdsAndNullFunctions) {
     HelperTable t;
     ASSERT_TRUE(t.add(1, "a", add_all));

@@ -141,6 +141,18 @@ TEST_P(MapsTour, PerCpuValuesStayApart) {
     EXPECT_EQ(nonzero, 2u);  // consecutive threads take different slots
 }
 
+TEST_P(MapsTour, BpfLoopRunsTheCallbackOnTheCallersStackContext) {
+    auto ctx = [](uint32_t n, uint32_t stop) {
+        std::vector<uint8_t> c(8);
+        std::memcpy(c.data(), &n, 4);
+        std::memcpy(c.data() + 4, &stop, 4);
+        return c;
+    };
+    EXPECT_EQ(run("loop_sum", ctx(5, 100)).r0, 10u * 1000 + 5);  // 0+1+2+3+4, 5 iterations
+    EXPECT_EQ(run("loop_sum", ctx(100, 3)).r0, 6u * 1000 + 4);   // stops after index 3
+    EXPECT_EQ(run("loop_sum", ctx(0, 0)).r0, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, MapsTour,
                          ::testing::Combine(::testing::Values("v3", "v4"),
                                             ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),

@@ -545,6 +545,29 @@ uint64_t skb_load_bytes(uint64_t skb, uint64_t offset, uint64_t to, uint64_t len
     return 0;
 }
 
+// bpf_loop(nr_loops, callback, ctx, flags): callback(i, ctx) for i = 0.. until it returns 1.
+uint64_t loop(uint64_t nr_loops, uint64_t callback, uint64_t callback_ctx, uint64_t flags, uint64_t, CallContext* ctx) {
+    if (flags != 0) {
+        return neg(kEINVAL);
+    }
+    if (nr_loops > (uint64_t{1} << 23)) {
+        return neg(kE2BIG);
+    }
+    if (ctx->invoke == nullptr) {
+        ctx->fault = "this engine cannot run callbacks";
+        return 0;
+    }
+    uint64_t i = 0;
+    while (i < nr_loops) {
+        const uint64_t r = ctx->invoke(ctx, callback, i, callback_ctx, 0, 0, 0);
+        ++i;
+        if (ctx->fault != nullptr || r == 1) {
+            break;
+        }
+    }
+    return i;
+}
+
 HelperPrototype proto(RetKind ret, std::initializer_list<ArgKind> args) {
     HelperPrototype p;
     p.ret = ret;
@@ -592,6 +615,7 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {133, "ringbuf_discard", ringbuf_discard, proto(R::Void, {A::Anything, A::Scalar})},
         {134, "ringbuf_query", ringbuf_query, proto(R::Integer, {A::MapHandle, A::Scalar})},
         {26, "skb_load_bytes", skb_load_bytes, proto(R::Integer, {A::Context, A::Scalar, A::WritableMem, A::Size})},
+        {181, "loop", loop, proto(R::Integer, {A::Scalar, A::Function, A::Anything, A::Scalar})},
         {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
         {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},
         {65, "xdp_adjust_tail", xdp_adjust_tail, proto(R::Integer, {A::Context, A::Scalar})},

@@ -145,4 +145,23 @@ SEC("syscall") int tail_loop(void *ctx) {
     return 99;
 }
 
+static long (*bpf_loop)(u32 nr_loops, void *callback_fn, void *callback_ctx, u64 flags) = (void *)181;
+
+struct loop_state {
+    u64 sum;
+    u32 stop_at;
+};
+
+static long add_index(u32 index, struct loop_state *st) {
+    st->sum += index;
+    return index >= st->stop_at ? 1 : 0;  // 1 stops the loop
+}
+
+// ctx[0]: iterations asked for; ctx[1]: index to stop at. Returns sum * 1000 + iterations done.
+SEC("syscall") int loop_sum(u32 *ctx) {
+    struct loop_state st = {0, ctx[1]};  // on the stack: the callback writes it through a pointer
+    long n = bpf_loop(ctx[0], add_index, &st, 0);
+    return st.sum * 1000 + n;
+}
+
 char _license[] SEC("license") = "GPL";

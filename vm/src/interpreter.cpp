@@ -96,8 +96,8 @@ bool packet_read(std::span<const uint8_t> packet, int64_t offset, unsigned size,
 // of each Op's label from `trapped`), which create() stores in the slots: direct threading.
 template <bool kChecked>
 RunResult execute(const Slot* const base, std::span<const Helper> bound, const HelperTable& helpers,
-                  const RunInput& input, uint64_t budget, uint32_t tail_calls,
-                  const int32_t** handler_offsets = nullptr) {
+                  const RunInput& input, uint64_t budget, uint32_t tail_calls, const void* engine,
+                  decltype(CallContext::invoke) invoke, const int32_t** handler_offsets = nullptr) {
     static const int32_t kOffsets[] = {
 #define X(NAME, OPCODE, MATCH, MVAL, MNEMONIC, FORM, SEM, WIDTH, GROUP, ISA) \
     static_cast<int32_t>(static_cast<const char*>(&&L_##NAME) - static_cast<const char*>(&&trapped)),
@@ -117,6 +117,8 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
     call_ctx.tail_calls = tail_calls;
+    call_ctx.engine = engine;
+    call_ctx.invoke = invoke;
     call_ctx.regions = input.regions;
     call_ctx.stack = std::span<const Region>(&stack_region, 1);
     call_ctx.checked = kChecked;
@@ -124,6 +126,9 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     uint64_t R[kNumRegisters] = {};
     R[1] = input.r1;
     R[2] = input.r2;
+    R[3] = input.r3;
+    R[4] = input.r4;
+    R[5] = input.r5;
     // Frames grow down from the top of the stack block: frame k has r10 = end - k * 512.
     R[10] = stack_region.begin + kStackBytes;
     std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
@@ -134,7 +139,10 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     uint64_t remaining = budget_start;
     RunResult result;
     Trap trap;
-    const Slot* s = base;
+    if constexpr (kChecked) {
+        call_ctx.budget_left = &remaining;
+    }
+    const Slot* s = base + input.start_pc;
 
 // The run loop is macros and labels; its layout is kept by hand.
 // clang-format off
@@ -419,6 +427,12 @@ L_CallHelper: {
     call_ctx.pc = PC();
     R[0] = h.fn(R[1], R[2], R[3], R[4], R[5], &call_ctx);
     if (call_ctx.fault != nullptr) {
+        if (call_ctx.callback_trap) {
+            trap = std::move(*call_ctx.callback_trap);  // the callback's own trap, pc and all
+            result.r0 = 0;
+            result.trap = std::move(trap);
+            goto done;
+        }
         trap.kind = TrapKind::HelperFault;
         trap.address = h.id;
         trap.detail = h.name + ": " + call_ctx.fault;
@@ -531,7 +545,11 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
         slot.off = insn.off;
         slot.imm = insn.imm;
         if (program.is_tail(pc)) {
-            slot.imm = static_cast<int32_t>(insn.imm64 >> 32);
+            // The upper half of the lddw's value: its immediate, or the function pointer's tag.
+            const uint64_t value = insn.op == Op::LddwCodeAddr
+                                       ? function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + insn.imm))
+                                       : insn.imm64;
+            slot.imm = static_cast<int32_t>(value >> 32);
             continue;
         }
         const OpInfo& row = insn.info();
@@ -549,6 +567,13 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
                 }
                 break;
             case Form::LoadImm64:
+                if (insn.op == Op::LddwCodeAddr) {
+                    // A function's address: an opaque value only callbacks (invoke) understand.
+                    const uint64_t fp =
+                        function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + insn.imm));
+                    slot.imm = static_cast<int32_t>(static_cast<uint32_t>(fp));
+                    break;
+                }
                 if (insn.op != Op::LddwImm) {
                     return make_error("pc " + std::to_string(pc),
                                       "lddw with src " + std::to_string(insn.src) +
@@ -588,8 +613,12 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
     // One copy of the slots per mode, each pointing at that mode's handlers.
     const int32_t* checked = nullptr;
     const int32_t* fast = nullptr;
-    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, 0, &checked);
-    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, 0, &fast);
+    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, 0, nullptr, nullptr, &checked);
+    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, 0, nullptr, nullptr, &fast);
+    interp.is_function_.assign(program.size(), 0);
+    for (uint32_t f : program.functions()) {
+        interp.is_function_[f] = 1;
+    }
     interp.checked_ = slots;
     interp.fast_ = std::move(slots);
     for (std::size_t pc = 0; pc < program.size(); ++pc) {
@@ -599,18 +628,22 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
     return interp;
 }
 
+RunResult Interpreter::run_from(const RunInput& input, Mode mode, uint64_t budget, uint32_t tail_calls) const {
+    return mode == Mode::Checked
+               ? execute<true>(checked_.data(), bound_, helpers_, input, budget, tail_calls, this, &invoke_callback)
+               : execute<false>(fast_.data(), bound_, helpers_, input, 0, tail_calls, this, &invoke_callback);
+}
+
 RunResult Interpreter::run(const RunInput& input, const RunOptions& options) const {
     // A taken tail call ends this program's run; the loop continues in the target with the
     // same input but r1 = the context the program passed, sharing the budget.
     RunInput in = input;
+    in.start_pc = 0;
     const Interpreter* current = this;
     uint64_t executed = 0;
     for (uint32_t tail_calls = 0;; ++tail_calls) {
         const uint64_t budget = options.budget == 0 ? 0 : options.budget - std::min(options.budget - 1, executed);
-        RunResult r =
-            options.mode == Mode::Checked
-                ? execute<true>(current->checked_.data(), current->bound_, current->helpers_, in, budget, tail_calls)
-                : execute<false>(current->fast_.data(), current->bound_, current->helpers_, in, 0, tail_calls);
+        RunResult r = current->run_from(in, options.mode, budget, tail_calls);
         executed += r.instructions;
         if (r.tail_call == nullptr) {
             r.instructions = executed;
@@ -620,6 +653,48 @@ RunResult Interpreter::run(const RunInput& input, const RunOptions& options) con
         current = static_cast<const Interpreter*>(r.tail_call);
         in.r1 = r.tail_call_ctx;
     }
+}
+
+uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                                      uint64_t r5) {
+    const auto* self = static_cast<const Interpreter*>(ctx->engine);
+    const auto pc = static_cast<uint32_t>(fn);
+    if ((fn >> 32) != kFunctionPointerTag || pc >= self->is_function_.size() || self->is_function_[pc] == 0) {
+        ctx->fault = "the callback argument is not one of the program's functions";
+        return 0;
+    }
+    // The callback may use memory the caller may, its stack included (a callback context there).
+    std::vector<Region> regions(ctx->regions.begin(), ctx->regions.end());
+    regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
+    RunInput in;
+    in.r1 = r1;
+    in.r2 = r2;
+    in.r3 = r3;
+    in.r4 = r4;
+    in.r5 = r5;
+    in.user = ctx->user;
+    in.runtime = ctx->runtime;
+    in.regions = regions;
+    in.start_pc = pc;
+    const bool checked = ctx->checked;
+    uint64_t budget = 0;
+    if (checked && ctx->budget_left != nullptr && *ctx->budget_left != ~uint64_t{0}) {
+        budget = std::max<uint64_t>(*ctx->budget_left, 1);
+    }
+    RunResult r = self->run_from(in, checked ? Mode::Checked : Mode::Fast, budget, ctx->tail_calls);
+    if (checked && ctx->budget_left != nullptr && *ctx->budget_left != ~uint64_t{0}) {
+        *ctx->budget_left -= std::min(*ctx->budget_left, r.instructions);
+    }
+    if (!r.ok()) {
+        ctx->callback_trap = std::move(r.trap);
+        ctx->fault = "the callback trapped";
+        return 0;
+    }
+    if (r.tail_call != nullptr) {
+        ctx->fault = "a callback may not tail-call";
+        return 0;
+    }
+    return r.r0;
 }
 
 RunResult Interpreter::run_buffer(std::span<uint8_t> buffer, const RunOptions& options) const {

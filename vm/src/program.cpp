@@ -240,11 +240,14 @@ Expected<Program> Program::from_raw(std::vector<RawInsn> raw) {
             continue;
         }
         const Instruction& insn = p.insns_[pc];
-        if (!has_target(insn.info().form)) {
+        const bool function_address = insn.op == Op::LddwCodeAddr;  // a callback's address
+        if (!has_target(insn.info().form) && !function_address) {
             continue;
         }
-        const int64_t target = branch_target(insn, pc);
-        const char* what = insn.info().form == Form::CallLocal ? "call target" : "jump target";
+        const int64_t target = function_address ? static_cast<int64_t>(pc) + 1 + insn.imm : branch_target(insn, pc);
+        const char* what = insn.info().form == Form::CallLocal ? "call target"
+                           : function_address                  ? "function address"
+                                                               : "jump target";
         if (target < 0 || target >= static_cast<int64_t>(n)) {
             return make_error(at_pc(pc), std::string(what) + " pc " + std::to_string(target) +
                                              " is outside the program (pc 0.." + std::to_string(n - 1) + ")");
@@ -253,7 +256,7 @@ Expected<Program> Program::from_raw(std::vector<RawInsn> raw) {
             return make_error(at_pc(pc), std::string(what) + " pc " + std::to_string(target) +
                                              " is the second slot of the lddw at pc " + std::to_string(target - 1));
         }
-        if (insn.info().form == Form::CallLocal) {
+        if (insn.info().form == Form::CallLocal || function_address) {
             functions.push_back(static_cast<uint32_t>(target));
         }
     }

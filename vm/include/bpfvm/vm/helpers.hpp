@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,10 +30,25 @@ struct CallContext {
     const void* tail_call = nullptr;
     uint64_t tail_call_ctx = 0;
     uint32_t tail_calls = 0;
+    // Callbacks (bpf_loop, ...): invoke(ctx, fn, r1..r5) runs the program's function `fn` (a
+    // value the program got from an lddw of a function, see function_pointer) to its exit and
+    // returns its r0. When the callback traps, invoke sets fault and callback_trap, and returns 0.
+    uint64_t (*invoke)(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                       uint64_t r5) = nullptr;
+    const void* engine = nullptr;     // the engine running the program (for invoke)
+    uint64_t* budget_left = nullptr;  // checked runs: the instructions the run may still execute
+    std::optional<Trap> callback_trap;
 
     // True if [addr, addr + len) lies inside one region the program may touch.
     [[nodiscard]] bool allowed(uint64_t addr, uint64_t len, bool write) const;
 };
+
+// What a program sees for the address of its function at `pc` (lddw src 4 after linking): an
+// opaque value only helpers that take callbacks understand.
+inline constexpr uint32_t kFunctionPointerTag = 0xca11bacc;
+constexpr uint64_t function_pointer(uint32_t pc) {
+    return (uint64_t{kFunctionPointerTag} << 32) | pc;
+}
 
 using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, CallContext* ctx);
 

@@ -41,6 +41,10 @@ struct RunOptions {
 struct RunInput {
     uint64_t r1 = 0;
     uint64_t r2 = 0;
+    uint64_t r3 = 0;
+    uint64_t r4 = 0;
+    uint64_t r5 = 0;
+    uint32_t start_pc = 0;            // a function's entry (callbacks); 0 for the program
     std::span<const Region> regions;  // memory the program may touch besides its stack
     std::span<const uint8_t> packet;  // what LD_ABS / LD_IND read (RFC 9669, 5.5)
     void* user = nullptr;             // passed to helpers in CallContext::user
@@ -88,10 +92,15 @@ public:
     static_assert(sizeof(Slot) == 16);
 
 private:
-    std::vector<Slot> checked_;  // slots for checked mode
-    std::vector<Slot> fast_;     // the same, pointing at the fast loop's handlers
-    std::vector<Helper> bound_;  // helpers called by id (index in Slot::imm)
-    HelperTable helpers_;        // every helper, for callx
+    std::vector<Slot> checked_;         // slots for checked mode
+    std::vector<Slot> fast_;            // the same, pointing at the fast loop's handlers
+    std::vector<Helper> bound_;         // helpers called by id (index in Slot::imm)
+    std::vector<uint8_t> is_function_;  // per pc: a function entry (valid callback targets)
+
+    static uint64_t invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                                    uint64_t r5);
+    [[nodiscard]] RunResult run_from(const RunInput& input, Mode mode, uint64_t budget, uint32_t tail_calls) const;
+    HelperTable helpers_;  // every helper, for callx
 };
 
 }  // namespace bpfvm::vm
