@@ -153,6 +153,18 @@ TEST_P(MapsTour, BpfLoopRunsTheCallbackOnTheCallersStackContext) {
     EXPECT_EQ(run("loop_sum", ctx(0, 0)).r0, 0u);
 }
 
+TEST_P(MapsTour, ForEachMapElemVisitsEveryElement) {
+    EXPECT_EQ(run("weighted_sum").r0, (1u * 10 + 2 * 20 + 3 * 30) * 10 + 3);
+}
+
+TEST_P(MapsTour, SnprintfAndStrtolRoundTrip) {
+    std::vector<uint8_t> ctx(32);
+    const uint32_t n = 4711;
+    std::memcpy(ctx.data(), &n, 4);
+    // "n=4711" is 7 bytes with its NUL; strtol uses the 4 digits.
+    EXPECT_EQ(run("format_parse", ctx).r0, 4711u * 100 + 7 * 10 + 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, MapsTour,
                          ::testing::Combine(::testing::Values("v3", "v4"),
                                             ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),

@@ -10,6 +10,9 @@
 #include <ctime>
 #include <fstream>
 #include <random>
+#include <span>
+#include <string_view>
+#include <vector>
 
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/runtime.hpp"
@@ -357,20 +360,11 @@ uint64_t csum_diff(uint64_t from, uint64_t from_size, uint64_t to, uint64_t to_s
     return sum;
 }
 
-// bpf_trace_printk(fmt, fmt_size, a1, a2, a3): %d %i %u %x %X %p %c %s %% with l/ll/h modifiers;
-// at most three arguments, as in the kernel.
-uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2, uint64_t a3, CallContext* ctx) {
-    if (!mem_ok(ctx, fmt, fmt_size, false, "trace_printk: format is not readable memory")) {
-        return 0;
-    }
-    Runtime* rt = runtime_of(ctx);
-    if (rt == nullptr) {
-        return 0;
-    }
-    const std::string_view f(static_cast<const char*>(ptr(fmt)), fmt_size);
-    const uint64_t args[3] = {a1, a2, a3};
-    unsigned next = 0;
-    std::string out;
+// The bpf_printk / bpf_snprintf format language: %d %i %u %x %X %p %c %s %% with l / ll / h
+// modifiers; each conversion takes the next argument. -EINVAL for anything else, or when the
+// arguments run out.
+int format_bpf(std::string_view f, std::span<const uint64_t> args, CallContext* ctx, std::string& out) {
+    std::size_t next = 0;
     for (std::size_t i = 0; i < f.size() && f[i] != '\0'; ++i) {
         if (f[i] != '%') {
             out += f[i];
@@ -383,18 +377,19 @@ uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2,
             ++j;
         }
         if (j >= f.size()) {
-            return neg(kEINVAL);
+            return -kEINVAL;
         }
         const char conv = f[j];
+        i = j;
         if (conv == '%') {
             out += '%';
-            i = j;
             continue;
         }
-        if (next == 3) {
-            return neg(kEINVAL);
+        if (next == args.size()) {
+            return -kEINVAL;
         }
         const uint64_t v = args[next++];
+        const auto wide = static_cast<unsigned long long>(longs >= 1 ? v : static_cast<uint32_t>(v));
         char buf[64];
         switch (conv) {
             case 'd':
@@ -403,15 +398,11 @@ uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2,
                               longs >= 1 ? static_cast<long long>(v) : static_cast<long long>(static_cast<int32_t>(v)));
                 break;
             case 'u':
-                std::snprintf(buf, sizeof buf, "%llu",
-                              longs >= 1 ? static_cast<unsigned long long>(v)
-                                         : static_cast<unsigned long long>(static_cast<uint32_t>(v)));
+                std::snprintf(buf, sizeof buf, "%llu", wide);
                 break;
             case 'x':
             case 'X':
-                std::snprintf(buf, sizeof buf, conv == 'x' ? "%llx" : "%llX",
-                              longs >= 1 ? static_cast<unsigned long long>(v)
-                                         : static_cast<unsigned long long>(static_cast<uint32_t>(v)));
+                std::snprintf(buf, sizeof buf, conv == 'x' ? "%llx" : "%llX", wide);
                 break;
             case 'p':
                 std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -420,33 +411,188 @@ uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2,
                 buf[0] = static_cast<char>(v);
                 buf[1] = '\0';
                 break;
-            case 's': {
-                std::string s;
-                for (uint64_t k = 0; k < 256; ++k) {
-                    if (!ctx->allowed(v + k, 1, false)) {
-                        break;
-                    }
+            case 's':
+                // Strings are read only from memory the program may read.
+                buf[0] = '\0';
+                for (uint64_t k = 0; k < 256 && ctx->allowed(v + k, 1, false); ++k) {
                     const char c = *static_cast<const char*>(ptr(v + k));
                     if (c == '\0') {
                         break;
                     }
-                    s += c;
+                    out += c;
                 }
-                out += s;
-                i = j;
-                continue;
-            }
+                break;
             default:
-                return neg(kEINVAL);
+                return -kEINVAL;
         }
         out += buf;
-        i = j;
+    }
+    return 0;
+}
+
+// bpf_trace_printk(fmt, fmt_size, a1, a2, a3): a line for the runtime's trace sink.
+uint64_t trace_printk(uint64_t fmt, uint64_t fmt_size, uint64_t a1, uint64_t a2, uint64_t a3, CallContext* ctx) {
+    if (!mem_ok(ctx, fmt, fmt_size, false, "trace_printk: format is not readable memory")) {
+        return 0;
+    }
+    Runtime* rt = runtime_of(ctx);
+    if (rt == nullptr) {
+        return 0;
+    }
+    const uint64_t args[3] = {a1, a2, a3};
+    std::string out;
+    if (const int r = format_bpf({static_cast<const char*>(ptr(fmt)), fmt_size}, args, ctx, out); r != 0) {
+        return neg(-r);
     }
     while (!out.empty() && out.back() == '\n') {
         out.pop_back();
     }
     rt->trace(out);
     return out.size() + 1;
+}
+
+// bpf_snprintf(str, str_size, fmt, data, data_len): data holds the u64 arguments (at most 12);
+// returns the length the whole output needs, NUL included, and writes at most str_size bytes.
+uint64_t snprintf_helper(uint64_t str, uint64_t str_size, uint64_t fmt, uint64_t data, uint64_t data_len,
+                         CallContext* ctx) {
+    if (data_len % 8 != 0 || data_len > 12 * 8) {
+        return neg(kEINVAL);
+    }
+    if (!mem_ok(ctx, str, str_size, true, "snprintf: destination is not writable memory") ||
+        !mem_ok(ctx, data, data_len, false, "snprintf: arguments are not readable memory")) {
+        return 0;
+    }
+    std::string f;
+    for (uint64_t k = 0;; ++k) {
+        if (!mem_ok(ctx, fmt + k, 1, false, "snprintf: format is not a readable string")) {
+            return 0;
+        }
+        const char c = *static_cast<const char*>(ptr(fmt + k));
+        if (c == '\0') {
+            break;
+        }
+        f += c;
+    }
+    std::vector<uint64_t> args(data_len / 8);
+    std::memcpy(args.data(), ptr(data), data_len);
+    std::string out;
+    if (const int r = format_bpf(f, args, ctx, out); r != 0) {
+        return neg(-r);
+    }
+    if (str_size > 0) {
+        const std::size_t n = std::min<std::size_t>(out.size(), str_size - 1);
+        std::memcpy(wptr(str), out.data(), n);
+        static_cast<char*>(wptr(str))[n] = '\0';
+    }
+    return out.size() + 1;
+}
+
+// bpf_strtol / bpf_strtoul(buf, buf_len, flags, res): flags' low 5 bits are the base (0 = by
+// prefix); leading white space and (strtol) one '-' are accepted. Returns the characters used,
+// -EINVAL without digits, -ERANGE on overflow.
+uint64_t parse_number(uint64_t buf, uint64_t buf_len, uint64_t flags, uint64_t res, bool is_signed, CallContext* ctx) {
+    if (!mem_ok(ctx, buf, buf_len, false, "strtol: buffer is not readable memory") ||
+        !mem_ok(ctx, res, 8, true, "strtol: result is not writable memory")) {
+        return 0;
+    }
+    if ((flags & ~uint64_t{0x1f}) != 0) {
+        return neg(kEINVAL);
+    }
+    const std::string_view s(static_cast<const char*>(ptr(buf)), buf_len);
+    std::size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))) {
+        ++i;
+    }
+    bool negative = false;
+    if (is_signed && i < s.size() && s[i] == '-') {
+        negative = true;
+        ++i;
+    }
+    unsigned base = static_cast<unsigned>(flags & 0x1f);
+    if ((base == 0 || base == 16) && i + 1 < s.size() && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X')) {
+        base = 16;
+        i += 2;
+    } else if (base == 0) {
+        base = i < s.size() && s[i] == '0' ? 8 : 10;
+    }
+    if (base != 8 && base != 10 && base != 16) {
+        return neg(kEINVAL);
+    }
+    uint64_t value = 0;
+    const std::size_t digits_start = i;
+    for (; i < s.size(); ++i) {
+        const char c = s[i];
+        const unsigned d = c >= '0' && c <= '9'   ? unsigned(c - '0')
+                           : c >= 'a' && c <= 'f' ? unsigned(c - 'a' + 10)
+                           : c >= 'A' && c <= 'F' ? unsigned(c - 'A' + 10)
+                                                  : 99;
+        if (d >= base) {
+            break;
+        }
+        if (value > (UINT64_MAX - d) / base) {
+            return neg(34);  // -ERANGE
+        }
+        value = value * base + d;
+    }
+    if (i == digits_start) {
+        return neg(kEINVAL);
+    }
+    if (is_signed) {
+        if (value > (negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1)) {
+            return neg(34);
+        }
+        value = negative ? 0 - value : value;
+    }
+    std::memcpy(wptr(res), &value, 8);
+    return i;
+}
+
+uint64_t strtol_helper(uint64_t buf, uint64_t len, uint64_t flags, uint64_t res, uint64_t, CallContext* ctx) {
+    return parse_number(buf, len, flags, res, true, ctx);
+}
+
+uint64_t strtoul_helper(uint64_t buf, uint64_t len, uint64_t flags, uint64_t res, uint64_t, CallContext* ctx) {
+    return parse_number(buf, len, flags, res, false, ctx);
+}
+
+// bpf_for_each_map_elem(map, callback, ctx, flags): callback(map, &key, &value, ctx) for every
+// element until it returns 1; returns the number of elements visited.
+uint64_t for_each_map_elem(uint64_t map, uint64_t callback, uint64_t callback_ctx, uint64_t flags, uint64_t,
+                           CallContext* ctx) {
+    Map* m = map_arg(ctx, map);
+    if (m == nullptr) {
+        return 0;
+    }
+    if (flags != 0 || m->spec().key_size == 0) {
+        return neg(kEINVAL);
+    }
+    if (ctx->invoke == nullptr) {
+        ctx->fault = "this engine cannot run callbacks";
+        return 0;
+    }
+    // The callback reads the key from a copy the helper lends it for the call.
+    std::vector<uint8_t> key(m->spec().key_size);
+    std::vector<uint8_t> next(m->spec().key_size);
+    const vm::Region key_region{reinterpret_cast<uintptr_t>(key.data()), key.size(), false, "map key"};
+    const void* cursor = nullptr;
+    uint64_t visited = 0;
+    for (uint64_t guard = 0; guard <= m->spec().max_entries && m->next_key(cursor, next.data()) == 0; ++guard) {
+        key = next;
+        cursor = key.data();
+        void* value = m->lookup(key.data());
+        if (value == nullptr) {
+            continue;
+        }
+        ++visited;
+        ctx->callback_region = &key_region;
+        const uint64_t r = ctx->invoke(ctx, callback, map, reinterpret_cast<uintptr_t>(key.data()),
+                                       reinterpret_cast<uintptr_t>(value), callback_ctx, 0);
+        ctx->callback_region = nullptr;
+        if (ctx->fault != nullptr || r == 1) {
+            break;
+        }
+    }
+    return visited;
 }
 
 // ---- XDP: moving the packet's start, end and metadata inside its frame --------------------
@@ -615,6 +761,12 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {133, "ringbuf_discard", ringbuf_discard, proto(R::Void, {A::Anything, A::Scalar})},
         {134, "ringbuf_query", ringbuf_query, proto(R::Integer, {A::MapHandle, A::Scalar})},
         {26, "skb_load_bytes", skb_load_bytes, proto(R::Integer, {A::Context, A::Scalar, A::WritableMem, A::Size})},
+        {105, "strtol", strtol_helper, proto(R::Integer, {A::ReadableMem, A::Size, A::Scalar, A::WritableMem})},
+        {106, "strtoul", strtoul_helper, proto(R::Integer, {A::ReadableMem, A::Size, A::Scalar, A::WritableMem})},
+        {164, "for_each_map_elem", for_each_map_elem,
+         proto(R::Integer, {A::MapHandle, A::Function, A::Anything, A::Scalar})},
+        {165, "snprintf", snprintf_helper,
+         proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::ReadableMem, A::ReadableMem, A::SizeOrZero})},
         {181, "loop", loop, proto(R::Integer, {A::Scalar, A::Function, A::Anything, A::Scalar})},
         {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
         {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},

@@ -4,6 +4,11 @@
 
 namespace bpfvm::helpers {
 
+bool uses_raw_memory(vm::ProgramType type) {
+    return type == vm::ProgramType::Unspecified || type == vm::ProgramType::Syscall ||
+           type == vm::ProgramType::RawTracepoint || type == vm::ProgramType::RawTracepointWritable;
+}
+
 Expected<std::unique_ptr<LinkedObject>> LinkedObject::create(const std::vector<vm::MapSpec>& maps,
                                                              const std::vector<ProgramSource>& programs,
                                                              RuntimeOptions options) {
@@ -16,12 +21,13 @@ Expected<std::unique_ptr<LinkedObject>> LinkedObject::create(const std::vector<v
     for (const ProgramSource& p : programs) {
         obj->types_[p.name] = p.type;
         const std::string where = "program '" + p.name + "'";
-        if (p.type != vm::ProgramType::Unspecified && p.type != vm::ProgramType::Syscall &&
-            context_model(p.type) == nullptr) {
+        if (!uses_raw_memory(p.type) && context_model(p.type) == nullptr) {
             obj->failures_.emplace(
-                p.name, make_error(where, "is a " + std::string(vm::to_string(p.type)) +
-                                              " program, whose context model bpfvm does not "
-                                              "have yet (xdp, tc, socket filter, syscall and .text programs run)"));
+                p.name,
+                make_error(where,
+                           "is a " + std::string(vm::to_string(p.type)) +
+                               " program, whose context model bpfvm does not "
+                               "have yet (xdp, tc, socket filter, syscall, raw tracepoint and .text programs run)"));
             continue;
         }
         Expected<vm::Program> linked = obj->runtime_->link(p.insns, p.type);

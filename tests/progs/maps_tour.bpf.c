@@ -164,4 +164,42 @@ SEC("syscall") int loop_sum(u32 *ctx) {
     return st.sum * 1000 + n;
 }
 
+static long (*bpf_for_each_map_elem)(void *map, void *callback_fn, void *callback_ctx, u64 flags) = (void *)164;
+static long (*bpf_snprintf)(char *str, u32 str_size, const char *fmt, u64 *data, u32 data_len) = (void *)165;
+static long (*bpf_strtol)(const char *buf, u64 buf_len, u64 flags, long *res) = (void *)105;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, u64 flags) = (void *)2;
+
+struct {
+    __uint(type, 1);  // HASH
+    __uint(max_entries, 8);
+    __type(key, u32);
+    __type(value, u64);
+} weights SEC(".maps");
+
+static long add_weight(void *map, u32 *key, u64 *value, u64 *total) {
+    *total += *key * *value;
+    return 0;
+}
+
+// Fills weights {1: 10, 2: 20, 3: 30} and returns the sum of key * value over every element.
+SEC("syscall") int weighted_sum(void *ctx) {
+    for (u32 k = 1; k <= 3; k++) {
+        u64 v = k * 10;
+        bpf_map_update_elem(&weights, &k, &v, 0);
+    }
+    u64 total = 0;
+    long visited = bpf_for_each_map_elem(&weights, add_weight, &total, 0);
+    return total * 10 + visited;
+}
+
+// Formats "n=<ctx[0]>" into ctx + 8, then parses the number back with strtol.
+SEC("syscall") int format_parse(u32 *ctx) {
+    char *out = (char *)(ctx + 2);
+    u64 args[1] = {ctx[0]};
+    long len = bpf_snprintf(out, 16, "n=%u", args, sizeof(args));
+    long value = 0;
+    long used = bpf_strtol(out + 2, 14, 10, &value);
+    return value * 100 + len * 10 + used;
+}
+
 char _license[] SEC("license") = "GPL";

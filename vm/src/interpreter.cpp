@@ -666,6 +666,9 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
     // The callback may use memory the caller may, its stack included (a callback context there).
     std::vector<Region> regions(ctx->regions.begin(), ctx->regions.end());
     regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
+    if (ctx->callback_region != nullptr) {
+        regions.push_back(*ctx->callback_region);
+    }
     RunInput in;
     in.r1 = r1;
     in.r2 = r2;

@@ -12,6 +12,10 @@
 
 namespace bpfvm::helpers {
 
+// Program types whose context is plain memory the caller provides: r1 = a buffer (syscall
+// programs), the argument array (raw tracepoints), or the conformance contract (.text programs).
+bool uses_raw_memory(vm::ProgramType type);
+
 struct ProgramSource {
     std::string name;
     vm::ProgramType type = vm::ProgramType::Unspecified;

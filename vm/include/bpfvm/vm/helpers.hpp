@@ -38,6 +38,8 @@ struct CallContext {
     const void* engine = nullptr;     // the engine running the program (for invoke)
     uint64_t* budget_left = nullptr;  // checked runs: the instructions the run may still execute
     std::optional<Trap> callback_trap;
+    // One more region the next invoked callback may read (a key a helper lends it).
+    const Region* callback_region = nullptr;
 
     // True if [addr, addr + len) lies inside one region the program may touch.
     [[nodiscard]] bool allowed(uint64_t addr, uint64_t len, bool write) const;
