@@ -1,6 +1,7 @@
 #include "inputs.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -43,13 +44,39 @@ bool is_elf(const std::vector<uint8_t>& bytes) {
     return bytes.size() >= 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F';
 }
 
-Expected<LoadedProgram> load_program(const std::string& path, const std::string& program_name) {
+Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool kernel_btf,
+                                           const std::vector<std::string>& kconfig) {
+    loader::LoadOptions options;
+    const std::string btf_path = kernel_btf ? std::string("/sys/kernel/btf/vmlinux") : btf_file;
+    if (!btf_path.empty()) {
+        Expected<loader::Btf> btf = loader::load_btf_file(btf_path);
+        if (!btf) {
+            return btf.error();
+        }
+        options.target_btf = std::move(*btf);
+    }
+    for (const std::string& kv : kconfig) {
+        const std::size_t eq = kv.find('=');
+        const std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long v = value.empty() ? 0 : std::strtoull(value.c_str(), &end, 0);
+        if (eq == std::string::npos || eq == 0 || value.empty() || *end != '\0' || errno != 0) {
+            return make_error("--kconfig", "'" + kv + "' is not NAME=NUMBER");
+        }
+        options.kconfig[kv.substr(0, eq)] = v;
+    }
+    return options;
+}
+
+Expected<LoadedProgram> load_program(const std::string& path, const std::string& program_name,
+                                     const loader::LoadOptions& options) {
     Expected<std::vector<uint8_t>> bytes = read_bytes(path);
     if (!bytes) {
         return bytes.error();
     }
     if (is_elf(*bytes)) {
-        Expected<loader::Object> obj = loader::load_object(*bytes, path);
+        Expected<loader::Object> obj = loader::load_object(*bytes, path, options);
         if (!obj) {
             return obj.error();
         }

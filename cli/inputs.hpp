@@ -26,7 +26,13 @@ bool is_elf(const std::vector<uint8_t>& bytes);
 
 // ELF objects by their magic (`program` picks one by name; default the first), then by extension:
 // .s/.asm assembly, .data conformance test, anything else raw bytecode.
-Expected<LoadedProgram> load_program(const std::string& path, const std::string& program = "");
+Expected<LoadedProgram> load_program(const std::string& path, const std::string& program = "",
+                                     const loader::LoadOptions& options = {});
+
+// Loader options from the command line: --btf FILE or --kernel-btf (the CO-RE target), and
+// --kconfig NAME=VALUE (repeatable).
+Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool kernel_btf,
+                                           const std::vector<std::string>& kconfig);
 
 // What the disassembler prints around an object's program: source lines and map names.
 vm::Annotations annotations_for(const loader::Object& object, const loader::ProgramInfo& program);

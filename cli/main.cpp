@@ -83,9 +83,10 @@ int cmd_asm(const std::string& input, const std::string& output) {
     return 0;
 }
 
-int cmd_disasm(const std::string& input, const std::string& syntax, const std::string& program) {
+int cmd_disasm(const std::string& input, const std::string& syntax, const std::string& program,
+               const loader::LoadOptions& options) {
     const Syntax sx = syntax == "llvm" ? Syntax::Llvm : Syntax::Conformance;
-    const cli::LoadedProgram loaded = must(cli::load_program(input, program));
+    const cli::LoadedProgram loaded = must(cli::load_program(input, program, options));
     if (!loaded.object) {
         std::cout << disassemble(loaded.program, sx);
         return 0;
@@ -105,12 +106,12 @@ int cmd_disasm(const std::string& input, const std::string& syntax, const std::s
     return 0;
 }
 
-int cmd_inspect(const std::string& input, bool maps_only) {
+int cmd_inspect(const std::string& input, bool maps_only, const loader::LoadOptions& options) {
     const std::vector<uint8_t> bytes = must(cli::read_bytes(input));
     if (!cli::is_elf(bytes)) {
         fail(input + ": not an ELF object");
     }
-    const loader::Object obj = must(loader::load_object(bytes, input));
+    const loader::Object obj = must(loader::load_object(bytes, input, options));
     std::cout << (maps_only ? cli::describe_maps(obj) : cli::describe_object(obj));
     return 0;
 }
@@ -184,7 +185,24 @@ std::string events_json(const std::vector<std::pair<std::string, std::vector<std
     return out + "}";
 }
 
+// --btf / --kernel-btf / --kconfig, for the subcommands that load objects.
+struct LoaderArgs {
+    std::string btf;
+    bool kernel_btf = false;
+    std::vector<std::string> kconfig;
+
+    void add_to(CLI::App* cmd) {
+        CLI::Option* b =
+            cmd->add_option("--btf", btf, "CO-RE: resolve relocations against this BTF (raw or an ELF's .BTF)");
+        CLI::Option* k = cmd->add_flag("--kernel-btf", kernel_btf, "CO-RE: resolve against /sys/kernel/btf/vmlinux");
+        b->excludes(k);
+        cmd->add_option("--kconfig", kconfig, "Value of an extern __kconfig variable: NAME=NUMBER (repeatable)");
+    }
+    [[nodiscard]] loader::LoadOptions options() const;
+};
+
 struct RunArgs {
+    LoaderArgs loader;
     std::string engine = "interp-checked";
     std::string program;
     std::string mem_file;
@@ -195,8 +213,12 @@ struct RunArgs {
     bool json = false;
 };
 
+loader::LoadOptions LoaderArgs::options() const {
+    return must(cli::load_options(btf, kernel_btf, kconfig));
+}
+
 int cmd_run(const std::string& input, const RunArgs& a) {
-    const cli::LoadedProgram loaded = must(cli::load_program(input, a.program));
+    const cli::LoadedProgram loaded = must(cli::load_program(input, a.program, a.loader.options()));
     std::vector<uint8_t> mem = loaded.mem;
     for (const std::string* file : {&a.mem_file, &a.ctx_file, &a.packet_file}) {  // --packet wins over --ctx
         if (!file->empty()) {
@@ -433,6 +455,8 @@ int main(int argc, char** argv) {
     CLI::App* disasm_cmd = app.add_subcommand("disasm", "Disassemble a program, or the programs of an ELF object");
     disasm_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
     disasm_cmd->add_option("--program", program, "For an object: only this program");
+    LoaderArgs disasm_loader;
+    disasm_loader.add_to(disasm_cmd);
     disasm_cmd->add_option("--syntax", syntax, "conformance (re-assemblable) or llvm (like llvm-objdump -d)")
         ->check(CLI::IsMember({"conformance", "llvm"}));
 
@@ -451,9 +475,12 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
     run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");
     run_cmd->add_flag("--json", run_args.json, "Print one JSON object");
+    run_args.loader.add_to(run_cmd);
 
     CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show an ELF object's programs, maps, relocations and BTF");
     inspect_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
+    LoaderArgs inspect_loader;
+    inspect_loader.add_to(inspect_cmd);
     CLI::App* maps_cmd = app.add_subcommand("maps", "List the maps an ELF object declares");
     maps_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
 
@@ -479,16 +506,16 @@ int main(int argc, char** argv) {
             return cmd_asm(input, output);
         }
         if (*disasm_cmd) {
-            return cmd_disasm(input, syntax, program);
+            return cmd_disasm(input, syntax, program, disasm_loader.options());
         }
         if (*run_cmd) {
             return cmd_run(input, run_args);
         }
         if (*inspect_cmd) {
-            return cmd_inspect(input, false);
+            return cmd_inspect(input, false, inspect_loader.options());
         }
         if (*maps_cmd) {
-            return cmd_inspect(input, true);
+            return cmd_inspect(input, true, {});
         }
         if (*conf_cmd) {
             return cmd_conformance(paths, engine);

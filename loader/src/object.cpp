@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "byte_reader.hpp"
+#include "core.hpp"
 
 namespace bpfvm::loader {
 
@@ -77,8 +78,8 @@ bool is_data_section(const std::string& name) {
 
 class Reader {
 public:
-    Reader(std::span<const uint8_t> bytes, std::string name)
-        : bytes_(bytes.begin(), bytes.end()), name_(std::move(name)) {}
+    Reader(std::span<const uint8_t> bytes, std::string name, const LoadOptions& options)
+        : bytes_(bytes.begin(), bytes.end()), name_(std::move(name)), options_(options) {}
 
     Expected<Object> run() {
         init_libelf();
@@ -86,9 +87,10 @@ public:
         if (!r) {
             return r.error();
         }
-        for (auto step : {&Reader::read_sections, &Reader::read_symbols, &Reader::read_relocations,
-                          &Reader::read_license, &Reader::read_btf, &Reader::check_btf_ext, &Reader::read_maps,
-                          &Reader::find_functions, &Reader::decode_all_code, &Reader::link_programs}) {
+        for (auto step :
+             {&Reader::read_sections, &Reader::read_symbols, &Reader::read_relocations, &Reader::read_license,
+              &Reader::read_btf, &Reader::check_btf_ext, &Reader::apply_core, &Reader::read_maps, &Reader::read_kconfig,
+              &Reader::find_functions, &Reader::decode_all_code, &Reader::link_programs}) {
             r = (this->*step)();
             if (!r) {
                 return r.error();
@@ -100,6 +102,9 @@ public:
 private:
     std::vector<uint8_t> bytes_;
     std::string name_;
+    const LoadOptions& options_;
+    std::map<std::string, uint32_t> kconfig_offsets_;  // extern name -> offset in the .kconfig map
+    std::optional<std::size_t> kconfig_map_;
     std::unique_ptr<Elf, ElfCloser> elf_;
     std::vector<Section> sections_;
     std::vector<Symbol> symbols_;
@@ -383,6 +388,85 @@ private:
                 }
             }
         }
+        return Unit{};
+    }
+
+    // CO-RE: patch every relocated instruction for the target BTF (the object's own by default).
+    Expected<Unit> apply_core() {
+        if (!obj_.btf_ext) {
+            return Unit{};
+        }
+        const Btf& target = options_.target_btf ? *options_.target_btf : *obj_.btf;
+        for (const auto& [sec_name, relos] : obj_.btf_ext->core_relos) {
+            const Section* sec = find_section(sec_name);
+            if (sec == nullptr || !sec->exec) {
+                return fail("section '.BTF.ext'",
+                            "CO-RE relocations for '" + sec_name + "', which is not a code section");
+            }
+            const std::span<uint8_t> code(bytes_.data() + sec->hdr.sh_offset, sec->data.size());
+            for (const BtfCoreRelo& relo : relos) {
+                Expected<Unit> r =
+                    apply_core_relocation(*obj_.btf, target, relo, code, name_ + ": " + sec_where(sec->index));
+                if (!r) {
+                    return r;
+                }
+            }
+        }
+        return Unit{};
+    }
+
+    // `extern ... __kconfig` variables: a read-only .kconfig map filled from LoadOptions::kconfig.
+    Expected<Unit> read_kconfig() {
+        if (!obj_.btf) {
+            return Unit{};
+        }
+        const std::optional<uint32_t> sec = obj_.btf->find(BtfKind::Datasec, ".kconfig");
+        if (!sec) {
+            return Unit{};
+        }
+        // clang leaves extern offsets at 0: lay the variables out here, each aligned to its size.
+        const BtfType& ds = obj_.btf->type(*sec);
+        std::vector<std::pair<const BtfType*, uint64_t>> layout;  // (variable, size)
+        uint64_t size = 0;
+        std::vector<uint64_t> offsets;
+        for (const BtfMember& e : ds.members) {
+            const BtfType& var = obj_.btf->type(e.type);
+            Expected<uint64_t> vsize = obj_.btf->size_of(e.type);
+            if (var.kind != BtfKind::Var || !vsize || *vsize == 0 || *vsize > 8) {
+                return fail("extern '" + var.name + "'", "a __kconfig value must be a number of 1 to 8 bytes");
+            }
+            const uint64_t align = *vsize;
+            size = (size + align - 1) / align * align;
+            offsets.push_back(size);
+            layout.emplace_back(&var, *vsize);
+            size += *vsize;
+        }
+        if (size == 0) {
+            return Unit{};
+        }
+        vm::MapSpec m;
+        m.name = ".kconfig";
+        m.type = vm::MapType::Array;
+        m.key_size = 4;
+        m.value_size = static_cast<uint32_t>(size);
+        m.max_entries = 1;
+        m.flags = vm::kMapFlagRdonlyProg;
+        m.origin = vm::MapOrigin::GlobalData;
+        m.initial_value.assign(size, 0);
+        for (std::size_t i = 0; i < layout.size(); ++i) {
+            const BtfType& var = *layout[i].first;
+            auto it = options_.kconfig.find(var.name);
+            if (it == options_.kconfig.end()) {
+                return fail("extern '" + var.name + "'",
+                            "this __kconfig value was not given (--kconfig " + var.name + "=VALUE)");
+            }
+            for (uint64_t b = 0; b < layout[i].second; ++b) {
+                m.initial_value[offsets[i] + b] = static_cast<uint8_t>(it->second >> (8 * b));
+            }
+            kconfig_offsets_[var.name] = static_cast<uint32_t>(offsets[i]);
+        }
+        kconfig_map_ = obj_.maps.size();
+        obj_.maps.push_back(std::move(m));
         return Unit{};
     }
 
@@ -896,7 +980,19 @@ private:
                 return fail(what, "an lddw needs R_BPF_64_64");
             }
             if (shndx == SHN_UNDEF) {
-                return fail(what, "refers to an extern variable (__kconfig / __ksym), which is not provided");
+                auto k = kconfig_offsets_.find(sym.name);
+                if (k == kconfig_offsets_.end() || !kconfig_map_) {
+                    return fail(what,
+                                "refers to an extern variable that is not a __kconfig value (a __ksym?), "
+                                "which bpfvm does not provide");
+                }
+                const auto extra = static_cast<uint32_t>(insn.imm);  // an offset into the variable
+                insn.src = 6;
+                insn.imm = static_cast<int32_t>(*kconfig_map_);
+                next.imm = static_cast<int32_t>(k->second + extra);
+                info.target = "kconfig '" + sym.name + "'";
+                obj_.relocations.push_back(std::move(info));
+                return Unit{};
             }
             if (shndx >= sections_.size()) {
                 return fail(what, "refers to a special section index " + std::to_string(shndx));
@@ -984,6 +1080,42 @@ const char* relocation_type_name(uint32_t type) {
     }
 }
 
+Expected<Btf> load_btf_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+    }
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() >= 2 && bytes[0] == 0x9f && bytes[1] == 0xeb) {
+        return Btf::parse(bytes, path);  // raw BTF, as /sys/kernel/btf/vmlinux
+    }
+    if (bytes.size() < 4 || std::memcmp(bytes.data(), ELFMAG, SELFMAG) != 0) {
+        return make_error(path, "neither raw BTF nor an ELF file with a .BTF section");
+    }
+    init_libelf();
+    std::unique_ptr<Elf, ElfCloser> elf(elf_memory(reinterpret_cast<char*>(bytes.data()), bytes.size()));
+    std::size_t shstrndx = 0;
+    if (!elf || elf_getshdrstrndx(elf.get(), &shstrndx) != 0) {
+        return make_error(path, "libelf cannot read it" + libelf_reason());
+    }
+    for (Elf_Scn* scn = elf_nextscn(elf.get(), nullptr); scn != nullptr; scn = elf_nextscn(elf.get(), scn)) {
+        GElf_Shdr hdr;
+        if (gelf_getshdr(scn, &hdr) == nullptr) {
+            break;
+        }
+        const char* name = elf_strptr(elf.get(), shstrndx, hdr.sh_name);
+        if (name == nullptr || std::strcmp(name, ".BTF") != 0) {
+            continue;
+        }
+        if (hdr.sh_offset > bytes.size() || hdr.sh_size > bytes.size() - hdr.sh_offset) {
+            return make_error(path, "its .BTF section lies outside the file");
+        }
+        return Btf::parse(std::span<const uint8_t>(bytes.data() + hdr.sh_offset, hdr.sh_size),
+                          path + ": section '.BTF'");
+    }
+    return make_error(path, "has no .BTF section");
+}
+
 const ProgramInfo* Object::find_program(std::string_view n) const {
     for (const ProgramInfo& p : programs) {
         if (p.name == n) {
@@ -1033,8 +1165,8 @@ std::optional<uint32_t> Object::find_map(std::string_view n) const {
     return std::nullopt;
 }
 
-Expected<Object> load_object(std::span<const uint8_t> bytes, const std::string& name, const LoadOptions&) {
-    Expected<Object> obj = Reader(bytes, name).run();
+Expected<Object> load_object(std::span<const uint8_t> bytes, const std::string& name, const LoadOptions& options) {
+    Expected<Object> obj = Reader(bytes, name, options).run();
     if (obj) {
         obj->name = name;
     }

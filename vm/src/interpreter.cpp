@@ -780,6 +780,9 @@ std::string Trap::message() const {
         case TrapKind::Misaligned:
             return at + "misaligned atomic " + access;
         case TrapKind::UnknownHelper:
+            if (address == static_cast<uint64_t>(kCorePoisonHelper)) {
+                return at + "reached a field or type access whose CO-RE relocation found no match in the target BTF";
+            }
             return at + "call to unknown helper " + std::to_string(address);
         case TrapKind::BadCallxTarget:
             return at + "callx target " + detail + " = " + std::to_string(address) + " is not a registered helper";

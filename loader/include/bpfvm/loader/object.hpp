@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,8 +74,15 @@ struct Object {
 };
 
 struct LoadOptions {
-    // Reserved for CO-RE targets and kconfig values.
+    // CO-RE: the BTF that relocations are resolved against. Unset: the object's own BTF (every
+    // relocation keeps its compiled value).
+    std::optional<Btf> target_btf;
+    // Values of `extern ... __kconfig` variables (LINUX_KERNEL_VERSION, CONFIG_*), by name.
+    std::map<std::string, uint64_t> kconfig;
 };
+
+// A target BTF for CO-RE: raw BTF (as /sys/kernel/btf/vmlinux) or the .BTF section of an ELF file.
+Expected<Btf> load_btf_file(const std::string& path);
 
 // `name` is used in every error ("prog.o: section 'xdp': ...").
 Expected<Object> load_object(std::span<const uint8_t> bytes, const std::string& name, const LoadOptions& options = {});

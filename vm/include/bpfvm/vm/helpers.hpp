@@ -52,6 +52,10 @@ constexpr uint64_t function_pointer(uint32_t pc) {
     return (uint64_t{kFunctionPointerTag} << 32) | pc;
 }
 
+// The helper id a CO-RE relocation with no match in the target BTF leaves behind (as libbpf):
+// calling it traps, so only code that reaches the access fails.
+inline constexpr int32_t kCorePoisonHelper = 0xbad2310;
+
 using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, CallContext* ctx);
 
 // Argument kinds, as the verifier will check them (after the kernel's bpf_arg_type).
