@@ -230,6 +230,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     std::unique_ptr<helpers::LinkedObject> linked;
     helpers::Runtime* runtime = nullptr;
     bool xdp = false;
+    ProgramType program_type = ProgramType::Unspecified;
     bool skb = false;
     bool skb_l2 = false;
     std::vector<uint8_t> ctx_in;
@@ -246,6 +247,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         interp = must(linked->program(p.name), input);
         runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
+        program_type = p.type;
         skb = p.type == ProgramType::SocketFilter || p.type == ProgramType::SchedCls || p.type == ProgramType::SchedAct;
         skb_l2 = p.type != ProgramType::SocketFilter;
         if (skb && !a.ctx_file.empty()) {
@@ -267,7 +269,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             RunInput in;
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = frame.data();
-            runtime->prepare(in, regions);
+            runtime->prepare(in, regions, program_type);
             RunResult r = interp->run(in, RunOptions{mode, a.budget});
             buf = frame.packet();
             const auto* c = reinterpret_cast<const uint8_t*>(&frame.context());
@@ -281,7 +283,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             RunInput in;
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = buf;
-            runtime->prepare(in, regions);
+            runtime->prepare(in, regions, program_type);
             RunResult r = interp->run(in, RunOptions{mode, a.budget});
             buf = frame.packet();
             return r;
@@ -295,7 +297,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         in.r2 = buf.size();
         in.packet = buf;
         if (runtime) {
-            runtime->prepare(in, regions);
+            runtime->prepare(in, regions, program_type);
         } else {
             in.regions = regions;
         }

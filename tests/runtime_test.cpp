@@ -227,6 +227,7 @@ const std::string kIpv4Udp =
 struct XdpRun {
     uint64_t retval;
     std::vector<uint8_t> packet;
+    std::vector<uint8_t> meta;  // [data_meta, data)
 };
 
 class Xdp : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
@@ -252,10 +253,12 @@ protected:
         std::vector<vm::Region> regions = frame.regions();
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
-        runtime_->prepare(in, regions);
+        runtime_->prepare(in, regions, vm::ProgramType::Xdp);
         const vm::RunResult r = interp->run(in, vm::RunOptions{std::get<1>(GetParam()), 100'000});
         EXPECT_TRUE(r.ok()) << r.trap->message();
-        return XdpRun{r.r0, frame.packet()};
+        const auto* meta = reinterpret_cast<const uint8_t*>(frame.context().data_meta);
+        return XdpRun{r.r0, frame.packet(),
+                      std::vector<uint8_t>(meta, reinterpret_cast<const uint8_t*>(frame.context().data))};
     }
 
     uint64_t count(uint32_t slot) { return read_u64(*runtime_->find_map("proto_counts"), &slot); }
@@ -303,6 +306,25 @@ TEST_P(Xdp, PopsAVlanTagWithAdjustHead) {
     const XdpRun r = run("xdp_pop_vlan", bytes_of(kEth + "8100" + "0064" + "0800" + kIpv4Udp));
     EXPECT_EQ(r.retval, 2u);
     EXPECT_EQ(r.packet, bytes_of(kEth + "0800" + kIpv4Udp));
+}
+
+TEST_P(Xdp, AdjustsTailAndMetaAndRedirects) {
+    const std::vector<uint8_t> in = bytes_of(kEth + "0800" + kIpv4Udp);
+    const XdpRun r = run("xdp_trim", in);
+    EXPECT_EQ(r.retval, 4u);  // XDP_REDIRECT
+    EXPECT_EQ(r.packet, std::vector<uint8_t>(in.begin(), in.end() - 4));
+    uint32_t sum = 0;
+    for (int i = 0; i < 8; ++i) {
+        sum += in[i];
+    }
+    ASSERT_EQ(r.meta.size(), 4u);
+    uint32_t meta = 0;
+    std::memcpy(&meta, r.meta.data(), 4);
+    EXPECT_EQ(meta, sum);
+    ASSERT_TRUE(runtime_->last_redirect().has_value());
+    EXPECT_EQ(runtime_->last_redirect()->first, 7u);
+    // Too short to trim and keep an Ethernet header: adjust_tail refuses.
+    EXPECT_EQ(run("xdp_trim", bytes_of(kEth + "0800")).retval, 0u);  // XDP_ABORTED
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, Xdp,

@@ -714,6 +714,28 @@ uint64_t loop(uint64_t nr_loops, uint64_t callback, uint64_t callback_ctx, uint6
     return i;
 }
 
+// bpf_redirect(ifindex, flags): the verdict that sends the packet to another interface. XDP:
+// XDP_REDIRECT, or XDP_ABORTED for bad flags; tc: TC_ACT_REDIRECT, or TC_ACT_SHOT for flags other
+// than BPF_F_INGRESS. The target is recorded for the embedder (Runtime::last_redirect).
+uint64_t redirect(uint64_t ifindex, uint64_t flags, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    Runtime* rt = runtime_of(ctx);
+    if (rt == nullptr) {
+        return 0;
+    }
+    if (ctx->program_type == vm::ProgramType::Xdp) {
+        if (flags != 0) {
+            return 0;  // XDP_ABORTED
+        }
+        rt->record_redirect(static_cast<uint32_t>(ifindex), flags);
+        return 4;  // XDP_REDIRECT
+    }
+    if ((flags & ~uint64_t{1}) != 0) {
+        return 2;  // TC_ACT_SHOT
+    }
+    rt->record_redirect(static_cast<uint32_t>(ifindex), flags);
+    return 7;  // TC_ACT_REDIRECT
+}
+
 HelperPrototype proto(RetKind ret, std::initializer_list<ArgKind> args) {
     HelperPrototype p;
     p.ret = ret;
@@ -760,6 +782,7 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {132, "ringbuf_submit", ringbuf_submit, proto(R::Void, {A::Anything, A::Scalar})},
         {133, "ringbuf_discard", ringbuf_discard, proto(R::Void, {A::Anything, A::Scalar})},
         {134, "ringbuf_query", ringbuf_query, proto(R::Integer, {A::MapHandle, A::Scalar})},
+        {23, "redirect", redirect, proto(R::Integer, {A::Scalar, A::Scalar})},
         {26, "skb_load_bytes", skb_load_bytes, proto(R::Integer, {A::Context, A::Scalar, A::WritableMem, A::Size})},
         {105, "strtol", strtol_helper, proto(R::Integer, {A::ReadableMem, A::Size, A::Scalar, A::WritableMem})},
         {106, "strtoul", strtoul_helper, proto(R::Integer, {A::ReadableMem, A::Size, A::Scalar, A::WritableMem})},

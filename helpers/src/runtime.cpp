@@ -137,7 +137,18 @@ void Runtime::trace(std::string_view line) {
     trace_lines_.emplace_back(line);
 }
 
-void Runtime::prepare(vm::RunInput& input, std::vector<vm::Region>& regions) const {
+std::optional<std::pair<uint32_t, uint64_t>> Runtime::last_redirect() const {
+    std::lock_guard lock(trace_mutex_);
+    return redirect_;
+}
+
+void Runtime::record_redirect(uint32_t ifindex, uint64_t flags) {
+    std::lock_guard lock(trace_mutex_);
+    redirect_ = std::make_pair(ifindex, flags);
+}
+
+void Runtime::prepare(vm::RunInput& input, std::vector<vm::Region>& regions, vm::ProgramType type) const {
+    input.program_type = type;
     regions.insert(regions.end(), regions_.begin(), regions_.end());
     input.regions = regions;
     input.runtime = const_cast<Runtime*>(this);

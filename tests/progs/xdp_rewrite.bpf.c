@@ -133,4 +133,35 @@ SEC("xdp") int xdp_pop_vlan(struct xdp_md *ctx) {
     return XDP_PASS;
 }
 
+static long (*bpf_xdp_adjust_tail)(struct xdp_md *ctx, int delta) = (void *)65;
+static long (*bpf_xdp_adjust_meta)(struct xdp_md *ctx, int delta) = (void *)54;
+static long (*bpf_redirect)(u32 ifindex, u64 flags) = (void *)23;
+
+// A subprogram that reads its caller's stack through a pointer argument.
+static __attribute__((noinline)) u32 sum_bytes(const u8 *buf, u32 n) {
+    u32 s = 0;
+    for (u32 i = 0; i < n && i < 8; i++) {
+        s += buf[i];
+    }
+    return s;
+}
+
+// Trims the 4-byte trailer, puts the sum of the first 8 bytes in 4 bytes of metadata, and
+// redirects the packet to interface 7.
+SEC("xdp") int xdp_trim(struct xdp_md *ctx) {
+    if (bpf_xdp_adjust_tail(ctx, -4) != 0 || bpf_xdp_adjust_meta(ctx, -4) != 0) {
+        return XDP_ABORTED;
+    }
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    void *meta = (void *)(long)ctx->data_meta;
+    if (meta + 4 > data || data + 8 > data_end) {
+        return XDP_ABORTED;
+    }
+    u8 copy[8];
+    __builtin_memcpy(copy, data, 8);
+    *(u32 *)meta = sum_bytes(copy, 8);
+    return bpf_redirect(7, 0);
+}
+
 char _license[] SEC("license") = "GPL";

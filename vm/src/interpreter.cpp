@@ -116,6 +116,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     CallContext call_ctx;
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
+    call_ctx.program_type = input.program_type;
     call_ctx.tail_calls = tail_calls;
     call_ctx.engine = engine;
     call_ctx.invoke = invoke;
@@ -677,6 +678,7 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
     in.r5 = r5;
     in.user = ctx->user;
     in.runtime = ctx->runtime;
+    in.program_type = ctx->program_type;
     in.regions = regions;
     in.start_pc = pc;
     const bool checked = ctx->checked;

@@ -60,6 +60,10 @@ public:
     Expected<Unit> set_tail_call_target(std::string_view prog_array, uint32_t slot, const vm::Interpreter* program,
                                         uint32_t id = 1);
 
+    // The interface bpf_redirect last named (ifindex, flags), if any.
+    [[nodiscard]] std::optional<std::pair<uint32_t, uint64_t>> last_redirect() const;
+    void record_redirect(uint32_t ifindex, uint64_t flags);
+
     // bpf_trace_printk output kept when no sink was given.
     [[nodiscard]] std::vector<std::string> trace_lines() const;
     void trace(std::string_view line);
@@ -68,7 +72,8 @@ public:
 
     // Fills RunInput::runtime and appends this runtime's regions to `regions` (which the caller
     // keeps alive for the run).
-    void prepare(vm::RunInput& input, std::vector<vm::Region>& regions) const;
+    void prepare(vm::RunInput& input, std::vector<vm::Region>& regions,
+                 vm::ProgramType type = vm::ProgramType::Unspecified) const;
 
 private:
     Runtime() = default;
@@ -78,6 +83,7 @@ private:
     RuntimeOptions options_;
     mutable std::mutex trace_mutex_;
     std::vector<std::string> trace_lines_;
+    std::optional<std::pair<uint32_t, uint64_t>> redirect_;
 };
 
 // Registers the kernel helpers bpfvm implements into `table` (ids from uapi/linux/bpf.h).

@@ -11,17 +11,20 @@
 
 #include "bpfvm/vm/expected.hpp"
 #include "bpfvm/vm/memory.hpp"
+#include "bpfvm/vm/specs.hpp"
 
 namespace bpfvm::vm {
 
 // What a helper receives besides r1..r5.
 struct CallContext {
-    void* user = nullptr;             // the embedder's pointer from RunInput::user
-    void* runtime = nullptr;          // the runtime the program was linked against (helpers/)
-    std::span<const Region> regions;  // memory the program may touch (excluding its stack)
-    std::span<const Region> stack;    // the program's stack (one region)
-    uint32_t pc = 0;                  // pc of the call instruction
-    bool checked = false;             // the run is in checked mode
+    void* user = nullptr;  // the embedder's pointer from RunInput::user
+    void* runtime = nullptr;
+    ProgramType program_type = ProgramType::Unspecified;  // from RunInput::program_type          // the runtime the
+                                                          // program was linked against (helpers/)
+    std::span<const Region> regions;                      // memory the program may touch (excluding its stack)
+    std::span<const Region> stack;                        // the program's stack (one region)
+    uint32_t pc = 0;                                      // pc of the call instruction
+    bool checked = false;                                 // the run is in checked mode
     // A helper that meets a fault it cannot express as a return value sets this to a static
     // string; the run then ends with a HelperFault trap.
     const char* fault = nullptr;

@@ -23,6 +23,7 @@
 #include "bpfvm/vm/helpers.hpp"
 #include "bpfvm/vm/memory.hpp"
 #include "bpfvm/vm/program.hpp"
+#include "bpfvm/vm/specs.hpp"
 
 namespace bpfvm::vm {
 
@@ -44,11 +45,12 @@ struct RunInput {
     uint64_t r3 = 0;
     uint64_t r4 = 0;
     uint64_t r5 = 0;
-    uint32_t start_pc = 0;            // a function's entry (callbacks); 0 for the program
-    std::span<const Region> regions;  // memory the program may touch besides its stack
-    std::span<const uint8_t> packet;  // what LD_ABS / LD_IND read (RFC 9669, 5.5)
-    void* user = nullptr;             // passed to helpers in CallContext::user
-    void* runtime = nullptr;          // passed to helpers in CallContext::runtime
+    uint32_t start_pc = 0;                                // a function's entry (callbacks); 0 for the program
+    ProgramType program_type = ProgramType::Unspecified;  // helpers whose result depends on it read it
+    std::span<const Region> regions;                      // memory the program may touch besides its stack
+    std::span<const uint8_t> packet;                      // what LD_ABS / LD_IND read (RFC 9669, 5.5)
+    void* user = nullptr;                                 // passed to helpers in CallContext::user
+    void* runtime = nullptr;                              // passed to helpers in CallContext::runtime
 };
 
 struct RunResult {
