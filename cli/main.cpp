@@ -203,6 +203,7 @@ struct LoaderArgs {
 
 struct RunArgs {
     LoaderArgs loader;
+    std::vector<std::string> globals;  // --set NAME=NUMBER
     std::string engine = "interp-checked";
     std::string program;
     std::string mem_file;
@@ -218,7 +219,17 @@ loader::LoadOptions LoaderArgs::options() const {
 }
 
 int cmd_run(const std::string& input, const RunArgs& a) {
-    const cli::LoadedProgram loaded = must(cli::load_program(input, a.program, a.loader.options()));
+    cli::LoadedProgram loaded = must(cli::load_program(input, a.program, a.loader.options()));
+    for (const std::string& kv : a.globals) {
+        const std::size_t eq = kv.find('=');
+        char* end = nullptr;
+        const std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        const unsigned long long v = value.empty() ? 0 : std::strtoull(value.c_str(), &end, 0);
+        if (!loaded.object || eq == std::string::npos || eq == 0 || value.empty() || *end != '\0') {
+            fail("--set: '" + kv + "' must be NAME=NUMBER, for an ELF object");
+        }
+        must(loaded.object->set_global(kv.substr(0, eq), v));
+    }
     std::vector<uint8_t> mem = loaded.mem;
     for (const std::string* file : {&a.mem_file, &a.ctx_file, &a.packet_file}) {  // --packet wins over --ctx
         if (!file->empty()) {
@@ -478,6 +489,8 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");
     run_cmd->add_flag("--json", run_args.json, "Print one JSON object");
     run_args.loader.add_to(run_cmd);
+    run_cmd->add_option("--set", run_args.globals,
+                        "For an object: set a global (.rodata configuration, .data, .bss) NAME=NUMBER before linking");
 
     CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show an ELF object's programs, maps, relocations and BTF");
     inspect_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();

@@ -4,6 +4,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bpfvm=${BPFVM:-$here/../build/release/cli/bpfvm}
+objects=${BPFVM_EXAMPLES:-$here/../build/release/examples}
 shared=${BPFVM_SHARED_DIR:-$(cd "$here/../.." && pwd)/shared}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -16,6 +17,25 @@ printf '\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00'\
 sed 's/\x00\x50\x00\x00\x00\x00/\x01\xbb\x00\x00\x00\x00/' "$tmp/http.pkt" > "$tmp/https.pkt"
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
+
+# Packets to 10.0.0.2, TCP port 23 (telnet) and 80 (http).
+tcp_packet() {  # $1: destination port as two \x bytes
+  printf '\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00'
+  printf '\x45\x00\x00\x28\x00\x01\x00\x00\x40\x06\x00\x00\x0a\x00\x00\x01\x0a\x00\x00\x02'
+  printf "\x30\x39$1"
+  printf '\x00\x00\x00\x00\x00\x00\x00\x00\x50\x02\x20\x00\x00\x00\x00\x00'
+}
+tcp_packet '\x00\x17' > "$tmp/telnet.pkt"
+tcp_packet '\x00\x50' > "$tmp/web.pkt"
+
+# 1. A clang-compiled XDP firewall (examples/xdp_firewall.bpf.c), unmodified.
+step "$bpfvm" inspect "$objects/xdp_firewall.o"
+step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/telnet.pkt"
+step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --json
+step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --set always_blocked=80
+step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --engine interp --repeat 200000
+
+# 2. Hand-written bytecode: a filter in assembly, and a hostile program stopped.
 
 step "$bpfvm" disasm "$here/http_to_subnet.s" --syntax llvm
 step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/http.pkt"

@@ -26,8 +26,8 @@ fi
 
 cmake --preset release >/dev/null
 if [ "$mode" = demo ]; then
-  cmake --build --preset release --target bpfvm
-  BPFVM=build/release/cli/bpfvm examples/demo.sh
+  cmake --build --preset release --target bpfvm bpfvm_examples
+  BPFVM=build/release/cli/bpfvm BPFVM_EXAMPLES=build/release/examples examples/demo.sh
 else
   cmake --build --preset release
   ctest --preset release -j"$(nproc)"

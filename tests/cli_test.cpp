@@ -202,6 +202,27 @@ TEST_F(Cli, InspectsAndDisassemblesObjects) {
     EXPECT_EQ(o.err, "bpfvm: " + path("junk.o") + ": not an ELF object: 12 bytes is shorter than an ELF header\n");
 }
 
+TEST_F(Cli, TheExampleFirewallDropsTelnetAndTakesItsPortFromRodata) {
+    const std::string eth_ip = std::string(
+        "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00"
+        "\x45\x00\x00\x28\x00\x01\x00\x00\x40\x06\x00\x00\x0a\x00\x00\x01"
+        "\x0a\x00\x00\x02\x30\x39",
+        36);
+    const std::string rest(16, '\0');
+    const std::string telnet = write("telnet.pkt", eth_ip + std::string("\x00\x17", 2) + rest);
+    const std::string web = write("web.pkt", eth_ip + std::string("\x00\x50", 2) + rest);
+    const std::string fw = std::string(BPFVM_EXAMPLES_DIR) + "/xdp_firewall.o";
+    Outcome o = run("run " + fw + " --packet " + telnet);
+    EXPECT_EQ(o.out, "0x1\ntrace: drop tcp port 23\n") << o.err;  // XDP_DROP
+    o = run("run " + fw + " --packet " + web);
+    EXPECT_EQ(o.out, "0x2\n") << o.err;  // XDP_PASS
+    o = run("run " + fw + " --packet " + web + " --set always_blocked=80");
+    EXPECT_EQ(o.out, "0x1\ntrace: drop tcp port 80\n") << o.err;
+    o = run("run " + fw + " --packet " + web + " --set nosuch=1");
+    EXPECT_EQ(o.status, 2);
+    EXPECT_EQ(o.err, "bpfvm: " + fw + ": global 'nosuch': no such variable in .data, .rodata or .bss\n");
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
     for (const char* sub : {"asm", "disasm", "run", "conformance", "inspect", "maps"}) {
         const Outcome o = run(std::string(sub) + " --help");

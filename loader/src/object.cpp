@@ -1156,6 +1156,24 @@ Expected<Unit> Object::set_global(std::string_view variable, std::span<const uin
     return make_error(where, "no such variable in .data, .rodata or .bss");
 }
 
+Expected<Unit> Object::set_global(std::string_view variable, uint64_t value) {
+    for (uint32_t size : {1u, 2u, 4u, 8u}) {
+        uint8_t bytes[8];
+        for (uint32_t b = 0; b < 8; ++b) {
+            bytes[b] = static_cast<uint8_t>(value >> (8 * b));
+        }
+        Expected<Unit> r = set_global(variable, std::span<const uint8_t>(bytes, size));
+        if (r || r.error().what.find(" bytes, got ") == std::string::npos) {
+            if (r && size < 8 && (value >> (8 * size)) != 0) {
+                return make_error(name + ": global '" + std::string(variable) + "'",
+                                  std::to_string(value) + " does not fit in its " + std::to_string(size) + " bytes");
+            }
+            return r;
+        }
+    }
+    return make_error(name + ": global '" + std::string(variable) + "'", "is not a number of 1, 2, 4 or 8 bytes");
+}
+
 std::optional<uint32_t> Object::find_map(std::string_view n) const {
     for (std::size_t i = 0; i < maps.size(); ++i) {
         if (maps[i].name == n) {

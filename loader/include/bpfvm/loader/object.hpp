@@ -70,6 +70,8 @@ struct Object {
     // `const volatile` configuration pattern for .rodata, and plain globals in .data/.bss.
     // The variable is found by name in the BTF; `bytes` must be exactly its size.
     Expected<Unit> set_global(std::string_view variable, std::span<const uint8_t> bytes);
+    // The same for a number, written little-endian in the variable's size (which must hold it).
+    Expected<Unit> set_global(std::string_view variable, uint64_t value);
     [[nodiscard]] std::optional<uint32_t> find_map(std::string_view name) const;
 };
 
