@@ -35,7 +35,10 @@ step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --json
 step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --set always_blocked=80
 step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --engine interp --repeat 200000
 
-# 2. Hand-written bytecode: a filter in assembly, and a hostile program stopped.
+# 2. A socket filter that logs packets to a ring buffer (examples/packet_log.bpf.c).
+step "$bpfvm" run "$objects/packet_log.o" --packet "$tmp/web.pkt"
+
+# 3. Hand-written bytecode: a filter in assembly, and a hostile program stopped.
 
 step "$bpfvm" disasm "$here/http_to_subnet.s" --syntax llvm
 step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/http.pkt"

@@ -218,6 +218,19 @@ TEST_F(Cli, TheExampleFirewallDropsTelnetAndTakesItsPortFromRodata) {
     EXPECT_EQ(o.out, "0x2\n") << o.err;  // XDP_PASS
     o = run("run " + fw + " --packet " + web + " --set always_blocked=80");
     EXPECT_EQ(o.out, "0x1\ntrace: drop tcp port 80\n") << o.err;
+    // IPv6 / UDP to port 23: dropped too.
+    const std::string v6 =
+        write("v6.pkt", std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x86\xdd"
+                                    "\x60\x00\x00\x00\x00\x08\x11\x40",
+                                    22) +
+                            std::string(32, '\x01') + std::string("\x30\x39\x00\x17\x00\x08\x00\x00", 8));
+    o = run("run " + fw + " --packet " + v6 + " --json");
+    EXPECT_NE(o.out.find("\"retval\": 1,"), std::string::npos) << o.out << o.err;
+    EXPECT_NE(o.out.find("\"01000000\": \"00000000000000000100000000000000\""), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("\"trace\": [\"drop udp port 23\"]"), std::string::npos) << o.out;
+    // The socket filter example logs the IPv4 packet to its ring buffer.
+    o = run("run " + std::string(BPFVM_EXAMPLES_DIR) + "/packet_log.o --packet " + web);
+    EXPECT_EQ(o.out, "0x28\nevent events: 0a0000010a0000022800000006000000\n") << o.err;  // len: 54 - 14
     o = run("run " + fw + " --packet " + web + " --set nosuch=1");
     EXPECT_EQ(o.status, 2);
     EXPECT_EQ(o.err, "bpfvm: " + fw + ": global 'nosuch': no such variable in .data, .rodata or .bss\n");

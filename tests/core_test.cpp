@@ -103,6 +103,21 @@ TEST_P(Core, KconfigExternsTakeTheGivenValues) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, Core, ::testing::Values("v3", "v4"));
 
+TEST(LoaderErrors, NameTheSourceLineOfAnInvalidInstruction) {
+    for (const char* variant : {"v3", "v4"}) {
+        const std::string path = prog(std::string("bad_jump.") + variant + ".o");
+        Expected<Object> obj = load_object_file(path);
+        ASSERT_FALSE(obj);
+        const std::string m = obj.error().message();
+        EXPECT_EQ(m.rfind(path + ": section 'xdp': program 'jumps_away': pc 0: jump target pc 1001 is outside the "
+                                 "program",
+                          0),
+                  0u)
+            << m;
+        EXPECT_NE(m.find("bad_jump.bpf.c:6: asm volatile(\"goto +1000\");)"), std::string::npos) << m;
+    }
+}
+
 TEST(CoreBtf, RefusesFilesWithoutBtf) {
     EXPECT_EQ(load_btf_file("/nonexistent").error().message(), "/nonexistent: cannot read: No such file or directory");
     const std::string conf = std::string(BPFVM_CONFORMANCE_DIR) + "/add.data";

@@ -409,7 +409,7 @@ TEST(ContextRewrite, SocketFiltersHaveNoDirectPacketAccess) {
         rewrite_context_accesses(*raw, *context_model(vm::ProgramType::SocketFilter));
     ASSERT_FALSE(out);
     EXPECT_EQ(out.error().message(),
-              "pc 0: read of __sk_buff at offset 76 (4 bytes): bpfvm's model of __sk_buff has no such field");
+              "pc 0: read of __sk_buff.data (offset 76, 4 bytes): not available to socket_filter programs in bpfvm");
     Expected<std::vector<vm::RawInsn>> mark = vm::assemble("stw [%r1+8], 1\nmov %r0, 0\nexit");
     EXPECT_EQ(rewrite_context_accesses(*mark, *context_model(vm::ProgramType::SocketFilter)).error().message(),
               "pc 0: write to __sk_buff.mark, which programs may not write");
@@ -446,7 +446,7 @@ TEST(ContextRewrite, FollowsTheContextThroughMovesSpillsAndCalls) {
 
 TEST(ContextRewrite, RefusesUnknownFieldsWritesAndAmbiguousPointers) {
     EXPECT_EQ(rewrite_error("ldxw %r0, [%r1+24]\nexit"),
-              "pc 0: read of xdp_md at offset 24 (4 bytes): bpfvm's model of xdp_md has no such field");
+              "pc 0: read of xdp_md at offset 24 (4 bytes): xdp_md has no field there");
     EXPECT_EQ(rewrite_error("stw [%r1+12], 1\nmov %r0, 0\nexit"),
               "pc 0: write to xdp_md.ingress_ifindex, which programs may not write");
     EXPECT_EQ(rewrite_error("ldxh %r0, [%r1+0]\nexit"),

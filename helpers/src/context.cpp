@@ -12,6 +12,27 @@ namespace {
 
 // ---- the models ----------------------------------------------------------------------------
 
+// uapi/linux/bpf.h, struct __sk_buff.
+const std::vector<KernelField> kSkBuffLayout = {
+    {"len", 0, 4},           {"pkt_type", 4, 4},
+    {"mark", 8, 4},          {"queue_mapping", 12, 4},
+    {"protocol", 16, 4},     {"vlan_present", 20, 4},
+    {"vlan_tci", 24, 4},     {"vlan_proto", 28, 4},
+    {"priority", 32, 4},     {"ingress_ifindex", 36, 4},
+    {"ifindex", 40, 4},      {"tc_index", 44, 4},
+    {"cb", 48, 20},          {"hash", 68, 4},
+    {"tc_classid", 72, 4},   {"data", 76, 4},
+    {"data_end", 80, 4},     {"napi_id", 84, 4},
+    {"family", 88, 4},       {"remote_ip4", 92, 4},
+    {"local_ip4", 96, 4},    {"remote_ip6", 100, 16},
+    {"local_ip6", 116, 16},  {"remote_port", 132, 4},
+    {"local_port", 136, 4},  {"data_meta", 140, 4},
+    {"flow_keys", 144, 8},   {"tstamp", 152, 8},
+    {"wire_len", 160, 4},    {"gso_segs", 164, 4},
+    {"sk", 168, 8},          {"gso_size", 176, 4},
+    {"tstamp_type", 180, 1}, {"hwtstamp", 184, 8},
+};
+
 const ContextModel kXdp{
     vm::ProgramType::Xdp,
     "xdp_md",
@@ -24,6 +45,12 @@ const ContextModel kXdp{
         {"rx_queue_index", 16, 4, offsetof(XdpContext, rx_queue_index), 4, false, false},
         {"egress_ifindex", 20, 4, offsetof(XdpContext, egress_ifindex), 4, false, false},
     },
+    {{"data", 0, 4},
+     {"data_end", 4, 4},
+     {"data_meta", 8, 4},
+     {"ingress_ifindex", 12, 4},
+     {"rx_queue_index", 16, 4},
+     {"egress_ifindex", 20, 4}},
 };
 
 #define SKB_FIELD(NAME, WRITABLE)                                                                \
@@ -62,6 +89,7 @@ const ContextModel kSchedCls{
         {"data_end", 80, 4, offsetof(SkbContext, data_end), 8, true, false},
         {"data_meta", 140, 4, offsetof(SkbContext, data_meta), 8, true, false},
     },
+    kSkBuffLayout,
 };
 
 // Socket filters read most scalars and may write only cb[]; they have no direct packet access.
@@ -86,6 +114,7 @@ const ContextModel kSocketFilter{
         SKB_FIELD(hash, false),
         SKB_FIELD(napi_id, false),
     },
+    kSkBuffLayout,
 };
 #undef SKB_FIELD
 
@@ -337,8 +366,17 @@ Expected<std::vector<vm::RawInsn>> rewrite_context_accesses(std::span<const vm::
             }
         }
         if (field == nullptr) {
-            return make_error(at, std::string(load ? "read of " : "write to ") + what + ": bpfvm's model of " +
-                                      model.kernel_struct + " has no such field");
+            // Name the kernel's field when there is one: the model leaves it out for this type.
+            for (const KernelField& k : model.kernel_fields) {
+                if (field_off >= k.offset && field_off < int64_t{k.offset} + k.size) {
+                    return make_error(at, std::string(load ? "read of " : "write to ") + model.kernel_struct + "." +
+                                              k.name + " (offset " + std::to_string(field_off) + ", " +
+                                              std::to_string(row.width) + " bytes): not available to " +
+                                              std::string(vm::to_string(model.type)) + " programs in bpfvm");
+                }
+            }
+            return make_error(at, std::string(load ? "read of " : "write to ") + what + ": " + model.kernel_struct +
+                                      " has no field there");
         }
         if (store && !field->writable) {
             return make_error(at, std::string("write to ") + model.kernel_struct + "." + field->name +

@@ -864,7 +864,19 @@ private:
             // Every program must be a valid program once linked.
             Expected<vm::Program> valid = vm::Program::from_raw(p->insns);
             if (!valid) {
-                return fail(sec_where(f.section) + ": program '" + f.name + "'", valid.error().message());
+                // Point at the source line when BTF.ext knows it ("pc 12" -> "... (prog.c:40: x = y;)").
+                std::string what = valid.error().message();
+                const std::string& where = valid.error().where;
+                if (where.rfind("pc ", 0) == 0) {
+                    const std::size_t pc = std::strtoul(where.c_str() + 3, nullptr, 10);
+                    if (pc < p->lines.size() && p->lines[pc]) {
+                        const SourceLocation& loc = *p->lines[pc];
+                        std::string text = loc.text;
+                        text.erase(0, text.find_first_not_of(" \t"));
+                        what += " (" + loc.file + ":" + std::to_string(loc.line) + ": " + text + ")";
+                    }
+                }
+                return fail(sec_where(f.section) + ": program '" + f.name + "'", what);
             }
             obj_.programs.push_back(std::move(*p));
         }

@@ -28,11 +28,19 @@ struct ContextField {
     bool writable;
 };
 
+// A field of the kernel's struct, for naming what a program touched.
+struct KernelField {
+    const char* name;
+    uint32_t offset;
+    uint32_t size;
+};
+
 struct ContextModel {
     vm::ProgramType type;
     const char* kernel_struct;  // "xdp_md"
     uint32_t kernel_size;
-    std::vector<ContextField> fields;
+    std::vector<ContextField> fields;        // what bpfvm provides
+    std::vector<KernelField> kernel_fields;  // the kernel's whole struct (names for errors)
 };
 
 // The model for a program type, if bpfvm has one. Raw memory (r1 = buffer, r2 = length) serves

@@ -1,0 +1,10 @@
+// A program the loader must refuse, naming the source line: its inline assembly jumps far past
+// the end of the function.
+#define SEC(name) __attribute__((section(name), used))
+
+SEC("xdp") int jumps_away(void *ctx) {
+    asm volatile("goto +1000");
+    return 2;
+}
+
+char _license[] SEC("license") = "GPL";
