@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "bpfvm/vm/semantics.hpp"
+#include "bpfvm/vm/stack.hpp"
 #include "strings.hpp"
 
 namespace bpfvm::vm {
@@ -13,40 +14,6 @@ namespace bpfvm::vm {
 namespace {
 
 using Slot = Interpreter::Slot;
-
-inline constexpr std::size_t kStackBytes = std::size_t{kStackFrameBytes} * kMaxCallFrames;
-
-// Each thread keeps stacks, one per nesting level (a helper may run another program), so a
-// program never sees host data left on the host stack. Every frame is zeroed when it is entered
-// (512 bytes), so a run never sees what an earlier run left, and results do not depend on
-// history.
-class StackPool {
-public:
-    uint8_t* acquire() {
-        if (depth_ == stacks_.size()) {
-            stacks_.push_back(std::make_unique<Stack>());
-        }
-        return stacks_[depth_++]->bytes;
-    }
-    void release() { --depth_; }
-
-private:
-    struct Stack {
-        alignas(16) uint8_t bytes[kStackBytes]{};
-    };
-    std::vector<std::unique_ptr<Stack>> stacks_;
-    std::size_t depth_ = 0;
-};
-
-thread_local StackPool t_stacks;
-
-struct StackLease {
-    uint8_t* bytes = t_stacks.acquire();
-    StackLease() = default;
-    StackLease(const StackLease&) = delete;
-    StackLease& operator=(const StackLease&) = delete;
-    ~StackLease() { t_stacks.release(); }
-};
 
 struct Frame {
     const Slot* ret;
@@ -112,7 +79,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     const char* const anchor = static_cast<const char*>(&&trapped);
 
     StackLease lease;
-    const Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes), kStackBytes, true, "stack"};
+    const Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), kStackBytes, true, "stack"};
     CallContext call_ctx;
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
