@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bpfvm/jit/jit.hpp"
 #include "bpfvm/vm/interpreter.hpp"
 
 extern "C" {
@@ -38,6 +39,7 @@ struct Workload {
     NativeFn native;
     std::vector<uint8_t> input;  // prepared once; each engine runs on its own copy
     std::unique_ptr<Interpreter> interp;
+    std::unique_ptr<jit::JitProgram> jitted;
     uint64_t instructions = 0;  // executed per run (from a checked run)
 };
 
@@ -127,11 +129,23 @@ bool load_workloads() {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), interp.error().message().c_str());
             return false;
         }
-        Workload w{name, fn, input_for(name), std::make_unique<Interpreter>(std::move(*interp)), 0};
+        Expected<std::unique_ptr<jit::JitProgram>> jitted = jit::JitProgram::compile(*program, {});
+        if (!jitted) {
+            std::fprintf(stderr, "%s: %s\n", path.c_str(), jitted.error().message().c_str());
+            return false;
+        }
+        Workload w{name, fn, input_for(name), std::make_unique<Interpreter>(std::move(*interp)), std::move(*jitted), 0};
         std::vector<uint8_t> a = w.input;
         std::vector<uint8_t> b = w.input;
         const uint64_t expected = fn(a.data(), a.size());
         const RunResult r = w.interp->run_buffer(b, RunOptions{Mode::Checked, 0});
+        std::vector<uint8_t> c = w.input;
+        const RunResult j = w.jitted->run_buffer(c);
+        if (!j.ok() || j.r0 != expected || c != a) {
+            std::fprintf(stderr, "%s: JIT and native disagree (JIT r0=%llu, native %llu)\n", name,
+                         static_cast<unsigned long long>(j.r0), static_cast<unsigned long long>(expected));
+            return false;
+        }
         if (!r.ok() || r.r0 != expected || a != b) {
             std::fprintf(stderr, "%s: eBPF and native disagree (eBPF %s r0=%llu, native %llu)\n", name,
                          r.ok() ? "ok" : r.trap->message().c_str(), static_cast<unsigned long long>(r.r0),
@@ -149,6 +163,13 @@ void run_native(benchmark::State& state, const Workload* w) {
     for (auto _ : state) {
         benchmark::DoNotOptimize(w->native(mem.data(), mem.size()));
         benchmark::ClobberMemory();
+    }
+}
+
+void run_jit(benchmark::State& state, const Workload* w) {
+    std::vector<uint8_t> mem = w->input;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(w->jitted->run_buffer(mem).r0);
     }
 }
 
@@ -177,14 +198,16 @@ public:
     }
 
     void print_summary() const {
-        std::printf("\n%-16s %12s %12s %12s %10s %10s %12s\n", "workload", "native ns", "interp ns", "checked ns",
-                    "interp/nat", "chk/nat", "ns/insn");
+        std::printf("\n%-16s %12s %12s %12s %12s %10s %10s %9s %12s\n", "workload", "native ns", "jit ns", "interp ns",
+                    "checked ns", "jit/nat", "interp/nat", "chk/nat", "ns/insn");
         for (const Workload& w : workloads()) {
             const double native = get("native/" + w.name);
             const double interp = get("interp/" + w.name);
             const double checked = get("interp-checked/" + w.name);
-            std::printf("%-16s %12.1f %12.1f %12.1f %9.1fx %9.1fx %12.2f\n", w.name.c_str(), native, interp, checked,
-                        interp / native, checked / native, interp / static_cast<double>(w.instructions));
+            const double jitted = get("jit/" + w.name);
+            std::printf("%-16s %12.1f %12.1f %12.1f %12.1f %9.2fx %9.1fx %8.1fx %12.2f\n", w.name.c_str(), native,
+                        jitted, interp, checked, jitted / native, interp / native, checked / native,
+                        interp / static_cast<double>(w.instructions));
         }
     }
 
@@ -210,6 +233,7 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(("native/" + w.name).c_str(), run_native, &w);
         benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), run_interp, &w, Mode::Fast);
         benchmark::RegisterBenchmark(("interp-checked/" + w.name).c_str(), run_interp, &w, Mode::Checked);
+        benchmark::RegisterBenchmark(("jit/" + w.name).c_str(), run_jit, &w);
     }
     SummaryReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);

@@ -9,6 +9,9 @@
 
 #include "bpfvm/vm/conformance_file.hpp"
 #include "bpfvm/vm/interpreter.hpp"
+#ifdef BPFVM_HAVE_JIT
+#include "bpfvm/jit/jit.hpp"
+#endif
 #include "test_support.hpp"
 
 namespace bpfvm::vm {
@@ -16,9 +19,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The engines every conformance file runs on.
+enum class Engine { Checked, Fast, Jit };
+
+const char* engine_name(Engine e) {
+    switch (e) {
+        case Engine::Checked:
+            return "checked";
+        case Engine::Fast:
+            return "fast";
+        case Engine::Jit:
+            return "jit";
+    }
+    return "?";
+}
+
 struct Case {
     std::string file;
-    Mode mode;
+    Engine engine;
 };
 
 std::vector<Case> all_cases() {
@@ -34,14 +52,17 @@ std::vector<Case> all_cases() {
     std::sort(files.begin(), files.end());
     std::vector<Case> cases;
     for (const std::string& f : files) {
-        cases.push_back({f, Mode::Checked});
-        cases.push_back({f, Mode::Fast});
+        cases.push_back({f, Engine::Checked});
+        cases.push_back({f, Engine::Fast});
+#ifdef BPFVM_HAVE_JIT
+        cases.push_back({f, Engine::Jit});
+#endif
     }
     return cases;
 }
 
 void PrintTo(const Case& c, std::ostream* os) {
-    *os << c.file << (c.mode == Mode::Checked ? " (checked)" : " (fast)");
+    *os << c.file << " (" << engine_name(c.engine) << ")";
 }
 
 class Conformance : public ::testing::TestWithParam<Case> {};
@@ -58,10 +79,19 @@ TEST_P(Conformance, MatchesExpectedResult) {
     Expected<Program> program = Program::from_raw(*raw);
     ASSERT_TRUE(program) << program.error().message();
     const HelperTable helpers = test::conformance_helpers();
-    Expected<Interpreter> interp = Interpreter::create(*program, helpers);
-    ASSERT_TRUE(interp) << interp.error().message();
     std::vector<uint8_t> mem = parsed->mem;
-    const RunResult r = interp->run_buffer(mem, RunOptions{c.mode, 1'000'000});
+    RunResult r;
+    if (c.engine == Engine::Jit) {
+#ifdef BPFVM_HAVE_JIT
+        Expected<std::unique_ptr<jit::JitProgram>> code = jit::JitProgram::compile(*program, helpers);
+        ASSERT_TRUE(code) << code.error().message();
+        r = (*code)->run_buffer(mem);
+#endif
+    } else {
+        Expected<Interpreter> interp = Interpreter::create(*program, helpers);
+        ASSERT_TRUE(interp) << interp.error().message();
+        r = interp->run_buffer(mem, RunOptions{c.engine == Engine::Checked ? Mode::Checked : Mode::Fast, 1'000'000});
+    }
     ASSERT_TRUE(r.ok()) << r.trap->message();
     ASSERT_TRUE(parsed->result.has_value());
     EXPECT_EQ(r.r0, *parsed->result) << std::hex << "r0 = 0x" << r.r0 << ", expected 0x" << *parsed->result;
@@ -74,14 +104,18 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
             ch = '_';
         }
     }
-    return name + (info.param.mode == Mode::Checked ? "_checked" : "_fast");
+    return name + "_" + engine_name(info.param.engine);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFiles, Conformance, ::testing::ValuesIn(all_cases()), case_name);
 
 // The suite above is empty if the folder is missing; this makes that a failure, not a pass.
 TEST(ConformanceSuite, FindsAll313Files) {
+#ifdef BPFVM_HAVE_JIT
+    EXPECT_EQ(all_cases().size(), 3u * 313u) << "conformance folder: " << BPFVM_CONFORMANCE_DIR;
+#else
     EXPECT_EQ(all_cases().size(), 2u * 313u) << "conformance folder: " << BPFVM_CONFORMANCE_DIR;
+#endif
 }
 
 }  // namespace

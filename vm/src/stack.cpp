@@ -30,6 +30,8 @@ thread_local StackPool t_stacks;
 }  // namespace
 
 StackLease::StackLease() : bytes_(t_stacks.acquire()) {}
-StackLease::~StackLease() { t_stacks.release(); }
+StackLease::~StackLease() {
+    t_stacks.release();
+}
 
 }  // namespace bpfvm::vm

@@ -1,0 +1,172 @@
+#include "frontend.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "bpfvm/vm/stack.hpp"
+
+namespace bpfvm::jit {
+
+// ---- hooks generated code calls ----------------------------------------------------------------
+
+extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint32_t reg) {
+    const vm::Helper* h = id <= UINT32_MAX ? st->helpers->find(static_cast<uint32_t>(id)) : nullptr;
+    if (h == nullptr) {
+        st->trap_kind = static_cast<uint32_t>(vm::TrapKind::BadCallxTarget) + 1;
+        st->trap_pc = pc;
+        st->trap_address = id;
+        st->spill[0] = reg;  // names the register in the trap
+        return 0;
+    }
+    st->call_ctx->pc = pc;
+    st->spill[1] = h->id;
+    return h->fn(st->args[0], st->args[1], st->args[2], st->args[3], st->args[4], st->call_ctx);
+}
+
+extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t size) {
+    if (offset < 0 || static_cast<uint64_t>(offset) + size > st->packet_size) {
+        st->packet_fail = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (uint64_t i = 0; i < size; ++i) {
+        v = (v << 8) | st->packet[offset + static_cast<int64_t>(i)];  // network byte order
+    }
+    return v;
+}
+
+// ---- executable memory ---------------------------------------------------------------------------
+
+Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::vector<uint8_t>& code) {
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
+    void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
+    }
+    std::memcpy(base, code.data(), code.size());
+    // Writable, then executable: never both.
+    if (mprotect(base, size, PROT_READ | PROT_EXEC) != 0) {
+        munmap(base, size);
+        return make_error("jit", "cannot make the code executable");
+    }
+    return std::unique_ptr<ExecutableMemory>(new ExecutableMemory(base, size));
+}
+
+ExecutableMemory::~ExecutableMemory() {
+    munmap(base_, size_);
+}
+
+// ---- JitProgram ------------------------------------------------------------------------------------
+
+struct JitProgram::Impl {
+    std::unique_ptr<ExecutableMemory> memory;
+    EntryFn entry = nullptr;
+    vm::HelperTable helpers;
+    std::string listing;
+};
+
+JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JitProgram::~JitProgram() = default;
+
+Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& program, const vm::HelperTable& helpers,
+                                                          const JitOptions& options) {
+    for (std::size_t pc = 0; pc < program.size(); pc += program[pc].slots()) {
+        const vm::Op op = program[pc].op;
+        if (program[pc].info().form == vm::Form::LoadImm64 && op != vm::Op::LddwImm) {
+            return make_error("pc " + std::to_string(pc),
+                              op == vm::Op::LddwCodeAddr ? "the JIT does not take function addresses (callbacks) yet"
+                                                         : "lddw with src " + std::to_string(program[pc].src) +
+                                                               " refers to a map or variable that no loader resolved");
+        }
+    }
+    Expected<Compiled> compiled = compile_x86_64(program, helpers, options);
+    if (!compiled) {
+        return compiled.error();
+    }
+    auto impl = std::make_unique<Impl>();
+    Expected<std::unique_ptr<ExecutableMemory>> mem = ExecutableMemory::create(compiled->code);
+    if (!mem) {
+        return mem.error();
+    }
+    impl->memory = std::move(*mem);
+    impl->entry = reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->entry);
+    impl->helpers = helpers;
+    impl->listing = std::move(compiled->listing);
+    return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
+}
+
+vm::RunResult JitProgram::run(const vm::RunInput& input) const {
+    vm::StackLease lease;
+    const vm::Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), vm::kStackBytes, true, "stack"};
+    vm::CallContext call_ctx;
+    call_ctx.user = input.user;
+    call_ctx.runtime = input.runtime;
+    call_ctx.program_type = input.program_type;
+    call_ctx.regions = input.regions;
+    call_ctx.stack = std::span<const vm::Region>(&stack_region, 1);
+    call_ctx.checked = false;
+
+    RunState st;
+    st.args[0] = input.r1;
+    st.args[1] = input.r2;
+    st.args[2] = input.r3;
+    st.args[3] = input.r4;
+    st.args[4] = input.r5;
+    st.stack_top = lease.top();
+    st.call_ctx = &call_ctx;
+    st.packet = input.packet.data();
+    st.packet_size = input.packet.size();
+    st.helpers = &impl_->helpers;
+
+    vm::RunResult result;
+    const uint64_t r0 = impl_->entry(&st);
+    if (st.trap_kind != 0) {
+        vm::Trap trap;
+        trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);
+        trap.pc = st.trap_pc;
+        trap.address = st.trap_address;
+        if (trap.kind == vm::TrapKind::BadCallxTarget) {
+            trap.detail = "r" + std::to_string(st.spill[0]);
+        } else if (trap.kind == vm::TrapKind::HelperFault) {
+            const uint64_t id = trap.address != 0 ? trap.address : st.spill[1];
+            const vm::Helper* h = impl_->helpers.find(static_cast<uint32_t>(id));
+            trap.address = id;
+            trap.detail = (h != nullptr ? h->name : std::string("?")) + ": " +
+                          (call_ctx.fault != nullptr ? call_ctx.fault : "fault");
+        }
+        result.trap = std::move(trap);
+        return result;
+    }
+    if (call_ctx.tail_call != nullptr) {
+        // The prog_array holds interpreter programs today: the chain continues there.
+        vm::RunInput next = input;
+        next.r1 = call_ctx.tail_call_ctx;
+        vm::RunResult r = static_cast<const vm::Interpreter*>(call_ctx.tail_call)->run(next, {vm::Mode::Fast, 0});
+        r.tail_calls += 1;
+        return r;
+    }
+    result.r0 = r0;
+    return result;
+}
+
+vm::RunResult JitProgram::run_buffer(std::span<uint8_t> buffer) const {
+    const vm::Region region = vm::Region::of(buffer, "input");
+    vm::RunInput input;
+    input.r1 = buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data());
+    input.r2 = buffer.size();
+    input.regions = std::span<const vm::Region>(&region, buffer.empty() ? 0 : 1);
+    input.packet = buffer;
+    return run(input);
+}
+
+std::size_t JitProgram::code_size() const {
+    return impl_->memory->size();
+}
+const std::string& JitProgram::listing() const {
+    return impl_->listing;
+}
+
+}  // namespace bpfvm::jit

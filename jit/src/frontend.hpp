@@ -1,0 +1,69 @@
+// The JIT's shared front end (private to jit/): the state generated code runs against, the C hooks
+// it calls, executable memory, and the interface a back end implements.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpfvm/jit/jit.hpp"
+
+namespace bpfvm::jit {
+
+// What generated code reads and writes while it runs; its layout is part of the ABI between the
+// front end and the back ends (they use offsetof).
+struct RunState {
+    uint64_t args[5] = {};   // r1..r5 at entry; r1..r5 for callx
+    uint64_t stack_top = 0;  // r10 of the main frame
+    vm::CallContext* call_ctx = nullptr;
+    uint64_t saved_rsp = 0;  // native stack pointer at entry, for unwinding on a trap
+    uint64_t spill[2] = {};  // scratch for lowerings that need fixed registers
+    uint32_t depth = 0;      // bpf-to-bpf call depth
+    uint32_t trap_kind = 0;  // 0: none; else TrapKind + 1
+    uint32_t trap_pc = 0;
+    uint32_t packet_fail = 0;  // set by the packet-load hook when out of range
+    uint64_t trap_address = 0;
+    const uint8_t* packet = nullptr;  // what LD_ABS / LD_IND read
+    uint64_t packet_size = 0;
+    const vm::HelperTable* helpers = nullptr;  // for callx
+};
+
+using EntryFn = uint64_t (*)(RunState*);
+
+// C functions generated code calls.
+extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint32_t reg);
+extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t size);
+
+// Code pages: written while read-write, then switched to read-execute; never both.
+class ExecutableMemory {
+public:
+    static Expected<std::unique_ptr<ExecutableMemory>> create(const std::vector<uint8_t>& code);
+    ~ExecutableMemory();
+    ExecutableMemory(const ExecutableMemory&) = delete;
+    ExecutableMemory& operator=(const ExecutableMemory&) = delete;
+
+    [[nodiscard]] void* base() const { return base_; }
+    [[nodiscard]] std::size_t size() const { return size_; }
+
+private:
+    ExecutableMemory(void* base, std::size_t size) : base_(base), size_(size) {}
+    void* base_;
+    std::size_t size_;
+};
+
+// What a back end produces: position-independent code (relocated when copied), the offset of
+// the entry point, and optionally a listing.
+struct Compiled {
+    std::vector<uint8_t> code;
+    std::size_t entry = 0;
+    std::string listing;
+};
+
+// Implemented by x86_64/backend.cpp. `base` is where the code will be copied (for absolute
+// relocations).
+Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTable& helpers,
+                                  const JitOptions& options);
+
+}  // namespace bpfvm::jit

@@ -1,0 +1,809 @@
+// x86-64 back end on asmjit's Assembler. Fixed register map (as the kernel's JIT):
+//
+//   eBPF  x86-64  role
+//   r0    rax     return value
+//   r1    rdi     argument 1 (SysV argument 1: helper calls need no moves)
+//   r2    rsi     argument 2
+//   r3    rdx     argument 3
+//   r4    rcx     argument 4 (shifts by a register borrow it for cl)
+//   r5    r8      argument 5
+//   r6    rbx     callee-saved
+//   r7    r13     callee-saved
+//   r8    r14     callee-saved
+//   r9    r15     callee-saved
+//   r10   rbp     frame pointer (read-only)
+//         r12     RunState*
+//         r9      CallContext* for helpers (6th SysV argument); scratch otherwise
+//         r10,r11 scratch
+//
+// Verified mode: no run-time checks. The generated function is `uint64_t f(RunState*)`.
+#include <asmjit/x86.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "../frontend.hpp"
+#include "bpfvm/vm/assembler.hpp"
+
+namespace bpfvm::jit {
+
+namespace {
+
+using namespace asmjit;
+using namespace asmjit::x86;
+using vm::Form;
+using vm::Sem;
+
+const Gp kRegs[vm::kNumRegisters] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
+const Gp kState = r12;
+
+Mem field(std::size_t offset, uint32_t size = 8) {
+    return ptr(kState, static_cast<int32_t>(offset), size);
+}
+
+uint32_t trap_code(vm::TrapKind k) {
+    return static_cast<uint32_t>(k) + 1;
+}
+
+class Lowering {
+public:
+    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a)
+        : p_(program), helpers_(helpers), a_(a) {}
+
+    asmjit::Error run() {
+        labels_.resize(p_.size());
+        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+            labels_[pc] = a_.newLabel();
+        }
+        function_of_.assign(p_.size(), 0);
+        const auto& fns = p_.functions();
+        for (std::size_t f = 0; f < fns.size(); ++f) {
+            const std::size_t end = f + 1 < fns.size() ? fns[f + 1] : p_.size();
+            for (std::size_t pc = fns[f]; pc < end; ++pc) {
+                function_of_[pc] = static_cast<uint32_t>(f);
+            }
+        }
+        epilogue_ = a_.newLabel();
+        unwind_ = a_.newLabel();
+        call_labels_.resize(p_.size());
+        for (uint32_t f : p_.functions()) {
+            if (f != 0) {
+                call_labels_[f] = a_.newLabel();
+            }
+        }
+        prologue();
+        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+            if (pc != 0 && is_function_entry(pc)) {
+                // Calls enter here and get a frame; jumps to the function's first instruction
+                // (a loop) land after it.
+                a_.bind(call_labels_[pc]);
+                enter_frame();
+            }
+            a_.bind(labels_[pc]);
+            lower(pc, p_[pc]);
+        }
+        tails();
+        return kErrorOk;
+    }
+
+private:
+    const vm::Program& p_;
+    const vm::HelperTable& helpers_;
+    Assembler& a_;
+    std::vector<Label> labels_;
+    std::vector<Label> call_labels_;
+    std::vector<uint32_t> function_of_;
+    Label epilogue_;
+    Label unwind_;
+    struct PendingTrap {
+        Label label;
+        vm::TrapKind kind;
+        uint32_t pc;
+        uint64_t address;
+    };
+    std::vector<PendingTrap> traps_;
+    Label packet_fail_;
+    bool uses_packet_ = false;
+
+    bool is_function_entry(std::size_t pc) const {
+        const auto& f = p_.functions();
+        return std::binary_search(f.begin(), f.end(), static_cast<uint32_t>(pc));
+    }
+
+    Label trap(vm::TrapKind kind, uint32_t pc, uint64_t address = 0) {
+        traps_.push_back({a_.newLabel(), kind, pc, address});
+        return traps_.back().label;
+    }
+
+    // ---- entry and exits ----------------------------------------------------------------
+
+    void prologue() {
+        a_.push(rbx);
+        a_.push(rbp);
+        a_.push(r12);
+        a_.push(r13);
+        a_.push(r14);
+        a_.push(r15);
+        a_.sub(rsp, 8);  // 6 pushes + return address: align rsp to 16
+        a_.mov(kState, rdi);
+        a_.mov(field(offsetof(RunState, saved_rsp)), rsp);
+        a_.mov(rdi, field(offsetof(RunState, args)));
+        a_.mov(rsi, field(offsetof(RunState, args) + 8));
+        a_.mov(rdx, field(offsetof(RunState, args) + 16));
+        a_.mov(rcx, field(offsetof(RunState, args) + 24));
+        a_.mov(r8, field(offsetof(RunState, args) + 32));
+        a_.xor_(eax, eax);
+        a_.xor_(ebx, ebx);
+        a_.xor_(r13d, r13d);
+        a_.xor_(r14d, r14d);
+        a_.xor_(r15d, r15d);
+        a_.mov(rbp, field(offsetof(RunState, stack_top)));
+        zero_frame();
+    }
+
+    // Each frame starts zeroed, as in the interpreter: [rbp - 512, rbp).
+    void zero_frame() {
+        a_.xorps(xmm15, xmm15);
+        a_.mov(r11, -static_cast<int64_t>(vm::kStackFrameBytes));
+        Label loop = a_.newLabel();
+        a_.bind(loop);
+        a_.movups(ptr(rbp, r11), xmm15);
+        a_.add(r11, 16);
+        a_.jnz(loop);
+    }
+
+    void enter_frame() {
+        // The caller pushed r6-r9 and r10 and called us: this function's frame is 512 below.
+        a_.sub(rbp, vm::kStackFrameBytes);
+        zero_frame();
+    }
+
+    void tails() {
+        // Normal exit of the main function.
+        a_.bind(epilogue_);
+        a_.add(rsp, 8);
+        a_.pop(r15);
+        a_.pop(r14);
+        a_.pop(r13);
+        a_.pop(r12);
+        a_.pop(rbp);
+        a_.pop(rbx);
+        a_.ret();
+        // Traps: record what and where, then unwind to the entry's stack.
+        for (const PendingTrap& t : traps_) {
+            a_.bind(t.label);
+            a_.mov(field(offsetof(RunState, trap_kind), 4), trap_code(t.kind));
+            a_.mov(field(offsetof(RunState, trap_pc), 4), t.pc);
+            if (t.address != 0) {
+                a_.mov(r11, t.address);
+                a_.mov(field(offsetof(RunState, trap_address)), r11);
+            }
+            a_.jmp(unwind_);
+        }
+        if (uses_packet_) {
+            // LD_ABS / LD_IND out of the packet: the program ends and returns 0.
+            a_.bind(packet_fail_);
+            a_.xor_(eax, eax);
+            a_.jmp(unwind_);
+        }
+        a_.bind(unwind_);
+        a_.mov(rsp, field(offsetof(RunState, saved_rsp)));
+        a_.jmp(epilogue_);
+    }
+
+    // ---- lowering -----------------------------------------------------------------------
+
+    void lower(std::size_t pc, const vm::Instruction& insn) {
+        const vm::OpInfo& row = insn.info();
+        const bool w64 = row.width == 8;
+        const Gp d = kRegs[insn.dst];
+        const Gp s = kRegs[insn.src];
+        const Gp dw = w64 ? d : d.r32();
+        const Gp sw = w64 ? s : s.r32();
+        switch (row.form) {
+            case Form::AluImm:
+                alu_imm(row.sem, dw, insn.imm, w64);
+                break;
+            case Form::AluReg:
+                alu_reg(row.sem, dw, sw, d, s, insn, w64);
+                break;
+            case Form::AluUnary:
+                a_.neg(dw);
+                break;
+            case Form::Endian:
+                endian(row.sem, d, insn.imm);
+                break;
+            case Form::LoadMem:
+                load(row, d, s, insn.off);
+                break;
+            case Form::StoreImm:
+                store_imm(row.width, d, insn.off, insn.imm);
+                break;
+            case Form::StoreReg:
+                store_reg(row.width, d, insn.off, s);
+                break;
+            case Form::Atomic:
+                atomic(row, d, s, insn.off);
+                break;
+            case Form::LoadImm64:
+                a_.mov(d, insn.imm64);
+                break;
+            case Form::LoadAbs:
+            case Form::LoadInd:
+                load_packet(row, insn);
+                break;
+            case Form::Jump:
+            case Form::Jump32:
+                a_.jmp(labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))]);
+                break;
+            case Form::CondImm:
+            case Form::CondReg:
+                cond_jump(row, insn, pc);
+                break;
+            case Form::Call:
+                call_helper(insn, pc);
+                break;
+            case Form::CallLocal:
+                call_local(insn, pc);
+                break;
+            case Form::CallBtf:
+                a_.jmp(trap(vm::TrapKind::UnsupportedCall, static_cast<uint32_t>(pc), static_cast<uint32_t>(insn.imm)));
+                break;
+            case Form::Callx:
+                callx(insn, pc);
+                break;
+            case Form::Exit:
+                if (function_of_[pc] == 0) {
+                    a_.jmp(epilogue_);
+                } else {
+                    a_.ret();
+                }
+                break;
+        }
+    }
+
+    void alu_imm(Sem sem, const Gp& d, int32_t imm, bool w64) {
+        if (sem == Sem::Add) {
+            a_.add(d, imm);
+            return;
+        }
+        if (sem == Sem::Sub) {
+            a_.sub(d, imm);
+            return;
+        }
+        if (sem == Sem::Mul) {
+            a_.imul(d, d, imm);
+            return;
+        }
+        if (sem == Sem::Or) {
+            a_.or_(d, imm);
+            return;
+        }
+        if (sem == Sem::And) {
+            a_.and_(d, imm);
+            return;
+        }
+        if (sem == Sem::Xor) {
+            a_.xor_(d, imm);
+            return;
+        }
+        if (sem == Sem::Mov) {
+            if (w64) {
+                a_.mov(d, static_cast<int64_t>(imm));  // sign-extended
+            } else {
+                a_.mov(d, static_cast<uint32_t>(imm));
+            }
+            return;
+        }
+        if (sem == Sem::Lsh) {
+            a_.shl(d, imm & (w64 ? 63 : 31));
+            return;
+        }
+        if (sem == Sem::Rsh) {
+            a_.shr(d, imm & (w64 ? 63 : 31));
+            return;
+        }
+        if (sem == Sem::Arsh) {
+            a_.sar(d, imm & (w64 ? 63 : 31));
+            return;
+        }
+        if (sem == Sem::Div || sem == Sem::Mod || sem == Sem::Sdiv || sem == Sem::Smod) {
+            if (w64) {
+                a_.mov(r11, static_cast<int64_t>(imm));
+            } else {
+                a_.mov(r11d, static_cast<uint32_t>(imm));
+            }
+            divide(sem, d, w64 ? Gp(r11) : Gp(r11d), w64, imm != 0);
+            return;
+        }
+        BPFVM_ASSERT(false);
+    }
+
+    void alu_reg(Sem sem, const Gp& d, const Gp& s, const Gp& d64, const Gp& s64, const vm::Instruction& insn,
+                 bool w64) {
+        if (sem == Sem::Add) {
+            a_.add(d, s);
+            return;
+        }
+        if (sem == Sem::Sub) {
+            a_.sub(d, s);
+            return;
+        }
+        if (sem == Sem::Mul) {
+            a_.imul(d, s);
+            return;
+        }
+        if (sem == Sem::Or) {
+            a_.or_(d, s);
+            return;
+        }
+        if (sem == Sem::And) {
+            a_.and_(d, s);
+            return;
+        }
+        if (sem == Sem::Xor) {
+            a_.xor_(d, s);
+            return;
+        }
+        if (sem == Sem::Mov) {
+            a_.mov(d, s);
+            return;
+        }
+        if (sem == Sem::Movsx) {
+            if (insn.off == 8) {
+                a_.movsx(d, s64.r8());
+            } else if (insn.off == 16) {
+                a_.movsx(d, s64.r16());
+            } else {
+                a_.movsxd(d64, s64.r32());
+            }
+            return;
+        }
+        if (sem == Sem::Lsh || sem == Sem::Rsh || sem == Sem::Arsh) {
+            shift_by_register(sem, d, d64, s64, w64);
+            return;
+        }
+        if (sem == Sem::Div || sem == Sem::Mod || sem == Sem::Sdiv || sem == Sem::Smod) {
+            a_.mov(r11, s64);
+            divide(sem, d, w64 ? Gp(r11) : Gp(r11d), w64, false);
+            return;
+        }
+        BPFVM_ASSERT(false);
+    }
+
+    // x86 shifts by cl (rcx is eBPF r4): borrow rcx, shifting a copy when the destination is rcx.
+    void shift_by_register(Sem sem, const Gp& d, const Gp& d64, const Gp& s64, bool w64) {
+        auto emit = [&](const Gp& target) {
+            if (sem == Sem::Lsh) {
+                a_.shl(target, cl);
+            } else if (sem == Sem::Rsh) {
+                a_.shr(target, cl);
+            } else {
+                a_.sar(target, cl);
+            }
+        };
+        if (s64 == rcx) {
+            emit(d);
+            return;
+        }
+        a_.mov(r11, rcx);
+        a_.mov(rcx, s64);
+        if (d64 == rcx) {
+            emit(w64 ? Gp(r11) : Gp(r11d));
+            a_.mov(rcx, r11);
+            if (!w64) {
+                a_.mov(ecx, ecx);
+            }
+        } else {
+            emit(d);
+            a_.mov(rcx, r11);
+        }
+    }
+
+    // d = d op divisor (divisor in r11/r11d). Division by zero gives 0, modulo by zero keeps the
+    // dividend, INT_MIN / -1 = INT_MIN and INT_MIN % -1 = 0 (RFC 9669); no flags saved.
+    void divide(Sem sem, const Gp& d, const Gp& divisor, bool w64, bool divisor_nonzero) {
+        const bool is_mod = sem == Sem::Mod || sem == Sem::Smod;
+        const bool is_signed = sem == Sem::Sdiv || sem == Sem::Smod;
+        Label zero = a_.newLabel();
+        Label minus_one = a_.newLabel();
+        Label done = a_.newLabel();
+        a_.mov(field(offsetof(RunState, spill)), rax);
+        a_.mov(field(offsetof(RunState, spill) + 8), rdx);
+        const Gp ax = w64 ? Gp(rax) : Gp(eax);
+        const Gp dx = w64 ? Gp(rdx) : Gp(edx);
+        const Gp r10w = w64 ? Gp(r10) : Gp(r10d);
+        a_.mov(ax, d);
+        if (!divisor_nonzero) {
+            a_.test(divisor, divisor);
+            a_.jz(zero);
+        }
+        if (is_signed) {
+            a_.cmp(divisor, -1);
+            a_.je(minus_one);
+            if (w64) {
+                a_.cqo();
+            } else {
+                a_.cdq();
+            }
+            a_.idiv(divisor);
+        } else {
+            a_.xor_(edx, edx);
+            a_.div(divisor);
+        }
+        a_.mov(r10w, is_mod ? dx : ax);
+        a_.jmp(done);
+        if (is_signed) {
+            a_.bind(minus_one);
+            if (is_mod) {
+                a_.xor_(r10d, r10d);
+            } else {
+                a_.mov(r10w, ax);
+                a_.neg(r10w);
+            }
+            a_.jmp(done);
+        }
+        a_.bind(zero);
+        if (is_mod) {
+            a_.mov(r10w, ax);
+        } else {
+            a_.xor_(r10d, r10d);
+        }
+        a_.bind(done);
+        a_.mov(rax, field(offsetof(RunState, spill)));
+        a_.mov(rdx, field(offsetof(RunState, spill) + 8));
+        a_.mov(d, r10w);
+    }
+
+    void endian(Sem sem, const Gp& d, int32_t bits) {
+        if (sem == Sem::Le) {
+            if (bits == 16) {
+                a_.movzx(d.r32(), d.r16());
+            } else if (bits == 32) {
+                a_.mov(d.r32(), d.r32());
+            }
+            return;
+        }
+        if (bits == 16) {
+            a_.rol(d.r16(), 8);
+            a_.movzx(d.r32(), d.r16());
+        } else if (bits == 32) {
+            a_.bswap(d.r32());
+        } else {
+            a_.bswap(d);
+        }
+    }
+
+    static Mem mem(const Gp& base, int16_t off, uint32_t size) { return ptr(base, off, size); }
+
+    void load(const vm::OpInfo& row, const Gp& d, const Gp& s, int16_t off) {
+        const Mem m = mem(s, off, row.width);
+        if (row.sem == Sem::Ldxs) {
+            if (row.width == 4) {
+                a_.movsxd(d, m);
+            } else {
+                a_.movsx(d, m);
+            }
+            return;
+        }
+        switch (row.width) {
+            case 1:
+            case 2:
+                a_.movzx(d.r32(), m);
+                break;
+            case 4:
+                a_.mov(d.r32(), m);
+                break;
+            default:
+                a_.mov(d, m);
+        }
+    }
+
+    void store_imm(unsigned width, const Gp& d, int16_t off, int32_t imm) {
+        const Mem m = mem(d, off, width);
+        switch (width) {
+            case 1:
+                a_.mov(m, imm & 0xff);
+                break;
+            case 2:
+                a_.mov(m, imm & 0xffff);
+                break;
+            default:
+                a_.mov(m, imm);  // a 64-bit store sign-extends the immediate, as eBPF does
+        }
+    }
+
+    void store_reg(unsigned width, const Gp& d, int16_t off, const Gp& s) {
+        const Mem m = mem(d, off, width);
+        switch (width) {
+            case 1:
+                a_.mov(m, s.r8());
+                break;
+            case 2:
+                a_.mov(m, s.r16());
+                break;
+            case 4:
+                a_.mov(m, s.r32());
+                break;
+            default:
+                a_.mov(m, s);
+        }
+    }
+
+    void atomic(const vm::OpInfo& row, const Gp& d, const Gp& s, int16_t off) {
+        const bool w64 = row.width == 8;
+        const Gp sw = w64 ? s : s.r32();
+        a_.lea(r10, ptr(d, off));
+        const Mem m = ptr(r10, 0, row.width);
+        if (row.sem == Sem::AtomicAdd) {
+            a_.lock().add(m, sw);
+            return;
+        }
+        if (row.sem == Sem::AtomicOr) {
+            a_.lock().or_(m, sw);
+            return;
+        }
+        if (row.sem == Sem::AtomicAnd) {
+            a_.lock().and_(m, sw);
+            return;
+        }
+        if (row.sem == Sem::AtomicXor) {
+            a_.lock().xor_(m, sw);
+            return;
+        }
+        if (row.sem == Sem::AtomicFetchAdd) {
+            a_.lock().xadd(m, sw);  // 32-bit: writing s.r32 zero-extends
+            return;
+        }
+        if (row.sem == Sem::AtomicXchg) {
+            a_.xchg(m, sw);
+            return;
+        }
+        if (row.sem == Sem::AtomicCmpxchg) {
+            a_.lock().cmpxchg(m, sw, w64 ? Gp(rax) : Gp(eax));
+            if (!w64) {
+                a_.mov(eax, eax);  // r0 is the zero-extended old value
+            }
+            return;
+        }
+        if (row.sem == Sem::AtomicFetchOr || row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor) {
+            // cmpxchg loop; rax is eBPF r0, so it is kept in a spill slot meanwhile.
+            const Gp ax = w64 ? Gp(rax) : Gp(eax);
+            const Gp t = w64 ? Gp(r11) : Gp(r11d);
+            const Gp v = w64 ? Gp(r9) : Gp(r9d);
+            a_.mov(field(offsetof(RunState, spill)), rax);
+            a_.mov(v, sw);
+            a_.mov(ax, m);
+            Label again = a_.newLabel();
+            a_.bind(again);
+            a_.mov(t, ax);
+            if (row.sem == Sem::AtomicFetchOr) {
+                a_.or_(t, v);
+            } else if (row.sem == Sem::AtomicFetchAnd) {
+                a_.and_(t, v);
+            } else {
+                a_.xor_(t, v);
+            }
+            a_.lock().cmpxchg(m, t, ax);
+            a_.jnz(again);
+            a_.mov(t, ax);
+            a_.mov(rax, field(offsetof(RunState, spill)));
+            a_.mov(sw, t);
+            return;
+        }
+        BPFVM_ASSERT(false);
+    }
+
+    void cond_jump(const vm::OpInfo& row, const vm::Instruction& insn, std::size_t pc) {
+        const bool w64 = row.width == 8;
+        const Gp d = w64 ? kRegs[insn.dst] : kRegs[insn.dst].r32();
+        const bool reg = row.form == Form::CondReg;
+        const Gp s = w64 ? kRegs[insn.src] : kRegs[insn.src].r32();
+        if (row.sem == Sem::Jset) {
+            if (reg) {
+                a_.test(d, s);
+            } else {
+                a_.test(d, insn.imm);
+            }
+        } else if (reg) {
+            a_.cmp(d, s);
+        } else {
+            a_.cmp(d, insn.imm);
+        }
+        const Label& target = labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))];
+        if (row.sem == Sem::Jeq) {
+            a_.je(target);
+            return;
+        }
+        if (row.sem == Sem::Jne) {
+            a_.jne(target);
+            return;
+        }
+        if (row.sem == Sem::Jgt) {
+            a_.ja(target);
+            return;
+        }
+        if (row.sem == Sem::Jge) {
+            a_.jae(target);
+            return;
+        }
+        if (row.sem == Sem::Jlt) {
+            a_.jb(target);
+            return;
+        }
+        if (row.sem == Sem::Jle) {
+            a_.jbe(target);
+            return;
+        }
+        if (row.sem == Sem::Jsgt) {
+            a_.jg(target);
+            return;
+        }
+        if (row.sem == Sem::Jsge) {
+            a_.jge(target);
+            return;
+        }
+        if (row.sem == Sem::Jslt) {
+            a_.jl(target);
+            return;
+        }
+        if (row.sem == Sem::Jsle) {
+            a_.jle(target);
+            return;
+        }
+        if (row.sem == Sem::Jset) {
+            a_.jnz(target);
+            return;
+        }
+        BPFVM_ASSERT(false);
+    }
+
+    // r1..r5 keep their values across calls, as in the interpreter.
+    void save_args() {
+        a_.push(rdi);
+        a_.push(rsi);
+        a_.push(rdx);
+        a_.push(rcx);
+        a_.push(r8);
+        a_.sub(rsp, 8);  // 5 pushes: keep rsp 16-byte aligned for the C call
+    }
+    void restore_args() {
+        a_.add(rsp, 8);
+        a_.pop(r8);
+        a_.pop(rcx);
+        a_.pop(rdx);
+        a_.pop(rsi);
+        a_.pop(rdi);
+    }
+
+    // After a helper: a fault or a bpf_tail_call ends this run (the front end follows tail calls).
+    void check_after_helper(uint32_t pc, uint32_t id) {
+        a_.mov(r11, field(offsetof(RunState, call_ctx)));
+        a_.cmp(ptr(r11, offsetof(vm::CallContext, fault), 8), 0);
+        a_.jne(trap(vm::TrapKind::HelperFault, pc, id));
+        a_.cmp(ptr(r11, offsetof(vm::CallContext, tail_call), 8), 0);
+        a_.jne(unwind_);
+    }
+
+    void call_helper(const vm::Instruction& insn, std::size_t pc) {
+        const vm::Helper* h = helpers_.find(static_cast<uint32_t>(insn.imm));
+        if (h == nullptr) {
+            a_.jmp(trap(vm::TrapKind::UnknownHelper, static_cast<uint32_t>(pc), static_cast<uint32_t>(insn.imm)));
+            return;
+        }
+        save_args();
+        a_.mov(r9, field(offsetof(RunState, call_ctx)));
+        a_.mov(ptr(r9, offsetof(vm::CallContext, pc), 4), static_cast<uint32_t>(pc));
+        a_.mov(r10, reinterpret_cast<uint64_t>(h->fn));
+        a_.call(r10);
+        restore_args();
+        check_after_helper(static_cast<uint32_t>(pc), h->id);
+    }
+
+    void callx(const vm::Instruction& insn, std::size_t pc) {
+        // Through the front end, which finds the helper whose id the register holds.
+        a_.mov(field(offsetof(RunState, args)), rdi);
+        a_.mov(field(offsetof(RunState, args) + 8), rsi);
+        a_.mov(field(offsetof(RunState, args) + 16), rdx);
+        a_.mov(field(offsetof(RunState, args) + 24), rcx);
+        a_.mov(field(offsetof(RunState, args) + 32), r8);
+        save_args();
+        a_.mov(rsi, kRegs[insn.dst]);
+        a_.mov(rdi, kState);
+        a_.mov(edx, static_cast<uint32_t>(pc));
+        a_.mov(ecx, static_cast<uint32_t>(insn.dst));
+        a_.mov(r10, reinterpret_cast<uint64_t>(&bpfvm_jit_callx));
+        a_.call(r10);
+        restore_args();
+        a_.cmp(field(offsetof(RunState, trap_kind), 4), 0);
+        a_.jne(unwind_);
+        a_.mov(r11, field(offsetof(RunState, call_ctx)));
+        a_.cmp(ptr(r11, offsetof(vm::CallContext, fault), 8), 0);
+        a_.jne(trap(vm::TrapKind::HelperFault, static_cast<uint32_t>(pc)));
+        a_.cmp(ptr(r11, offsetof(vm::CallContext, tail_call), 8), 0);
+        a_.jne(unwind_);
+    }
+
+    void call_local(const vm::Instruction& insn, std::size_t pc) {
+        a_.cmp(field(offsetof(RunState, depth), 4), vm::kMaxCallFrames - 2);
+        a_.ja(trap(vm::TrapKind::CallDepthExceeded, static_cast<uint32_t>(pc)));
+        a_.inc(field(offsetof(RunState, depth), 4));
+        a_.push(rbx);
+        a_.push(r13);
+        a_.push(r14);
+        a_.push(r15);
+        a_.push(rbp);
+        a_.call(call_labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))]);
+        a_.pop(rbp);
+        a_.pop(r15);
+        a_.pop(r14);
+        a_.pop(r13);
+        a_.pop(rbx);
+        a_.dec(field(offsetof(RunState, depth), 4));
+    }
+
+    void load_packet(const vm::OpInfo& row, const vm::Instruction& insn) {
+        if (!uses_packet_) {
+            uses_packet_ = true;
+            packet_fail_ = a_.newLabel();
+        }
+        save_args();
+        // offset = (int32)(imm + src) for LD_IND, imm for LD_ABS
+        if (row.form == Form::LoadInd) {
+            a_.mov(esi, kRegs[insn.src].r32());
+            a_.add(esi, insn.imm);
+            a_.movsxd(rsi, esi);
+        } else {
+            a_.mov(rsi, static_cast<int64_t>(insn.imm));
+        }
+        a_.mov(rdi, kState);
+        a_.mov(edx, row.width);
+        a_.mov(r10, reinterpret_cast<uint64_t>(&bpfvm_jit_load_packet));
+        a_.call(r10);
+        restore_args();
+        a_.cmp(field(offsetof(RunState, packet_fail), 4), 0);
+        a_.jne(packet_fail_);
+    }
+};
+
+}  // namespace
+
+Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTable& helpers,
+                                  const JitOptions& options) {
+    CodeHolder code;
+    Environment env(Arch::kX64);
+    if (code.init(env) != kErrorOk) {
+        return make_error("jit", "asmjit cannot target x86-64");
+    }
+    StringLogger logger;
+    if (options.keep_listing) {
+        code.setLogger(&logger);
+    }
+    Assembler a(&code);
+    Lowering lowering(program, helpers, a);
+    if (asmjit::Error e = lowering.run(); e != kErrorOk) {
+        return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));
+    }
+    if (asmjit::Error e = code.flatten(); e != kErrorOk) {
+        return make_error("jit", std::string("flatten: ") + DebugUtils::errorAsString(e));
+    }
+    if (asmjit::Error e = code.resolveUnresolvedLinks(); e != kErrorOk) {
+        return make_error("jit", std::string("links: ") + DebugUtils::errorAsString(e));
+    }
+    if (asmjit::Error e = code.relocateToBase(0); e != kErrorOk) {
+        return make_error("jit", std::string("relocation: ") + DebugUtils::errorAsString(e));
+    }
+    Compiled out;
+    out.code.resize(code.codeSize());
+    if (asmjit::Error e = code.copyFlattenedData(out.code.data(), out.code.size()); e != kErrorOk) {
+        return make_error("jit", std::string("copy: ") + DebugUtils::errorAsString(e));
+    }
+    out.entry = 0;
+    if (options.keep_listing) {
+        out.listing = logger.data();
+    }
+    return out;
+}
+
+}  // namespace bpfvm::jit
