@@ -11,6 +11,7 @@
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/helpers/runtime.hpp"
+#include "bpfvm/jit/jit.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
 #include "bpfvm/vm/interpreter.hpp"
@@ -103,6 +104,25 @@ int cmd_disasm(const std::string& input, const std::string& syntax, const std::s
                   << p.section << "', " << to_string(p.type) << "):\n";
         std::cout << disassemble(prog, sx, cli::annotations_for(obj, p));
     }
+    return 0;
+}
+
+int cmd_jit_dump(const std::string& input, const std::string& program, const loader::LoadOptions& options) {
+    const cli::LoadedProgram loaded = must(cli::load_program(input, program, options));
+    jit::JitOptions jo;
+    jo.keep_listing = true;
+    std::unique_ptr<jit::JitProgram> code;
+    if (loaded.object) {
+        const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
+        std::vector<helpers::ProgramSource> sources{{p.name, p.type, p.insns}};
+        const auto linked = must(helpers::LinkedObject::create(loaded.object->maps, sources), input);
+        must(linked->program(p.name), input);
+        code = must(jit::JitProgram::compile(*linked->linked_program(p.name), linked->runtime().helpers(), jo), input);
+        std::printf("; program '%s' (section '%s')\n", p.name.c_str(), p.section.c_str());
+    } else {
+        code = must(jit::JitProgram::compile(loaded.program, cli::default_helpers(), jo), input);
+    }
+    std::printf("%s; %zu bytes of code\n", code->listing().c_str(), code->code_size());
     return 0;
 }
 
@@ -248,6 +268,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     std::vector<uint8_t> ctx_out;  // __sk_buff after the run, for skb programs
     const Interpreter* interp = nullptr;
     std::optional<Interpreter> plain;
+    std::unique_ptr<jit::JitProgram> jitted;  // --engine jit
     if (loaded.object) {
         std::vector<helpers::ProgramSource> sources;
         for (const loader::ProgramInfo& p : loaded.object->programs) {
@@ -256,6 +277,10 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         linked = must(helpers::LinkedObject::create(loaded.object->maps, sources), input);
         const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
         interp = must(linked->program(p.name), input);
+        if (a.engine == "jit") {
+            jitted =
+                must(jit::JitProgram::compile(*linked->linked_program(p.name), linked->runtime().helpers()), input);
+        }
         runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
         program_type = p.type;
@@ -271,7 +296,14 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     } else {
         plain.emplace(must(Interpreter::create(loaded.program, cli::default_helpers()), input));
         interp = &*plain;
+        if (a.engine == "jit") {
+            jitted = must(jit::JitProgram::compile(loaded.program, cli::default_helpers()), input);
+        }
     }
+    // The checked run is the interpreter's; the fast runs are the JIT's with --engine jit.
+    auto execute = [&](const RunInput& in, Mode mode) {
+        return mode == Mode::Fast && jitted ? jitted->run(in) : interp->run(in, RunOptions{mode, a.budget});
+    };
     auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
         if (skb) {
             // An skb as BPF_PROG_TEST_RUN builds one; tc sees the Ethernet header, socket filters not.
@@ -281,7 +313,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = frame.data();
             runtime->prepare(in, regions, program_type);
-            RunResult r = interp->run(in, RunOptions{mode, a.budget});
+            RunResult r = execute(in, mode);
             buf = frame.packet();
             const auto* c = reinterpret_cast<const uint8_t*>(&frame.context());
             ctx_out.assign(c, c + offsetof(helpers::SkbContext, data));  // the __sk_buff view
@@ -295,7 +327,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = buf;
             runtime->prepare(in, regions, program_type);
-            RunResult r = interp->run(in, RunOptions{mode, a.budget});
+            RunResult r = execute(in, mode);
             buf = frame.packet();
             return r;
         }
@@ -312,7 +344,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         } else {
             in.regions = regions;
         }
-        return interp->run(in, RunOptions{mode, a.budget});
+        return execute(in, mode);
     };
 
     // Until the verifier exists, the fast engine runs a program only after a checked run of the
@@ -323,7 +355,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     const std::vector<uint8_t> first_ctx_out = ctx_out;
     const std::vector<std::pair<std::string, std::vector<std::string>>> events =
         runtime != nullptr ? drain_events(*runtime) : std::vector<std::pair<std::string, std::vector<std::string>>>{};
-    const Mode mode = a.engine == "interp" ? Mode::Fast : Mode::Checked;
+    const Mode mode = a.engine == "interp" || a.engine == "jit" ? Mode::Fast : Mode::Checked;
     double ns_per_run = 0;
     if (result.ok() && a.repeat > 0) {
         const auto start = std::chrono::steady_clock::now();
@@ -477,8 +509,10 @@ int main(int argc, char** argv) {
     CLI::App* run_cmd = app.add_subcommand("run", "Run a program and print r0");
     run_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
     run_cmd->add_option("--program", run_args.program, "For an object: the program to run (default: the first)");
-    run_cmd->add_option("--engine", run_args.engine, "interp (fast, after one checked run) or interp-checked")
-        ->check(CLI::IsMember({"interp", "interp-checked"}));
+    run_cmd
+        ->add_option("--engine", run_args.engine,
+                     "interp-checked, interp (fast) or jit (x86-64); the fast engines run after one checked run")
+        ->check(CLI::IsMember({"interp", "interp-checked", "jit"}));
     CLI::Option* mem_opt =
         run_cmd->add_option("--mem", run_args.mem_file, "Input buffer: r1 points to a copy of it, r2 holds its length");
     CLI::Option* packet_opt = run_cmd->add_option("--packet", run_args.packet_file, "The packet to run on");
@@ -498,6 +532,14 @@ int main(int argc, char** argv) {
     inspect_loader.add_to(inspect_cmd);
     CLI::App* maps_cmd = app.add_subcommand("maps", "List the maps an ELF object declares");
     maps_cmd->add_option("OBJ", input, "An eBPF ELF object (clang -target bpf)")->required();
+
+    std::string jit_program;
+    CLI::App* jit_cmd =
+        app.add_subcommand("jit-dump", "Print the native code the JIT makes, with the eBPF interleaved");
+    jit_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
+    jit_cmd->add_option("--program", jit_program, "For an object: the program (default: the first)");
+    LoaderArgs jit_loader;
+    jit_loader.add_to(jit_cmd);
 
     CLI::App* conf_cmd = app.add_subcommand("conformance", "Run bpf_conformance test files");
     conf_cmd->add_option("PATH", paths, "Test files, or folders of .data files")->required();
@@ -525,6 +567,9 @@ int main(int argc, char** argv) {
         }
         if (*run_cmd) {
             return cmd_run(input, run_args);
+        }
+        if (*jit_cmd) {
+            return cmd_jit_dump(input, jit_program, jit_loader.options());
         }
         if (*inspect_cmd) {
             return cmd_inspect(input, false, inspect_loader.options());

@@ -1,7 +1,7 @@
 // Arbitrary bytes as bytecode: decode + validate; for valid programs, disassemble -> assemble must
 // give the same bytes back, and the checked interpreter must end (a budget bounds it) without
 // touching memory outside its regions (AddressSanitizer watches); where it does not trap, the
-// fast mode must give the same r0 and memory.
+// fast mode and the JIT must give the same r0 and memory.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +9,9 @@
 
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/interpreter.hpp"
+#ifdef BPFVM_HAVE_JIT
+#include "bpfvm/jit/jit.hpp"
+#endif
 
 namespace {
 uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) {
@@ -52,5 +55,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!fast.ok() || fast.r0 != checked.r0 || mem != after_checked) {
         std::abort();
     }
+#ifdef BPFVM_HAVE_JIT
+    // And the JIT, on the same buffer again.
+    Expected<std::unique_ptr<jit::JitProgram>> code = jit::JitProgram::compile(*program, helpers);
+    if (!code) {
+        std::abort();  // every valid program compiles
+    }
+    mem = input;
+    const RunResult jitted = (*code)->run_buffer(mem);
+    if (!jitted.ok() || jitted.r0 != checked.r0 || mem != after_checked) {
+        std::abort();
+    }
+#endif
     return 0;
 }

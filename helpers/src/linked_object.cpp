@@ -41,6 +41,7 @@ Expected<std::unique_ptr<LinkedObject>> LinkedObject::create(const std::vector<v
             continue;
         }
         obj->programs_.emplace(p.name, std::make_unique<vm::Interpreter>(std::move(*interp)));
+        obj->linked_.emplace(p.name, std::move(*linked));
     }
     // prog_array slots the object initialises (`.values = { [1] = &prog }`).
     for (const vm::MapSpec& m : maps) {
@@ -72,6 +73,11 @@ Expected<const vm::Interpreter*> LinkedObject::program(const std::string& name) 
         return f->second;
     }
     return make_error("program '" + name + "'", "no such program");
+}
+
+const vm::Program* LinkedObject::linked_program(const std::string& name) const {
+    auto it = linked_.find(name);
+    return it == linked_.end() ? nullptr : &it->second;
 }
 
 vm::ProgramType LinkedObject::type(const std::string& name) const {

@@ -61,6 +61,19 @@ ExecutableMemory::~ExecutableMemory() {
 
 // ---- JitProgram ------------------------------------------------------------------------------------
 
+namespace {
+
+// Generated code has no type signature in front of it for UBSan's function check to read.
+#if defined(__clang__)
+__attribute__((no_sanitize("function")))
+#endif
+uint64_t
+call_entry(EntryFn entry, RunState* st) {
+    return entry(st);
+}
+
+}  // namespace
+
 struct JitProgram::Impl {
     std::unique_ptr<ExecutableMemory> memory;
     EntryFn entry = nullptr;
@@ -122,7 +135,7 @@ vm::RunResult JitProgram::run(const vm::RunInput& input) const {
     st.helpers = &impl_->helpers;
 
     vm::RunResult result;
-    const uint64_t r0 = impl_->entry(&st);
+    const uint64_t r0 = call_entry(impl_->entry, &st);
     if (st.trap_kind != 0) {
         vm::Trap trap;
         trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);
@@ -169,4 +182,9 @@ const std::string& JitProgram::listing() const {
     return impl_->listing;
 }
 
+}  // namespace bpfvm::jit
+namespace bpfvm::jit {
+const void* JitProgram::code() const {
+    return impl_->memory->base();
+}
 }  // namespace bpfvm::jit

@@ -48,8 +48,8 @@ uint32_t trap_code(vm::TrapKind k) {
 
 class Lowering {
 public:
-    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a)
-        : p_(program), helpers_(helpers), a_(a) {}
+    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a, bool listing)
+        : p_(program), helpers_(helpers), a_(a), listing_(listing) {}
 
     asmjit::Error run() {
         labels_.resize(p_.size());
@@ -68,8 +68,11 @@ public:
         unwind_ = a_.newLabel();
         call_labels_.resize(p_.size());
         for (uint32_t f : p_.functions()) {
-            if (f != 0) {
-                call_labels_[f] = a_.newLabel();
+            call_labels_[f] = a_.newLabel();
+        }
+        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+            if (p_[pc].op == vm::Op::CallLocal && vm::branch_target(p_[pc], pc) == 0) {
+                main_is_called_ = true;  // recursion into the program's first function
             }
         }
         prologue();
@@ -81,6 +84,11 @@ public:
                 enter_frame();
             }
             a_.bind(labels_[pc]);
+            if (listing_) {
+                const std::string text =
+                    "; " + std::to_string(pc) + ": " + vm::format_instruction(p_[pc], vm::Syntax::Llvm);
+                a_.comment(text.c_str());
+            }
             lower(pc, p_[pc]);
         }
         tails();
@@ -91,11 +99,13 @@ private:
     const vm::Program& p_;
     const vm::HelperTable& helpers_;
     Assembler& a_;
+    bool listing_;
     std::vector<Label> labels_;
     std::vector<Label> call_labels_;
     std::vector<uint32_t> function_of_;
     Label epilogue_;
     Label unwind_;
+    bool main_is_called_ = false;
     struct PendingTrap {
         Label label;
         vm::TrapKind kind;
@@ -160,6 +170,10 @@ private:
     }
 
     void tails() {
+        // A call to the first function: a frame, then its code (after the prologue).
+        a_.bind(call_labels_[0]);
+        enter_frame();
+        a_.jmp(labels_[0]);
         // Normal exit of the main function.
         a_.bind(epilogue_);
         a_.add(rsp, 8);
@@ -254,9 +268,14 @@ private:
                 callx(insn, pc);
                 break;
             case Form::Exit:
-                if (function_of_[pc] == 0) {
+                if (function_of_[pc] != 0) {
+                    a_.ret();
+                } else if (!main_is_called_) {
                     a_.jmp(epilogue_);
                 } else {
+                    // The first function is also called: depth tells an exit from a return.
+                    a_.cmp(field(offsetof(RunState, depth), 4), 0);
+                    a_.je(epilogue_);
                     a_.ret();
                 }
                 break;
@@ -781,7 +800,7 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         code.setLogger(&logger);
     }
     Assembler a(&code);
-    Lowering lowering(program, helpers, a);
+    Lowering lowering(program, helpers, a, options.keep_listing);
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {
         return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));
     }

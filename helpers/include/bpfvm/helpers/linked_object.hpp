@@ -32,11 +32,15 @@ public:
 
     [[nodiscard]] Runtime& runtime() const { return *runtime_; }
     [[nodiscard]] Expected<const vm::Interpreter*> program(const std::string& name) const;
+    // The linked program itself (map references resolved, context accesses rewritten), for other
+    // engines (the JIT) to compile.
+    [[nodiscard]] const vm::Program* linked_program(const std::string& name) const;
     [[nodiscard]] vm::ProgramType type(const std::string& name) const;
 
 private:
     std::unique_ptr<Runtime> runtime_;
     std::map<std::string, std::unique_ptr<vm::Interpreter>> programs_;
+    std::map<std::string, vm::Program> linked_;
     std::map<std::string, Error> failures_;
     std::map<std::string, vm::ProgramType> types_;
 };

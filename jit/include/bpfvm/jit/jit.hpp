@@ -38,6 +38,7 @@ public:
     [[nodiscard]] vm::RunResult run_buffer(std::span<uint8_t> buffer) const;
 
     [[nodiscard]] std::size_t code_size() const;
+    [[nodiscard]] const void* code() const;  // where the code lives (read-execute pages)
     // The native code, with the eBPF instructions interleaved (needs JitOptions::keep_listing).
     [[nodiscard]] const std::string& listing() const;
 
