@@ -8,26 +8,17 @@
 
 #include "bpfvm/helpers/runtime.hpp"
 #include "bpfvm/loader/object.hpp"
+#include "object_fixture.hpp"
 
 namespace bpfvm::helpers {
 namespace {
 
-class MapsTour : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
+class MapsTour : public test::ObjectTest {
 protected:
     void SetUp() override {
-        Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/maps_tour." +
-                                                                std::get<0>(GetParam()) + ".o");
-        ASSERT_TRUE(obj) << obj.error().message();
-        object_ = std::move(*obj);
-        Expected<std::unique_ptr<Runtime>> rt = Runtime::create(object_.maps);
-        ASSERT_TRUE(rt) << rt.error().message();
-        runtime_ = std::move(*rt);
+        load("maps_tour");
         for (const loader::ProgramInfo& p : object_.programs) {
-            Expected<vm::Program> linked = runtime_->link(p.insns, p.type);
-            ASSERT_TRUE(linked) << p.name << ": " << linked.error().message();
-            Expected<vm::Interpreter> interp = vm::Interpreter::create(*linked, runtime_->helpers());
-            ASSERT_TRUE(interp) << interp.error().message();
-            programs_.emplace(p.name, std::make_unique<vm::Interpreter>(std::move(*interp)));
+            programs_.emplace(p.name, interpreter(p.name));
         }
         // prog_array slots named in the object's `.values`.
         const uint32_t jumps = *object_.find_map("jumps");
@@ -41,13 +32,11 @@ protected:
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(ctx.data());
         runtime_->prepare(in, regions);
-        const vm::RunResult r = programs_.at(name)->run(in, vm::RunOptions{std::get<1>(GetParam()), 1'000'000});
+        const vm::RunResult r = programs_.at(name)->run(in, vm::RunOptions{mode(), 1'000'000});
         EXPECT_TRUE(r.ok()) << name << ": " << r.trap->message();
         return r;
     }
 
-    loader::Object object_;
-    std::unique_ptr<Runtime> runtime_;
     std::map<std::string, std::unique_ptr<vm::Interpreter>> programs_;
 };
 
@@ -165,13 +154,7 @@ TEST_P(MapsTour, SnprintfAndStrtolRoundTrip) {
     EXPECT_EQ(run("format_parse", ctx).r0, 4711u * 100 + 7 * 10 + 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, MapsTour,
-                         ::testing::Combine(::testing::Values("v3", "v4"),
-                                            ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),
-                         [](const auto& param_info) {
-                             return std::string(std::get<0>(param_info.param)) +
-                                    (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
-                         });
+INSTANTIATE_TEST_SUITE_P(Variants, MapsTour, test::object_variants(), test::variant_name);
 
 }  // namespace
 }  // namespace bpfvm::helpers

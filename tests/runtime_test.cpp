@@ -11,6 +11,7 @@
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
+#include "object_fixture.hpp"
 
 namespace bpfvm::helpers {
 namespace {
@@ -230,31 +231,18 @@ struct XdpRun {
     std::vector<uint8_t> meta;  // [data_meta, data)
 };
 
-class Xdp : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
+class Xdp : public test::ObjectTest {
 protected:
-    void SetUp() override {
-        Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/xdp_rewrite." +
-                                                                std::get<0>(GetParam()) + ".o");
-        ASSERT_TRUE(obj) << obj.error().message();
-        object_ = std::move(*obj);
-        Expected<std::unique_ptr<Runtime>> rt = Runtime::create(object_.maps);
-        ASSERT_TRUE(rt) << rt.error().message();
-        runtime_ = std::move(*rt);
-    }
+    void SetUp() override { load("xdp_rewrite"); }
 
     XdpRun run(const char* program, const std::vector<uint8_t>& packet) {
-        const loader::ProgramInfo* p = object_.find_program(program);
-        EXPECT_NE(p, nullptr);
-        Expected<vm::Program> linked = runtime_->link(p->insns, p->type);
-        EXPECT_TRUE(linked) << linked.error().message();
-        Expected<vm::Interpreter> interp = vm::Interpreter::create(*linked, runtime_->helpers());
-        EXPECT_TRUE(interp) << interp.error().message();
+        const std::unique_ptr<vm::Interpreter> interp = interpreter(program);
         XdpFrame frame(packet);
         std::vector<vm::Region> regions = frame.regions();
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
         runtime_->prepare(in, regions, vm::ProgramType::Xdp);
-        const vm::RunResult r = interp->run(in, vm::RunOptions{std::get<1>(GetParam()), 100'000});
+        const vm::RunResult r = interp->run(in, vm::RunOptions{mode(), 100'000});
         EXPECT_TRUE(r.ok()) << r.trap->message();
         const auto* meta = reinterpret_cast<const uint8_t*>(frame.context().data_meta);
         return XdpRun{r.r0, frame.packet(),
@@ -262,9 +250,6 @@ protected:
     }
 
     uint64_t count(uint32_t slot) { return read_u64(*runtime_->find_map("proto_counts"), &slot); }
-
-    loader::Object object_;
-    std::unique_ptr<Runtime> runtime_;
 };
 
 TEST_P(Xdp, SwapsMacsAndDecrementsTtlOnIpv4) {
@@ -327,50 +312,30 @@ TEST_P(Xdp, AdjustsTailAndMetaAndRedirects) {
     EXPECT_EQ(run("xdp_trim", bytes_of(kEth + "0800")).retval, 0u);  // XDP_ABORTED
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, Xdp,
-                         ::testing::Combine(::testing::Values("v3", "v4"),
-                                            ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),
-                         [](const auto& param_info) {
-                             return std::string(std::get<0>(param_info.param)) +
-                                    (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
-                         });
+INSTANTIATE_TEST_SUITE_P(Variants, Xdp, test::object_variants(), test::variant_name);
 
 // ---- __sk_buff: socket filters and tc ---------------------------------------------------------
 
-class Skb : public ::testing::TestWithParam<std::tuple<const char*, vm::Mode>> {
+class Skb : public test::ObjectTest {
 protected:
-    void SetUp() override {
-        Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/skb_progs." +
-                                                                std::get<0>(GetParam()) + ".o");
-        ASSERT_TRUE(obj) << obj.error().message();
-        object_ = std::move(*obj);
-        Expected<std::unique_ptr<Runtime>> rt = Runtime::create(object_.maps);
-        ASSERT_TRUE(rt) << rt.error().message();
-        runtime_ = std::move(*rt);
-    }
+    void SetUp() override { load("skb_progs"); }
 
     uint64_t run(const char* program, const std::vector<uint8_t>& packet, SkbContext* out = nullptr) {
         const loader::ProgramInfo* p = object_.find_program(program);
-        Expected<vm::Program> linked = runtime_->link(p->insns, p->type);
-        EXPECT_TRUE(linked) << linked.error().message();
-        Expected<vm::Interpreter> interp = vm::Interpreter::create(*linked, runtime_->helpers());
-        EXPECT_TRUE(interp) << interp.error().message();
+        const std::unique_ptr<vm::Interpreter> interp = interpreter(program);
         SkbFrame frame(packet, p->type != vm::ProgramType::SocketFilter);
         std::vector<vm::Region> regions = frame.regions();
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
         in.packet = frame.data();
         runtime_->prepare(in, regions);
-        const vm::RunResult r = interp->run(in, vm::RunOptions{std::get<1>(GetParam()), 100'000});
+        const vm::RunResult r = interp->run(in, vm::RunOptions{mode(), 100'000});
         EXPECT_TRUE(r.ok()) << r.trap->message();
         if (out != nullptr) {
             *out = frame.context();
         }
         return r.r0;
     }
-
-    loader::Object object_;
-    std::unique_ptr<Runtime> runtime_;
 };
 
 TEST_P(Skb, SocketFilterReadsFromTheNetworkHeaderWithLdAbs) {
@@ -394,13 +359,7 @@ TEST_P(Skb, TcClassifierWritesContextFieldsAndSeesTheEthernetHeader) {
     EXPECT_EQ(run("classify", bytes_of(kEth + "0800" + "4500")), 2u);  // TC_ACT_SHOT
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, Skb,
-                         ::testing::Combine(::testing::Values("v3", "v4"),
-                                            ::testing::Values(vm::Mode::Checked, vm::Mode::Fast)),
-                         [](const auto& param_info) {
-                             return std::string(std::get<0>(param_info.param)) +
-                                    (std::get<1>(param_info.param) == vm::Mode::Checked ? "_checked" : "_fast");
-                         });
+INSTANTIATE_TEST_SUITE_P(Variants, Skb, test::object_variants(), test::variant_name);
 
 TEST(ContextRewrite, SocketFiltersHaveNoDirectPacketAccess) {
     Expected<std::vector<vm::RawInsn>> raw = vm::assemble("ldxw %r2, [%r1+76]\nmov %r0, 0\nexit");
