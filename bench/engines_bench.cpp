@@ -40,6 +40,7 @@ struct Workload {
     std::vector<uint8_t> input;  // prepared once; each engine runs on its own copy
     std::unique_ptr<Interpreter> interp;
     std::unique_ptr<jit::JitProgram> jitted;
+    std::unique_ptr<Program> program;
     uint64_t instructions = 0;  // executed per run (from a checked run)
 };
 
@@ -134,7 +135,13 @@ bool load_workloads() {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), jitted.error().message().c_str());
             return false;
         }
-        Workload w{name, fn, input_for(name), std::make_unique<Interpreter>(std::move(*interp)), std::move(*jitted), 0};
+        Workload w{name,
+                   fn,
+                   input_for(name),
+                   std::make_unique<Interpreter>(std::move(*interp)),
+                   std::move(*jitted),
+                   std::make_unique<Program>(*program),
+                   0};
         std::vector<uint8_t> a = w.input;
         std::vector<uint8_t> b = w.input;
         const uint64_t expected = fn(a.data(), a.size());
@@ -170,6 +177,34 @@ void run_jit(benchmark::State& state, const Workload* w) {
     std::vector<uint8_t> mem = w->input;
     for (auto _ : state) {
         benchmark::DoNotOptimize(w->jitted->run_buffer(mem).r0);
+    }
+}
+
+// Compile time of the JIT, per 1,000 eBPF instructions of the workload.
+void compile_jit(benchmark::State& state, const Workload* w) {
+    for (auto _ : state) {
+        auto code = jit::JitProgram::compile(*w->program, {});
+        benchmark::DoNotOptimize(code);
+    }
+    state.counters["insns"] = static_cast<double>(w->program->size());
+    state.counters["per_1000_insns"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(w->program->size()) / 1000.0,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The cost of a run itself: an empty program (r0 = 0; exit) on each engine.
+void empty_round_trip(benchmark::State& state, int engine) {
+    static const Program empty = *Program::from_raw({{0xb7, 0, 0, 0, 0}, {0x95, 0, 0, 0, 0}});
+    static const Interpreter interp = *Interpreter::create(empty, {});
+    static const std::unique_ptr<jit::JitProgram> code = std::move(jit::JitProgram::compile(empty, {})).value();
+    std::vector<uint8_t> mem(16);
+    for (auto _ : state) {
+        if (engine == 0) {
+            benchmark::DoNotOptimize(code->run_buffer(mem).r0);
+        } else {
+            benchmark::DoNotOptimize(
+                interp.run_buffer(mem, RunOptions{engine == 1 ? Mode::Fast : Mode::Checked, 0}).r0);
+        }
     }
 }
 
@@ -234,7 +269,11 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), run_interp, &w, Mode::Fast);
         benchmark::RegisterBenchmark(("interp-checked/" + w.name).c_str(), run_interp, &w, Mode::Checked);
         benchmark::RegisterBenchmark(("jit/" + w.name).c_str(), run_jit, &w);
+        benchmark::RegisterBenchmark(("jit-compile/" + w.name).c_str(), compile_jit, &w);
     }
+    benchmark::RegisterBenchmark("empty/jit", empty_round_trip, 0);
+    benchmark::RegisterBenchmark("empty/interp", empty_round_trip, 1);
+    benchmark::RegisterBenchmark("empty/interp-checked", empty_round_trip, 2);
     SummaryReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     reporter.print_summary();
