@@ -134,7 +134,7 @@ TEST_F(Cli, BadInputGivesOneLineAndStatus2) {
         {"run " + path("missing.bin"), "bpfvm: " + path("missing.bin") + ": cannot read: No such file or directory\n"},
         {"run " + dir_.string(), "bpfvm: " + dir_.string() + ": is a folder, not a file\n"},
         {"run " + conformance("add.data") + " --engine jet",
-         "bpfvm: --engine: jet not in {interp,interp-checked} (see --help)\n"},
+         "bpfvm: --engine: jet not in {interp,interp-checked,jit} (see --help)\n"},
         {"run " + conformance("add.data") + " --repeat x", ""},
         {"disasm", "bpfvm: FILE is required (see --help)\n"},
         {"", "bpfvm: A subcommand is required (see --help)\n"},
