@@ -14,9 +14,10 @@ function(bpfvm_bpf_program out_var source name)
   set(bin "${CMAKE_CURRENT_BINARY_DIR}/${name}.bin")
   add_custom_command(
     OUTPUT "${obj}" "${bin}"
-    COMMAND "${BPFVM_CLANG_BPF}" -target bpf -O2 -fno-jump-tables ${ARGN} -c "${source}" -o "${obj}"
+    COMMAND "${BPFVM_CLANG_BPF}" -target bpf -O2 -fno-jump-tables ${ARGN} -MD -MF "${obj}.d" -c "${source}" -o "${obj}"
     COMMAND "${BPFVM_LLVM_OBJCOPY}" -O binary --only-section=.text "${obj}" "${bin}"
     DEPENDS "${source}"
+    DEPFILE "${obj}.d"
     COMMENT "clang-19 -target bpf ${name}"
     VERBATIM)
   set(${out_var} "${obj};${bin}" PARENT_SCOPE)

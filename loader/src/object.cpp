@@ -925,7 +925,7 @@ private:
                 }
                 vm::RawInsn next = is_lddw ? vm::unpack(sec.data.data() + 8 * (idx + 1)) : vm::RawInsn{};
                 if (rel != nullptr) {
-                    Expected<Unit> r = apply(prog, *rel, insn, next, pc, at, f, include);
+                    Expected<Unit> r = apply(*rel, insn, next, pc, at, f, include);
                     if (!r) {
                         return r.error();
                     }
@@ -957,7 +957,7 @@ private:
     }
 
     template <typename Include>
-    Expected<Unit> apply(ProgramInfo& prog, const Reloc& rel, vm::RawInsn& insn, vm::RawInsn& next, uint32_t pc,
+    Expected<Unit> apply(const Reloc& rel, vm::RawInsn& insn, vm::RawInsn& next, uint32_t pc,
                          const std::string& at, const Func& f, Include&& include) {
         const Symbol& sym = symbols_[rel.symbol];
         const std::string what = at + ": relocation " + relocation_type_name(rel.type) + " against '" + sym.name + "'";
@@ -1046,7 +1046,6 @@ private:
             return fail(
                 what, "the instruction (opcode 0x" + hex16(insn.opcode).substr(2) + ") is neither an lddw nor a call");
         }
-        (void)prog;
         obj_.relocations.push_back(std::move(info));
         return Unit{};
     }

@@ -1,6 +1,6 @@
 // A program the loader must refuse, naming the source line: its inline assembly jumps far past
 // the end of the function.
-#define SEC(name) __attribute__((section(name), used))
+#include "bpf_common.h"
 
 SEC("xdp") int jumps_away(void *ctx) {
     asm volatile("goto +1000");

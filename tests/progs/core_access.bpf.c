@@ -1,7 +1,7 @@
 // CO-RE: reads a field whose offset the target BTF decides, asks whether another exists and how
 // big it is, the struct's size, and an enum value. The test resolves it against the BTF of
 // core_target.bpf.c, where the struct has another layout.
-#define SEC(name) __attribute__((section(name), used))
+#include "bpf_common.h"
 
 struct task_like {
     int pad;

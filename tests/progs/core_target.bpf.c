@@ -1,6 +1,6 @@
 // The "kernel" for core_access.bpf.c: the same struct with another layout (pid moved, flags
 // wider) and another value for TASK_STOPPED. Only its BTF is used.
-#define SEC(name) __attribute__((section(name), used))
+#include "bpf_common.h"
 
 struct task_like {
     long long start_time;

@@ -1,12 +1,7 @@
 // A per-flow counter over raw memory (r1 = a record, r2 = its length), in .text so it runs with
 // the raw-memory context: a hash map keyed by flow, an array of totals, .rodata configuration the
 // test sets, a .bss counter, and trace_printk.
-typedef unsigned int u32;
-typedef unsigned long long u64;
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
+#include "bpf_common.h"
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, u64 flags) = (void *)2;

@@ -1,5 +1,6 @@
 // __kconfig externs: values the loader's user gives (libbpf reads them from the kernel).
-#define SEC(name) __attribute__((section(name), used))
+#include "bpf_common.h"
+
 #define __kconfig __attribute__((section(".kconfig")))
 
 extern unsigned int LINUX_KERNEL_VERSION __kconfig;

@@ -1,13 +1,6 @@
 // Syscall programs (ctx = a buffer) exercising the map types and their helpers; the test drives
 // each one and checks what it left in the maps.
-typedef unsigned char u8;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
-#define __array(name, val) typeof(val) *name[]
+#include "bpf_common.h"
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_tail_call)(void *ctx, void *map, u32 index) = (void *)12;

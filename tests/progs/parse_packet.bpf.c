@@ -1,11 +1,6 @@
 // A packet classifier over raw memory (r1 = data, r2 = length), written to exercise many
 // instruction kinds in clang's output: loads of every width, byte swaps, compares, shifts.
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef long long s64;
-typedef int s32;
+#include "bpf_common.h"
 
 static __attribute__((noinline)) u32 fold(u64 x) {
     x = (x >> 32) + (x & 0xffffffff);

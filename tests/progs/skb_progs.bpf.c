@@ -4,14 +4,7 @@
 //    and accepts the first 64 bytes of UDP packets (returns the snap length), drops others (0).
 //  - classify (tc): direct packet access over data/data_end, sets mark, priority and tc_classid,
 //    copies skb->len into cb[0], and shoots packets shorter than 34 bytes.
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
+#include "bpf_common.h"
 
 struct __sk_buff {
     u32 len, pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci, vlan_proto, priority,

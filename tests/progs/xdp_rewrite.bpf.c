@@ -3,14 +3,7 @@
 //    addresses, decrements the TTL with an incremental checksum update and returns XDP_TX;
 //    truncated packets are dropped, everything else passes.
 //  - xdp_pop_vlan: removes an 802.1Q tag with bpf_xdp_adjust_head and returns XDP_PASS.
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
+#include "bpf_common.h"
 
 struct xdp_md {
     u32 data;
