@@ -154,6 +154,19 @@ TEST_P(MapsTour, SnprintfAndStrtolRoundTrip) {
     EXPECT_EQ(run("format_parse", ctx).r0, 4711u * 100 + 7 * 10 + 4);
 }
 
+TEST_P(MapsTour, PerfEventOutputQueuesSamplesPerCpu) {
+    EXPECT_EQ(run("perf_out", {7, 0, 0, 0}).r0, 1u);
+    auto* perf = dynamic_cast<PerfEventArray*>(runtime_->find_map("samples"));
+    ASSERT_NE(perf, nullptr);
+    const auto samples = perf->consume();
+    ASSERT_EQ(samples.size(), 2u);
+    EXPECT_LT(samples[0].first, runtime_->options().cpus);
+    EXPECT_EQ(samples[0].second, (std::vector<uint8_t>{7, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(samples[1].first, 2u);
+    EXPECT_EQ(samples[1].second, (std::vector<uint8_t>{8, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_TRUE(perf->consume().empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, MapsTour, test::object_variants(), test::variant_name);
 
 }  // namespace

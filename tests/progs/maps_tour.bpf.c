@@ -195,4 +195,22 @@ SEC("syscall") int format_parse(u32 *ctx) {
     return value * 100 + len * 10 + used;
 }
 
+static long (*bpf_perf_event_output)(void *ctx, void *map, u64 flags, void *data, u64 size) = (void *)25;
+
+struct {
+    __uint(type, 4);  // PERF_EVENT_ARRAY
+    __uint(max_entries, 4);
+    __type(key, u32);
+    __type(value, u32);
+} samples SEC(".maps");
+
+// Two samples: one on the current CPU, one on CPU 2.
+SEC("syscall") int perf_out(u32 *ctx) {
+    u64 v = ctx[0];
+    long a = bpf_perf_event_output(ctx, &samples, 0xffffffffULL /* BPF_F_CURRENT_CPU */, &v, sizeof(v));
+    v += 1;
+    long b = bpf_perf_event_output(ctx, &samples, 2, &v, sizeof(v));
+    return a == 0 && b == 0;
+}
+
 char _license[] SEC("license") = "GPL";
