@@ -114,6 +114,12 @@ TEST(Jit, AtomicsOnTheStackWithR0Involved) {
         "add %r0, %r1\nexit");
 }
 
+// Found by fuzz_bytecode: a function's address (lddw src 4) used as a number.
+TEST(Jit, RegressionFunctionAddressIsTheSameOpaqueValue) {
+    same_on_both("lddw %r0, 0xffffffffffffffff, 4\ndiv %r0, -10\nexit");
+    same_on_both("lddw %r1, 2, 4\nmov %r0, %r1\nrsh %r0, 32\nexit\nf: exit");
+}
+
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {
     Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of("mov %r0, 1\nexit"), {});
     ASSERT_TRUE(code);

@@ -88,11 +88,9 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
                                                           const JitOptions& options) {
     for (std::size_t pc = 0; pc < program.size(); pc += program[pc].slots()) {
         const vm::Op op = program[pc].op;
-        if (program[pc].info().form == vm::Form::LoadImm64 && op != vm::Op::LddwImm) {
-            return make_error("pc " + std::to_string(pc),
-                              op == vm::Op::LddwCodeAddr ? "the JIT does not take function addresses (callbacks) yet"
-                                                         : "lddw with src " + std::to_string(program[pc].src) +
-                                                               " refers to a map or variable that no loader resolved");
+        if (program[pc].info().form == vm::Form::LoadImm64 && op != vm::Op::LddwImm && op != vm::Op::LddwCodeAddr) {
+            return make_error("pc " + std::to_string(pc), "lddw with src " + std::to_string(program[pc].src) +
+                                                              " refers to a map or variable that no loader resolved");
         }
     }
     Expected<Compiled> compiled = compile_x86_64(program, helpers, options);

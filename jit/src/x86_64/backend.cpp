@@ -241,7 +241,12 @@ private:
                 atomic(row, d, s, insn.off);
                 break;
             case Form::LoadImm64:
-                a_.mov(d, insn.imm64);
+                if (insn.op == vm::Op::LddwCodeAddr) {
+                    // A function's address: the same opaque value the interpreter gives.
+                    a_.mov(d, vm::function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + insn.imm)));
+                } else {
+                    a_.mov(d, insn.imm64);
+                }
                 break;
             case Form::LoadAbs:
             case Form::LoadInd:
