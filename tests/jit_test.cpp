@@ -117,7 +117,7 @@ TEST(Jit, AtomicsOnTheStackWithR0Involved) {
 // Found by fuzz_bytecode: a function's address (lddw src 4) used as a number.
 TEST(Jit, RegressionFunctionAddressIsTheSameOpaqueValue) {
     same_on_both("lddw %r0, 0xffffffffffffffff, 4\ndiv %r0, -10\nexit");
-    same_on_both("lddw %r1, 2, 4\nmov %r0, %r1\nrsh %r0, 32\nexit\nf: exit");
+    same_on_both("lddw %r1, 4, 4\nmov %r0, %r1\nrsh %r0, 32\nexit\nf: exit");
 }
 
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {
