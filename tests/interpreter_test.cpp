@@ -82,6 +82,18 @@ TEST(Interpreter, StackIsBoundedAbove) {
     EXPECT_EQ(r.trap->kind, TrapKind::OutOfBounds);
 }
 
+// Found by fuzz_bytecode: memory below the innermost frame holds what earlier runs left there, so
+// checked runs may not touch it (results must not depend on history).
+TEST(Interpreter, StackBelowTheInnermostFrameIsOutOfBounds) {
+    const RunResult r = checked(make("lddw %r1, 0x9999\nlock cmpxchg [%r10-1032], %r1\nexit"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, TrapKind::OutOfBounds);
+    EXPECT_EQ(r.trap->pc, 2u);
+    EXPECT_EQ(checked(make("stdw [%r10-520], 1\nexit")).trap->kind, TrapKind::OutOfBounds);
+    // A callee's frame is 512 bytes lower, and the caller's stays reachable from it.
+    EXPECT_TRUE(checked(make("call local f\nexit\nf: stdw [%r10-8], 1\nstdw [%r10+8], 2\nexit")).ok());
+}
+
 TEST(Interpreter, ReadOnlyRegionsRefuseStores) {
     const Interpreter interp = make("ldxb %r0, [%r1]\nstb [%r1], 9\nexit");
     const std::array<uint8_t, 4> rodata{42, 0, 0, 0};

@@ -120,6 +120,37 @@ TEST(Jit, RegressionFunctionAddressIsTheSameOpaqueValue) {
     same_on_both("lddw %r1, 4, 4\nmov %r0, %r1\nrsh %r0, 32\nexit\nf: exit");
 }
 
+uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm::CallContext* ctx) {
+    const uint64_t a = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+    if (ctx->fault != nullptr) {
+        return 0;
+    }
+    return a + ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+}
+
+TEST(Jit, HelpersRunCallbacksInJitCode) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";
+    // (Verified mode has no memory checks, so the trap inside a callback is an unknown helper.)
+    for (const std::string body : {"f: mov %r0, %r1\nadd %r0, 1\nexit\n", "f: mov %r0, 1\ncall 99\nexit\n",
+                                   "f: stdw [%r10-8], 3\nldxdw %r0, [%r10-8]\ncall local g\nexit\ng: exit\n"}) {
+        const vm::Program p = program_of(prologue + body);
+        auto code = JitProgram::compile(p, h);
+        ASSERT_TRUE(code) << code.error().message();
+        auto interp = vm::Interpreter::create(p, h);
+        ASSERT_TRUE(interp);
+        const vm::RunResult j = (*code)->run_buffer({});
+        const vm::RunResult i = interp->run_buffer({}, {vm::Mode::Fast, 0});
+        ASSERT_EQ(j.ok(), i.ok()) << body;
+        if (i.ok()) {
+            EXPECT_EQ(j.r0, i.r0) << body;
+        } else {
+            EXPECT_EQ(j.trap->message(), i.trap->message()) << body;
+        }
+    }
+}
+
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {
     Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of("mov %r0, 1\nexit"), {});
     ASSERT_TRUE(code);
@@ -174,6 +205,30 @@ TEST(Jit, RunsClangCompiledXdpObjectsLikeTheInterpreter) {
             };
             EXPECT_EQ(run(true), run(false)) << variant << " " << name;
         }
+    }
+}
+
+TEST(Jit, RunsBpfLoopAndForEachMapElemCallbacksFromClangObjects) {
+    Expected<loader::Object> obj = loader::load_object_file(std::string(BPFVM_TEST_PROGS_DIR) + "/maps_tour.v4.o");
+    ASSERT_TRUE(obj) << obj.error().message();
+    std::vector<helpers::ProgramSource> sources;
+    for (const auto& p : obj->programs) {
+        sources.push_back({p.name, p.type, p.insns});
+    }
+    auto linked = helpers::LinkedObject::create(obj->maps, sources);
+    ASSERT_TRUE(linked) << linked.error().message();
+    for (const char* name : {"loop_sum", "weighted_sum"}) {
+        auto code = JitProgram::compile(*(*linked)->linked_program(name), (*linked)->runtime().helpers());
+        ASSERT_TRUE(code) << code.error().message();
+        std::vector<uint8_t> ctx = {5, 0, 0, 0, 100, 0, 0, 0};
+        std::vector<vm::Region> regions{vm::Region::of(std::span<uint8_t>(ctx), "ctx")};
+        vm::RunInput in;
+        in.r1 = reinterpret_cast<uintptr_t>(ctx.data());
+        (*linked)->runtime().prepare(in, regions, vm::ProgramType::Syscall);
+        const vm::RunResult r = (*code)->run(in);
+        ASSERT_TRUE(r.ok()) << name << ": " << r.trap->message();
+        EXPECT_EQ(r.r0, std::string(name) == "loop_sum" ? 10u * 1000 + 5 : (1u * 10 + 2 * 20 + 3 * 30) * 10 + 3)
+            << name;
     }
 }
 

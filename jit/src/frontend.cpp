@@ -77,6 +77,8 @@ call_entry(EntryFn entry, RunState* st) {
 struct JitProgram::Impl {
     std::unique_ptr<ExecutableMemory> memory;
     EntryFn entry = nullptr;
+    EntryFn callback_entry = nullptr;
+    std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, call entry offset)
     vm::HelperTable helpers;
     std::string listing;
 };
@@ -105,8 +107,78 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
     impl->memory = std::move(*mem);
     impl->entry = reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->entry);
     impl->helpers = helpers;
+    impl->callback_entry =
+        reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
+    impl->functions = std::move(compiled->functions);
     impl->listing = std::move(compiled->listing);
     return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
+}
+
+// CallContext::invoke for JIT code: runs a function of the program on a fresh stack block, with
+// the caller's memory (its stack included) readable, and reports a trap inside as the caller's.
+uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                    uint64_t r5) {
+    const auto* impl = static_cast<const JitProgram::Impl*>(ctx->engine);
+    const auto pc = static_cast<uint32_t>(fn);
+    std::size_t offset = SIZE_MAX;
+    for (const auto& [f, off] : impl->functions) {
+        if (f == pc) {
+            offset = off;
+        }
+    }
+    if ((fn >> 32) != vm::kFunctionPointerTag || offset == SIZE_MAX) {
+        ctx->fault = "the callback argument is not one of the program's functions";
+        return 0;
+    }
+    vm::StackLease lease;
+    const vm::Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), vm::kStackBytes, true, "stack"};
+    std::vector<vm::Region> regions(ctx->regions.begin(), ctx->regions.end());
+    regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
+    if (ctx->callback_region != nullptr) {
+        regions.push_back(*ctx->callback_region);
+    }
+    vm::CallContext inner;
+    inner.user = ctx->user;
+    inner.runtime = ctx->runtime;
+    inner.program_type = ctx->program_type;
+    inner.regions = regions;
+    inner.stack = std::span<const vm::Region>(&stack_region, 1);
+    inner.engine = impl;
+    inner.invoke = &jit_invoke;
+    RunState st;
+    st.args[0] = r1;
+    st.args[1] = r2;
+    st.args[2] = r3;
+    st.args[3] = r4;
+    st.args[4] = r5;
+    st.stack_top = lease.top();
+    st.call_ctx = &inner;
+    st.helpers = &impl->helpers;
+    st.depth = 1;
+    st.callback_target = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(impl->memory->base()) + offset);
+    const uint64_t r0 = call_entry(impl->callback_entry, &st);
+    if (st.trap_kind != 0 || inner.tail_call != nullptr) {
+        vm::Trap trap;
+        trap.kind = static_cast<vm::TrapKind>(st.trap_kind == 0 ? 0 : st.trap_kind - 1);
+        trap.pc = st.trap_pc;
+        trap.address = st.trap_address;
+        if (inner.tail_call != nullptr) {
+            ctx->fault = "a callback may not tail-call";
+            return 0;
+        }
+        if (inner.callback_trap) {
+            trap = std::move(*inner.callback_trap);  // from a callback inside the callback
+        }
+        if (trap.kind == vm::TrapKind::HelperFault) {
+            const vm::Helper* h = impl->helpers.find(static_cast<uint32_t>(trap.address));
+            trap.detail =
+                (h != nullptr ? h->name : std::string("?")) + ": " + (inner.fault != nullptr ? inner.fault : "fault");
+        }
+        ctx->callback_trap = std::move(trap);
+        ctx->fault = "the callback trapped";
+        return 0;
+    }
+    return r0;
 }
 
 vm::RunResult JitProgram::run(const vm::RunInput& input) const {
@@ -119,6 +191,8 @@ vm::RunResult JitProgram::run(const vm::RunInput& input) const {
     call_ctx.regions = input.regions;
     call_ctx.stack = std::span<const vm::Region>(&stack_region, 1);
     call_ctx.checked = false;
+    call_ctx.engine = impl_.get();
+    call_ctx.invoke = &jit_invoke;
 
     RunState st;
     st.args[0] = input.r1;
@@ -134,6 +208,10 @@ vm::RunResult JitProgram::run(const vm::RunInput& input) const {
 
     vm::RunResult result;
     const uint64_t r0 = call_entry(impl_->entry, &st);
+    if (st.trap_kind != 0 && call_ctx.callback_trap) {
+        result.trap = std::move(call_ctx.callback_trap);  // the callback's own trap, pc and all
+        return result;
+    }
     if (st.trap_kind != 0) {
         vm::Trap trap;
         trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);

@@ -28,6 +28,7 @@ struct RunState {
     const uint8_t* packet = nullptr;  // what LD_ABS / LD_IND read
     uint64_t packet_size = 0;
     const vm::HelperTable* helpers = nullptr;  // for callx
+    uint64_t callback_target = 0;              // callbacks: the function the callback entry calls
 };
 
 using EntryFn = uint64_t (*)(RunState*);
@@ -58,6 +59,8 @@ private:
 struct Compiled {
     std::vector<uint8_t> code;
     std::size_t entry = 0;
+    std::size_t callback_entry = 0;                           // `uint64_t f(RunState*)` calling callback_target
+    std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, offset of its call entry)
     std::string listing;
 };
 

@@ -79,7 +79,10 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     const char* const anchor = static_cast<const char*>(&&trapped);
 
     StackLease lease;
-    const Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), kStackBytes, true, "stack"};
+    // The stack a program may touch is the frames it has entered in this run: [r10 - 512, top)
+    // of the innermost frame, so it never reads what an earlier run left below them.
+    const uintptr_t stack_top = lease.top();
+    Region stack_region{stack_top - kStackFrameBytes, kStackFrameBytes, true, "stack"};
     CallContext call_ctx;
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
@@ -98,7 +101,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     R[4] = input.r4;
     R[5] = input.r5;
     // Frames grow down from the top of the stack block: frame k has r10 = end - k * 512.
-    R[10] = stack_region.begin + kStackBytes;
+    R[10] = stack_top;
     std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
 
     Frame frames[kMaxCallFrames];
@@ -444,6 +447,8 @@ L_CallLocal: {
     std::memcpy(f.saved, &R[6], sizeof f.saved);
     R[10] -= kStackFrameBytes;
     std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
+    stack_region.begin -= kStackFrameBytes;
+    stack_region.size += kStackFrameBytes;
     s = base + s->off;
     DISPATCH();
 }
@@ -454,6 +459,8 @@ L_Exit:
     } else {
         const Frame& f = frames[--depth];
         std::memcpy(&R[6], f.saved, sizeof f.saved);
+        stack_region.begin += kStackFrameBytes;
+        stack_region.size -= kStackFrameBytes;
         s = f.ret;
         DISPATCH();
     }

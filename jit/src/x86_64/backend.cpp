@@ -66,13 +66,16 @@ public:
         }
         epilogue_ = a_.newLabel();
         unwind_ = a_.newLabel();
+        callback_entry_ = a_.newLabel();
         call_labels_.resize(p_.size());
         for (uint32_t f : p_.functions()) {
             call_labels_[f] = a_.newLabel();
         }
         for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
-            if (p_[pc].op == vm::Op::CallLocal && vm::branch_target(p_[pc], pc) == 0) {
-                main_is_called_ = true;  // recursion into the program's first function
+            const bool call = p_[pc].op == vm::Op::CallLocal && vm::branch_target(p_[pc], pc) == 0;
+            const bool address = p_[pc].op == vm::Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + p_[pc].imm == 0;
+            if (call || address) {
+                main_is_called_ = true;  // the program's first function is also called (or a callback)
             }
         }
         prologue();
@@ -92,6 +95,7 @@ public:
             lower(pc, p_[pc]);
         }
         tails();
+        callback_entry();
         return kErrorOk;
     }
 
@@ -169,6 +173,39 @@ private:
         zero_frame();
     }
 
+public:
+    // Callbacks: an entry with the same prologue that calls the function RunState names and
+    // returns its r0 (run with depth 1, so exits of the first function return).
+    void callback_entry() {
+        a_.bind(callback_entry_);
+        a_.push(rbx);
+        a_.push(rbp);
+        a_.push(r12);
+        a_.push(r13);
+        a_.push(r14);
+        a_.push(r15);
+        a_.sub(rsp, 8);
+        a_.mov(kState, rdi);
+        a_.mov(field(offsetof(RunState, saved_rsp)), rsp);
+        a_.mov(rdi, field(offsetof(RunState, args)));
+        a_.mov(rsi, field(offsetof(RunState, args) + 8));
+        a_.mov(rdx, field(offsetof(RunState, args) + 16));
+        a_.mov(rcx, field(offsetof(RunState, args) + 24));
+        a_.mov(r8, field(offsetof(RunState, args) + 32));
+        a_.xor_(eax, eax);
+        a_.xor_(ebx, ebx);
+        a_.xor_(r13d, r13d);
+        a_.xor_(r14d, r14d);
+        a_.xor_(r15d, r15d);
+        a_.mov(rbp, field(offsetof(RunState, stack_top)));
+        a_.add(rbp, vm::kStackFrameBytes);  // the call entry takes one frame: [top - 512, top)
+        a_.call(field(offsetof(RunState, callback_target)));
+        a_.jmp(epilogue_);
+    }
+    Label callback_entry_;
+    const std::vector<Label>& call_labels() const { return call_labels_; }
+
+private:
     void tails() {
         // A call to the first function: a frame, then its code (after the prologue).
         a_.bind(call_labels_[0]);
@@ -824,6 +861,10 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         return make_error("jit", std::string("copy: ") + DebugUtils::errorAsString(e));
     }
     out.entry = 0;
+    out.callback_entry = static_cast<std::size_t>(code.labelOffsetFromBase(lowering.callback_entry_));
+    for (uint32_t f : program.functions()) {
+        out.functions.emplace_back(f, static_cast<std::size_t>(code.labelOffsetFromBase(lowering.call_labels()[f])));
+    }
     if (options.keep_listing) {
         out.listing = logger.data();
     }
