@@ -44,6 +44,18 @@ bool is_elf(const std::vector<uint8_t>& bytes) {
     return bytes.size() >= 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F';
 }
 
+Expected<std::pair<std::string, uint64_t>> parse_assignment(const std::string& text, const std::string& option) {
+    const std::size_t eq = text.find('=');
+    const std::string value = eq == std::string::npos ? "" : text.substr(eq + 1);
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = value.empty() ? 0 : std::strtoull(value.c_str(), &end, 0);
+    if (eq == std::string::npos || eq == 0 || value.empty() || *end != '\0' || errno != 0) {
+        return make_error(option, "'" + text + "' is not NAME=NUMBER");
+    }
+    return std::make_pair(text.substr(0, eq), uint64_t{v});
+}
+
 Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool kernel_btf,
                                            const std::vector<std::string>& kconfig) {
     loader::LoadOptions options;
@@ -56,15 +68,11 @@ Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool ker
         options.target_btf = std::move(*btf);
     }
     for (const std::string& kv : kconfig) {
-        const std::size_t eq = kv.find('=');
-        const std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1);
-        char* end = nullptr;
-        errno = 0;
-        const unsigned long long v = value.empty() ? 0 : std::strtoull(value.c_str(), &end, 0);
-        if (eq == std::string::npos || eq == 0 || value.empty() || *end != '\0' || errno != 0) {
-            return make_error("--kconfig", "'" + kv + "' is not NAME=NUMBER");
+        Expected<std::pair<std::string, uint64_t>> a = parse_assignment(kv, "--kconfig");
+        if (!a) {
+            return a.error();
         }
-        options.kconfig[kv.substr(0, eq)] = v;
+        options.kconfig[a->first] = a->second;
     }
     return options;
 }

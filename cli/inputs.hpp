@@ -29,6 +29,10 @@ bool is_elf(const std::vector<uint8_t>& bytes);
 Expected<LoadedProgram> load_program(const std::string& path, const std::string& program = "",
                                      const loader::LoadOptions& options = {});
 
+// NAME=NUMBER (decimal, 0x hex or 0 octal), as --kconfig and --set take them; `option` names
+// the flag in the error.
+Expected<std::pair<std::string, uint64_t>> parse_assignment(const std::string& text, const std::string& option);
+
 // Loader options from the command line: --btf FILE or --kernel-btf (the CO-RE target), and
 // --kconfig NAME=VALUE (repeatable).
 Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool kernel_btf,

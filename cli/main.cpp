@@ -241,14 +241,11 @@ loader::LoadOptions LoaderArgs::options() const {
 int cmd_run(const std::string& input, const RunArgs& a) {
     cli::LoadedProgram loaded = must(cli::load_program(input, a.program, a.loader.options()));
     for (const std::string& kv : a.globals) {
-        const std::size_t eq = kv.find('=');
-        char* end = nullptr;
-        const std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1);
-        const unsigned long long v = value.empty() ? 0 : std::strtoull(value.c_str(), &end, 0);
-        if (!loaded.object || eq == std::string::npos || eq == 0 || value.empty() || *end != '\0') {
+        const Expected<std::pair<std::string, uint64_t>> set = cli::parse_assignment(kv, "--set");
+        if (!loaded.object || !set) {
             fail("--set: '" + kv + "' must be NAME=NUMBER, for an ELF object");
         }
-        must(loaded.object->set_global(kv.substr(0, eq), v));
+        must(loaded.object->set_global(set->first, set->second));
     }
     std::vector<uint8_t> mem = loaded.mem;
     for (const std::string* file : {&a.mem_file, &a.ctx_file, &a.packet_file}) {  // --packet wins over --ctx

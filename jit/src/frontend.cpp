@@ -114,6 +114,27 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
     return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
 }
 
+// What a run whose code recorded a trap reports: a callback's own trap as it was, else the trap
+// the code recorded, naming the register of a bad callx and the helper and fault of a helper fault.
+vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable& helpers) {
+    if (ctx.callback_trap) {
+        return std::move(*ctx.callback_trap);
+    }
+    vm::Trap trap;
+    trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);
+    trap.pc = st.trap_pc;
+    trap.address = st.trap_address;
+    if (trap.kind == vm::TrapKind::BadCallxTarget) {
+        trap.detail = "r" + std::to_string(st.spill[0]);
+    } else if (trap.kind == vm::TrapKind::HelperFault) {
+        const uint64_t id = trap.address != 0 ? trap.address : st.spill[1];
+        const vm::Helper* h = helpers.find(static_cast<uint32_t>(id));
+        trap.address = id;
+        trap.detail = (h != nullptr ? h->name : std::string("?")) + ": " + (ctx.fault != nullptr ? ctx.fault : "fault");
+    }
+    return trap;
+}
+
 // CallContext::invoke for JIT code: runs a function of the program on a fresh stack block, with
 // the caller's memory (its stack included) readable, and reports a trap inside as the caller's.
 uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
@@ -157,24 +178,12 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
     st.depth = 1;
     st.callback_target = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(impl->memory->base()) + offset);
     const uint64_t r0 = call_entry(impl->callback_entry, &st);
-    if (st.trap_kind != 0 || inner.tail_call != nullptr) {
-        vm::Trap trap;
-        trap.kind = static_cast<vm::TrapKind>(st.trap_kind == 0 ? 0 : st.trap_kind - 1);
-        trap.pc = st.trap_pc;
-        trap.address = st.trap_address;
-        if (inner.tail_call != nullptr) {
-            ctx->fault = "a callback may not tail-call";
-            return 0;
-        }
-        if (inner.callback_trap) {
-            trap = std::move(*inner.callback_trap);  // from a callback inside the callback
-        }
-        if (trap.kind == vm::TrapKind::HelperFault) {
-            const vm::Helper* h = impl->helpers.find(static_cast<uint32_t>(trap.address));
-            trap.detail =
-                (h != nullptr ? h->name : std::string("?")) + ": " + (inner.fault != nullptr ? inner.fault : "fault");
-        }
-        ctx->callback_trap = std::move(trap);
+    if (inner.tail_call != nullptr) {
+        ctx->fault = "a callback may not tail-call";
+        return 0;
+    }
+    if (st.trap_kind != 0) {
+        ctx->callback_trap = trap_of(st, inner, impl->helpers);
         ctx->fault = "the callback trapped";
         return 0;
     }
@@ -208,25 +217,8 @@ vm::RunResult JitProgram::run(const vm::RunInput& input) const {
 
     vm::RunResult result;
     const uint64_t r0 = call_entry(impl_->entry, &st);
-    if (st.trap_kind != 0 && call_ctx.callback_trap) {
-        result.trap = std::move(call_ctx.callback_trap);  // the callback's own trap, pc and all
-        return result;
-    }
     if (st.trap_kind != 0) {
-        vm::Trap trap;
-        trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);
-        trap.pc = st.trap_pc;
-        trap.address = st.trap_address;
-        if (trap.kind == vm::TrapKind::BadCallxTarget) {
-            trap.detail = "r" + std::to_string(st.spill[0]);
-        } else if (trap.kind == vm::TrapKind::HelperFault) {
-            const uint64_t id = trap.address != 0 ? trap.address : st.spill[1];
-            const vm::Helper* h = impl_->helpers.find(static_cast<uint32_t>(id));
-            trap.address = id;
-            trap.detail = (h != nullptr ? h->name : std::string("?")) + ": " +
-                          (call_ctx.fault != nullptr ? call_ctx.fault : "fault");
-        }
-        result.trap = std::move(trap);
+        result.trap = trap_of(st, call_ctx, impl_->helpers);
         return result;
     }
     if (call_ctx.tail_call != nullptr) {

@@ -132,7 +132,9 @@ private:
 
     // ---- entry and exits ----------------------------------------------------------------
 
-    void prologue() {
+    // Entry (the program, or a callback): save the callee-saved registers, keep RunState* in r12
+    // and the native stack pointer for unwinding, load r1-r5, zero r0 and r6-r9, r10 = stack top.
+    void enter() {
         a_.push(rbx);
         a_.push(rbp);
         a_.push(r12);
@@ -153,6 +155,10 @@ private:
         a_.xor_(r14d, r14d);
         a_.xor_(r15d, r15d);
         a_.mov(rbp, field(offsetof(RunState, stack_top)));
+    }
+
+    void prologue() {
+        enter();
         zero_frame();
     }
 
@@ -178,26 +184,7 @@ public:
     // returns its r0 (run with depth 1, so exits of the first function return).
     void callback_entry() {
         a_.bind(callback_entry_);
-        a_.push(rbx);
-        a_.push(rbp);
-        a_.push(r12);
-        a_.push(r13);
-        a_.push(r14);
-        a_.push(r15);
-        a_.sub(rsp, 8);
-        a_.mov(kState, rdi);
-        a_.mov(field(offsetof(RunState, saved_rsp)), rsp);
-        a_.mov(rdi, field(offsetof(RunState, args)));
-        a_.mov(rsi, field(offsetof(RunState, args) + 8));
-        a_.mov(rdx, field(offsetof(RunState, args) + 16));
-        a_.mov(rcx, field(offsetof(RunState, args) + 24));
-        a_.mov(r8, field(offsetof(RunState, args) + 32));
-        a_.xor_(eax, eax);
-        a_.xor_(ebx, ebx);
-        a_.xor_(r13d, r13d);
-        a_.xor_(r14d, r14d);
-        a_.xor_(r15d, r15d);
-        a_.mov(rbp, field(offsetof(RunState, stack_top)));
+        enter();
         a_.add(rbp, vm::kStackFrameBytes);  // the call entry takes one frame: [top - 512, top)
         a_.call(field(offsetof(RunState, callback_target)));
         a_.jmp(epilogue_);
