@@ -203,7 +203,7 @@ vm::HelperTable default_helpers() {
     return t;
 }
 
-ConformanceOutcome run_conformance_file(const std::string& path, const vm::HelperTable& helpers, vm::Mode mode) {
+ConformanceOutcome run_conformance_file(const std::string& path, const vm::HelperTable& helpers, jit::Engine engine) {
     using S = ConformanceOutcome::Status;
     Expected<std::vector<uint8_t>> bytes = read_bytes(path);
     if (!bytes) {
@@ -233,12 +233,12 @@ ConformanceOutcome run_conformance_file(const std::string& path, const vm::Helpe
     if (!program) {
         return refuse(program.error());
     }
-    Expected<vm::Interpreter> interp = vm::Interpreter::create(*program, helpers);
-    if (!interp) {
-        return refuse(interp.error());
+    Expected<jit::Executable> exe = jit::Executable::create(*program, helpers, engine);
+    if (!exe) {
+        return refuse(exe.error());
     }
     std::vector<uint8_t> mem = t->mem;
-    const vm::RunResult r = interp->run_buffer(mem, vm::RunOptions{mode, 100'000'000});
+    const vm::RunResult r = exe->run_buffer(mem, 100'000'000);
     if (!r.ok()) {
         return {S::Fail, "trap: " + r.trap->message()};
     }

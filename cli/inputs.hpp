@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "bpfvm/jit/engine.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/expected.hpp"
@@ -50,6 +51,6 @@ struct ConformanceOutcome {
     std::string detail;
 };
 
-ConformanceOutcome run_conformance_file(const std::string& path, const vm::HelperTable& helpers, vm::Mode mode);
+ConformanceOutcome run_conformance_file(const std::string& path, const vm::HelperTable& helpers, jit::Engine engine);
 
 }  // namespace bpfvm::cli

@@ -263,9 +263,11 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     bool skb_l2 = false;
     std::vector<uint8_t> ctx_in;
     std::vector<uint8_t> ctx_out;  // __sk_buff after the run, for skb programs
-    const Interpreter* interp = nullptr;
-    std::optional<Interpreter> plain;
-    std::unique_ptr<jit::JitProgram> jitted;  // --engine jit
+    // The engine asked for, and the checked engine of the same kind that runs first.
+    const jit::Engine engine = *jit::engine_from_string(a.engine);
+    const jit::Engine first_engine = jit::is_jit(engine) ? jit::Engine::JitChecked : jit::Engine::InterpChecked;
+    std::optional<jit::Executable> exe;
+    std::optional<jit::Executable> first;
     if (loaded.object) {
         std::vector<helpers::ProgramSource> sources;
         for (const loader::ProgramInfo& p : loaded.object->programs) {
@@ -273,11 +275,9 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         }
         linked = must(helpers::LinkedObject::create(loaded.object->maps, sources), input);
         const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
-        interp = must(linked->program(p.name), input);
-        if (a.engine == "jit") {
-            jitted =
-                must(jit::JitProgram::compile(*linked->linked_program(p.name), linked->runtime().helpers()), input);
-        }
+        const vm::Program& linked_program = *linked->linked_program(p.name);
+        exe.emplace(must(jit::Executable::create(linked_program, linked->runtime().helpers(), engine), input));
+        first.emplace(must(jit::Executable::create(linked_program, linked->runtime().helpers(), first_engine), input));
         runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
         program_type = p.type;
@@ -291,17 +291,12 @@ int cmd_run(const std::string& input, const RunArgs& a) {
                  " program needs --packet (--ctx sets __sk_buff fields)");
         }
     } else {
-        plain.emplace(must(Interpreter::create(loaded.program, cli::default_helpers()), input));
-        interp = &*plain;
-        if (a.engine == "jit") {
-            jitted = must(jit::JitProgram::compile(loaded.program, cli::default_helpers()), input);
-        }
+        exe.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), engine), input));
+        first.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), first_engine), input));
     }
-    // The checked run is the interpreter's; the fast runs are the JIT's with --engine jit.
-    auto execute = [&](const RunInput& in, Mode mode) {
-        return mode == Mode::Fast && jitted ? jitted->run(in) : interp->run(in, RunOptions{mode, a.budget});
-    };
-    auto run_once = [&](std::vector<uint8_t>& buf, Mode mode) {
+    // The first run is a checked engine's; the repeated runs are the engine asked for.
+    auto execute = [&](const RunInput& in, bool first_run) { return (first_run ? *first : *exe).run(in, a.budget); };
+    auto run_once = [&](std::vector<uint8_t>& buf, bool first_run) {
         if (skb) {
             // An skb as BPF_PROG_TEST_RUN builds one; tc sees the Ethernet header, socket filters not.
             helpers::SkbFrame frame(buf, skb_l2, ctx_in);
@@ -310,7 +305,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = frame.data();
             runtime->prepare(in, regions, program_type);
-            RunResult r = execute(in, mode);
+            RunResult r = execute(in, first_run);
             buf = frame.packet();
             const auto* c = reinterpret_cast<const uint8_t*>(&frame.context());
             ctx_out.assign(c, c + offsetof(helpers::SkbContext, data));  // the __sk_buff view
@@ -324,7 +319,7 @@ int cmd_run(const std::string& input, const RunArgs& a) {
             in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
             in.packet = buf;
             runtime->prepare(in, regions, program_type);
-            RunResult r = execute(in, mode);
+            RunResult r = execute(in, first_run);
             buf = frame.packet();
             return r;
         }
@@ -341,24 +336,23 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         } else {
             in.regions = regions;
         }
-        return execute(in, mode);
+        return execute(in, first_run);
     };
 
-    // Until the verifier exists, the fast engine runs a program only after a checked run of the
-    // same input finished without a trap, so an unsafe program cannot crash the command.
+    // Until the verifier exists, an unchecked engine runs a program only after a checked run of
+    // the same input finished without a trap, so an unsafe program cannot crash the command.
     std::vector<uint8_t> work = mem;
-    RunResult result = run_once(work, Mode::Checked);
+    RunResult result = run_once(work, true);
     const std::vector<uint8_t> after_first = work;
     const std::vector<uint8_t> first_ctx_out = ctx_out;
     const std::vector<std::pair<std::string, std::vector<std::string>>> events =
         runtime != nullptr ? drain_events(*runtime) : std::vector<std::pair<std::string, std::vector<std::string>>>{};
-    const Mode mode = a.engine == "interp" || a.engine == "jit" ? Mode::Fast : Mode::Checked;
     double ns_per_run = 0;
     if (result.ok() && a.repeat > 0) {
         const auto start = std::chrono::steady_clock::now();
         for (uint64_t i = 0; i < a.repeat; ++i) {
             work = mem;
-            result = run_once(work, mode);
+            result = run_once(work, false);
         }
         const auto end = std::chrono::steady_clock::now();
         ns_per_run = std::chrono::duration<double, std::nano>(end - start).count() / static_cast<double>(a.repeat);
@@ -438,12 +432,11 @@ int cmd_conformance(const std::vector<std::string>& paths, const std::string& en
             fail(p + ": no such file or folder");
         }
     }
-    std::vector<Mode> modes;
-    if (engine == "interp" || engine == "all") {
-        modes.push_back(Mode::Fast);
-    }
-    if (engine == "interp-checked" || engine == "all") {
-        modes.push_back(Mode::Checked);
+    std::vector<jit::Engine> engines;
+    if (engine == "all") {
+        engines = jit::available_engines();
+    } else {
+        engines.push_back(*jit::engine_from_string(engine));
     }
     const HelperTable helpers = cli::default_helpers();
     unsigned passed = 0;
@@ -451,20 +444,20 @@ int cmd_conformance(const std::vector<std::string>& paths, const std::string& en
     unsigned skipped = 0;
     for (const fs::path& file : files) {
         const std::string name = file.string();
-        for (Mode mode : modes) {
-            const char* mode_name = mode == Mode::Fast ? "interp" : "interp-checked";
-            const cli::ConformanceOutcome o = cli::run_conformance_file(name, helpers, mode);
+        for (jit::Engine e : engines) {
+            const std::string mode_name(jit::to_string(e));
+            const cli::ConformanceOutcome o = cli::run_conformance_file(name, helpers, e);
             switch (o.status) {
                 case cli::ConformanceOutcome::Status::Pass:
                     ++passed;
                     break;
                 case cli::ConformanceOutcome::Status::Skip:
                     ++skipped;
-                    std::printf("SKIP %s [%s]: %s\n", name.c_str(), mode_name, o.detail.c_str());
+                    std::printf("SKIP %s [%s]: %s\n", name.c_str(), mode_name.c_str(), o.detail.c_str());
                     break;
                 case cli::ConformanceOutcome::Status::Fail:
                     ++failed;
-                    std::printf("FAIL %s [%s]: %s\n", name.c_str(), mode_name, o.detail.c_str());
+                    std::printf("FAIL %s [%s]: %s\n", name.c_str(), mode_name.c_str(), o.detail.c_str());
                     break;
             }
         }
@@ -508,8 +501,9 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--program", run_args.program, "For an object: the program to run (default: the first)");
     run_cmd
         ->add_option("--engine", run_args.engine,
-                     "interp-checked, interp (fast) or jit (x86-64); the fast engines run after one checked run")
-        ->check(CLI::IsMember({"interp", "interp-checked", "jit"}));
+                     "interp-checked, interp, jit-checked or jit; interp and jit (no run-time checks) run "
+                     "after one checked run of the same kind")
+        ->check(CLI::IsMember({"interp", "interp-checked", "jit", "jit-checked"}));
     CLI::Option* mem_opt =
         run_cmd->add_option("--mem", run_args.mem_file, "Input buffer: r1 points to a copy of it, r2 holds its length");
     CLI::Option* packet_opt = run_cmd->add_option("--packet", run_args.packet_file, "The packet to run on");
@@ -540,8 +534,8 @@ int main(int argc, char** argv) {
 
     CLI::App* conf_cmd = app.add_subcommand("conformance", "Run bpf_conformance test files");
     conf_cmd->add_option("PATH", paths, "Test files, or folders of .data files")->required();
-    conf_cmd->add_option("--engine", engine, "interp, interp-checked or all")
-        ->check(CLI::IsMember({"interp", "interp-checked", "all"}));
+    conf_cmd->add_option("--engine", engine, "interp-checked, interp, jit-checked, jit or all")
+        ->check(CLI::IsMember({"interp", "interp-checked", "jit", "jit-checked", "all"}));
 
     try {
         app.parse(argc, argv);

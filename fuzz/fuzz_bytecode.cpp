@@ -1,17 +1,16 @@
 // Arbitrary bytes as bytecode: decode + validate; for valid programs, disassemble -> assemble must
 // give the same bytes back, and the checked interpreter must end (a budget bounds it) without
-// touching memory outside its regions (AddressSanitizer watches); where it does not trap, the
-// fast mode and the JIT must give the same r0 and memory.
+// touching memory outside its regions (AddressSanitizer watches). The checked JIT runs every such
+// program and must end the same way (same r0 and memory, or the same trap); where the checked
+// interpreter finished, the unchecked engines must agree with it too.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/jit/engine.hpp"
 #include "bpfvm/vm/interpreter.hpp"
-#ifdef BPFVM_HAVE_JIT
-#include "bpfvm/jit/jit.hpp"
-#endif
 
 namespace {
 uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) {
@@ -34,38 +33,49 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     HelperTable helpers;
     (void)helpers.add(5, "echo", echo);
-    Expected<Interpreter> interp = Interpreter::create(*program, helpers);
-    if (!interp) {
-        return 0;
-    }
     std::vector<uint8_t> input(64);
     for (size_t i = 0; i < input.size(); ++i) {
         input[i] = static_cast<uint8_t>(i * 7);
     }
-    std::vector<uint8_t> mem = input;
-    const RunResult checked = interp->run_buffer(mem, RunOptions{Mode::Checked, 20'000});
-    if (!checked.ok()) {
+    constexpr uint64_t kBudget = 20'000;
+    Expected<jit::Executable> checked_interp = jit::Executable::create(*program, helpers, jit::Engine::InterpChecked);
+    if (!checked_interp) {
         return 0;
     }
-    // The same input did not trap, so the fast mode may run it: on the same buffer (programs see
-    // addresses), restored to the input, it must agree exactly.
+    std::vector<uint8_t> mem = input;
+    const RunResult checked = checked_interp->run_buffer(mem, kBudget);
     const std::vector<uint8_t> after_checked = mem;
-    mem = input;
-    const RunResult fast = interp->run_buffer(mem, RunOptions{Mode::Fast, 0});
-    if (!fast.ok() || fast.r0 != checked.r0 || mem != after_checked) {
-        std::abort();
+    for (jit::Engine engine : jit::available_engines()) {
+        if (engine == jit::Engine::InterpChecked || (!jit::is_checked(engine) && !checked.ok())) {
+            continue;  // unchecked engines only run what the checked interpreter finished
+        }
+        Expected<jit::Executable> exe = jit::Executable::create(*program, helpers, engine);
+        if (!exe) {
+            std::abort();  // every valid program compiles for every engine
+        }
+        // On the same buffer (programs see addresses), restored to the input.
+        mem = input;
+        const RunResult r = exe->run_buffer(mem, kBudget);
+        if (checked.ok()) {
+            // It finished within the budget: every engine finishes it the same way, and the checked
+            // JIT paid for exactly the instructions the interpreter counted.
+            if (!r.ok() || r.r0 != checked.r0 || mem != after_checked ||
+                (engine == jit::Engine::JitChecked && r.instructions != checked.instructions)) {
+                std::abort();
+            }
+            continue;
+        }
+        // A trap: the same one at the same pc (memory as the interpreter left it), or the budget
+        // running out at the start of a block that trapped later in the interpreter.
+        if (r.ok()) {
+            std::abort();
+        }
+        if (r.trap->kind == TrapKind::BudgetExhausted && r.trap->pc <= checked.trap->pc) {
+            continue;
+        }
+        if (r.trap->message() != checked.trap->message() || mem != after_checked) {
+            std::abort();
+        }
     }
-#ifdef BPFVM_HAVE_JIT
-    // And the JIT, on the same buffer again.
-    Expected<std::unique_ptr<jit::JitProgram>> code = jit::JitProgram::compile(*program, helpers);
-    if (!code) {
-        std::abort();  // every valid program compiles
-    }
-    mem = input;
-    const RunResult jitted = (*code)->run_buffer(mem);
-    if (!jitted.ok() || jitted.r0 != checked.r0 || mem != after_checked) {
-        std::abort();
-    }
-#endif
     return 0;
 }

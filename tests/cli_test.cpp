@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "bpfvm/jit/engine.hpp"
 #include "test_support.hpp"
 
 namespace bpfvm {
@@ -101,15 +102,23 @@ TEST_F(Cli, TrapExitsWithStatus1AndNamesPcAndAddress) {
 
 TEST_F(Cli, BudgetStopsALoopingProgram) {
     const std::string s = write("loop.s", "l: ja l\n");
-    const Outcome o = run("run " + s + " --budget 5000 --engine interp");
+    for (const char* engine : {"interp", "jit-checked", "jit"}) {
+        const Outcome o = run("run " + s + " --budget 5000 --engine " + engine);
+        EXPECT_EQ(o.status, 1) << engine;
+        EXPECT_EQ(o.err, "bpfvm: " + s + ": trap: pc 0: instruction budget of 5000 exhausted\n") << engine;
+    }
+}
+
+TEST_F(Cli, CheckedJitTrapsOnAHostileProgram) {
+    const Outcome o = run("run " + std::string(BPFVM_SOURCE_DIR) + "/examples/hostile.s --engine jit-checked");
     EXPECT_EQ(o.status, 1);
-    EXPECT_NE(o.err.find("instruction budget of 5000 exhausted"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("trap: pc 2: out-of-bounds 8-byte load from 0x7fffdeadbeef"), std::string::npos) << o.err;
 }
 
 TEST_F(Cli, ConformanceSummarisesAndFailsOnMismatch) {
     Outcome o = run("conformance " + conformance("add.data") + " " + conformance("lddw.data") + " --engine all");
     EXPECT_EQ(o.status, 0);
-    EXPECT_EQ(o.out, "4 passed, 0 failed, 0 skipped\n");
+    EXPECT_EQ(o.out, std::to_string(2 * jit::available_engines().size()) + " passed, 0 failed, 0 skipped\n");
     const std::string wrong = write("wrong.data", "-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n");
     const std::string empty = write("skip.data", "-- asm\nmov %r0, 1\nexit\n");
     o = run("conformance " + wrong + " " + empty);
@@ -134,7 +143,7 @@ TEST_F(Cli, BadInputGivesOneLineAndStatus2) {
         {"run " + path("missing.bin"), "bpfvm: " + path("missing.bin") + ": cannot read: No such file or directory\n"},
         {"run " + dir_.string(), "bpfvm: " + dir_.string() + ": is a folder, not a file\n"},
         {"run " + conformance("add.data") + " --engine jet",
-         "bpfvm: --engine: jet not in {interp,interp-checked,jit} (see --help)\n"},
+         "bpfvm: --engine: jet not in {interp,interp-checked,jit,jit-checked} (see --help)\n"},
         {"run " + conformance("add.data") + " --repeat x", ""},
         {"disasm", "bpfvm: FILE is required (see --help)\n"},
         {"", "bpfvm: A subcommand is required (see --help)\n"},

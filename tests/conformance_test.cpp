@@ -1,5 +1,5 @@
 // Every bpf_conformance file on every engine (STYLE.md, habit 12): one value-parameterised suite
-// over (file x engine). The JITs join by adding to kEngines.
+// over (file x engine): every engine this build has (jit::available_engines).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,10 +8,8 @@
 #include <sstream>
 
 #include "bpfvm/vm/conformance_file.hpp"
+#include "bpfvm/jit/engine.hpp"
 #include "bpfvm/vm/interpreter.hpp"
-#ifdef BPFVM_HAVE_JIT
-#include "bpfvm/jit/jit.hpp"
-#endif
 #include "test_support.hpp"
 
 namespace bpfvm::vm {
@@ -19,20 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The engines every conformance file runs on.
-enum class Engine { Checked, Fast, Jit };
-
-const char* engine_name(Engine e) {
-    switch (e) {
-        case Engine::Checked:
-            return "checked";
-        case Engine::Fast:
-            return "fast";
-        case Engine::Jit:
-            return "jit";
-    }
-    return "?";
-}
+using jit::Engine;
 
 struct Case {
     std::string file;
@@ -52,17 +37,15 @@ std::vector<Case> all_cases() {
     std::sort(files.begin(), files.end());
     std::vector<Case> cases;
     for (const std::string& f : files) {
-        cases.push_back({f, Engine::Checked});
-        cases.push_back({f, Engine::Fast});
-#ifdef BPFVM_HAVE_JIT
-        cases.push_back({f, Engine::Jit});
-#endif
+        for (Engine e : jit::available_engines()) {
+            cases.push_back({f, e});
+        }
     }
     return cases;
 }
 
 void PrintTo(const Case& c, std::ostream* os) {
-    *os << c.file << " (" << engine_name(c.engine) << ")";
+    *os << c.file << " (" << jit::to_string(c.engine) << ")";
 }
 
 class Conformance : public ::testing::TestWithParam<Case> {};
@@ -80,18 +63,9 @@ TEST_P(Conformance, MatchesExpectedResult) {
     ASSERT_TRUE(program) << program.error().message();
     const HelperTable helpers = test::conformance_helpers();
     std::vector<uint8_t> mem = parsed->mem;
-    RunResult r;
-    if (c.engine == Engine::Jit) {
-#ifdef BPFVM_HAVE_JIT
-        Expected<std::unique_ptr<jit::JitProgram>> code = jit::JitProgram::compile(*program, helpers);
-        ASSERT_TRUE(code) << code.error().message();
-        r = (*code)->run_buffer(mem);
-#endif
-    } else {
-        Expected<Interpreter> interp = Interpreter::create(*program, helpers);
-        ASSERT_TRUE(interp) << interp.error().message();
-        r = interp->run_buffer(mem, RunOptions{c.engine == Engine::Checked ? Mode::Checked : Mode::Fast, 1'000'000});
-    }
+    Expected<jit::Executable> exe = jit::Executable::create(*program, helpers, c.engine);
+    ASSERT_TRUE(exe) << exe.error().message();
+    const RunResult r = exe->run_buffer(mem, 1'000'000);
     ASSERT_TRUE(r.ok()) << r.trap->message();
     ASSERT_TRUE(parsed->result.has_value());
     EXPECT_EQ(r.r0, *parsed->result) << std::hex << "r0 = 0x" << r.r0 << ", expected 0x" << *parsed->result;
@@ -104,18 +78,17 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
             ch = '_';
         }
     }
-    return name + "_" + engine_name(info.param.engine);
+    std::string engine(jit::to_string(info.param.engine));
+    std::replace(engine.begin(), engine.end(), '-', '_');
+    return name + "_" + engine;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFiles, Conformance, ::testing::ValuesIn(all_cases()), case_name);
 
 // The suite above is empty if the folder is missing; this makes that a failure, not a pass.
 TEST(ConformanceSuite, FindsAll313Files) {
-#ifdef BPFVM_HAVE_JIT
-    EXPECT_EQ(all_cases().size(), 3u * 313u) << "conformance folder: " << BPFVM_CONFORMANCE_DIR;
-#else
-    EXPECT_EQ(all_cases().size(), 2u * 313u) << "conformance folder: " << BPFVM_CONFORMANCE_DIR;
-#endif
+    EXPECT_EQ(all_cases().size(), jit::available_engines().size() * 313u)
+        << "conformance folder: " << BPFVM_CONFORMANCE_DIR;
 }
 
 }  // namespace

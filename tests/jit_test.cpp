@@ -3,6 +3,8 @@
 // writable and executable at once.
 #include "bpfvm/jit/jit.hpp"
 
+#include "bpfvm/jit/engine.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -59,6 +61,51 @@ void same_on_both(std::string_view text, std::vector<uint8_t> mem = {}) {
     } else {
         EXPECT_EQ(j.trap->message(), i.trap->message()) << text;
     }
+}
+
+// A trap's message with an address near the run's buffer given relative to it (each engine runs on
+// its own copy of the buffer).
+std::string trap_text(const vm::Trap& t, const std::vector<uint8_t>& buffer) {
+    vm::Trap copy = t;
+    const auto base = reinterpret_cast<uintptr_t>(buffer.data());
+    if (!buffer.empty() && t.address + 4096 >= base && t.address < base + buffer.size() + 4096) {
+        copy.address = t.address - base;
+        return copy.message() + " [buffer-relative]";
+    }
+    return copy.message();
+}
+
+// The checked interpreter is the reference: the checked JIT must end every program the same way
+// (same r0, memory and instruction count, or the same trap), and where it finished, both
+// unchecked engines must too. Returns the reference result.
+vm::RunResult same_on_all(std::string_view text, std::vector<uint8_t> mem = {}, uint64_t budget = 0,
+                          const vm::HelperTable& table = helpers()) {
+    const vm::Program p = program_of(text);
+    Expected<Executable> ref = Executable::create(p, table, Engine::InterpChecked);
+    EXPECT_TRUE(ref);
+    std::vector<uint8_t> ref_mem = mem;
+    const vm::RunResult want = ref->run_buffer(ref_mem, budget);
+    for (Engine e : {Engine::JitChecked, Engine::Interp, Engine::Jit}) {
+        if (!is_checked(e) && !want.ok()) {
+            continue;
+        }
+        Expected<Executable> exe = Executable::create(p, table, e);
+        EXPECT_TRUE(exe) << exe.error().message();
+        std::vector<uint8_t> m = mem;
+        const vm::RunResult got = exe->run_buffer(m, budget);
+        EXPECT_EQ(got.ok(), want.ok()) << to_string(e) << ": " << text << (got.trap ? "\ngot: " + got.trap->message() : "")
+                                       << (want.trap ? "\nwant: " + want.trap->message() : "");
+        if (got.ok() && want.ok()) {
+            EXPECT_EQ(got.r0, want.r0) << to_string(e) << ": " << text;
+        } else if (got.trap && want.trap) {
+            EXPECT_EQ(trap_text(*got.trap, m), trap_text(*want.trap, ref_mem)) << to_string(e) << ": " << text;
+        }
+        EXPECT_EQ(m, ref_mem) << to_string(e) << ": " << text;
+        if (e == Engine::JitChecked && want.ok()) {
+            EXPECT_EQ(got.instructions, want.instructions) << text;
+        }
+    }
+    return want;
 }
 
 TEST(Jit, HelpersGetR1ToR5AndKeepThem) {
@@ -149,6 +196,130 @@ TEST(Jit, HelpersRunCallbacksInJitCode) {
             EXPECT_EQ(j.trap->message(), i.trap->message()) << body;
         }
     }
+}
+
+// ---- checked mode ---------------------------------------------------------------------------
+
+TEST(JitChecked, StrayLoadsAndStoresTrapWithPcAndAddress) {
+    const std::vector<uint8_t> buf(16, 0xab);
+    // Past the end of the input, before it, one byte over its end, far away, and at addresses
+    // whose end wraps around or that are "negative".
+    EXPECT_EQ(same_on_all("ldxdw %r0, [%r1+16]\nexit", buf).trap->kind, vm::TrapKind::OutOfBounds);
+    same_on_all("ldxb %r0, [%r1-1]\nexit", buf);
+    same_on_all("ldxw %r0, [%r1+13]\nexit", buf);
+    same_on_all("stw [%r1+13], 1\nexit", buf);
+    same_on_all("lddw %r1, 0x7f0000001000\nldxdw %r0, [%r1]\nexit", buf);
+    same_on_all("mov %r1, -4\nldxdw %r0, [%r1]\nexit", buf);
+    same_on_all("mov %r1, -1\nstxb [%r1], %r1\nexit", buf);
+    same_on_all("lddw %r1, 0x8000000000000000\nldxb %r0, [%r1]\nexit", buf);
+    // In bounds, through the cache, then out.
+    same_on_all("ldxdw %r0, [%r1+8]\nldxdw %r2, [%r1]\nadd %r0, %r2\nldxdw %r2, [%r1+9]\nexit", buf);
+    // The message names the pc, the width, the direction and the address.
+    const vm::RunResult r = same_on_all("mov %r0, 0\nstxh [%r1+15], %r0\nexit", buf);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->pc, 1u);
+    EXPECT_TRUE(r.trap->write);
+    EXPECT_EQ(r.trap->size, 2u);
+}
+
+TEST(JitChecked, StackRulesAreTheInterpreters) {
+    // Below the frame, above the top of the stack, and a frame that has returned.
+    same_on_all("ldxdw %r0, [%r10-520]\nexit");
+    same_on_all("ldxb %r0, [%r10]\nexit");
+    same_on_all("mov %r1, %r10\nadd %r1, -513\nldxb %r0, [%r1]\nexit");
+    // A callee may use its caller's frame through r10 + something, and a pointer into it.
+    same_on_all("stdw [%r10-8], 7\nmov %r1, %r10\ncall local f\nexit\nf: ldxdw %r0, [%r10+504]\n"
+                "ldxdw %r2, [%r1-8]\nadd %r0, %r2\nexit");
+    // After the callee returns, its frame is no longer the program's (the caches forget it).
+    same_on_all("call local f\nldxdw %r0, [%r0]\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
+                "ldxdw %r1, [%r0]\nexit");
+    same_on_all("call local f\nstdw [%r0], 1\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
+                "stdw [%r0], 2\nexit");
+}
+
+TEST(JitChecked, ReadOnlyRegionsAndMisalignedAtomicsTrap) {
+    const std::vector<uint8_t> ro(16, 3);
+    const vm::Region region = vm::Region::of(std::span<const uint8_t>(ro), "rodata");
+    for (const char* text : {"ldxdw %r0, [%r1+8]\nexit", "stb [%r1+1], 1\nexit",
+                             "ldxb %r0, [%r1]\nstxb [%r1], %r0\nexit"}) {
+        const vm::Program p = program_of(text);
+        vm::RunInput in;
+        in.r1 = region.begin;
+        in.regions = std::span<const vm::Region>(&region, 1);
+        auto a = Executable::create(p, helpers(), Engine::InterpChecked);
+        auto b = Executable::create(p, helpers(), Engine::JitChecked);
+        ASSERT_TRUE(a && b);
+        const vm::RunResult want = a->run(in);
+        const vm::RunResult got = b->run(in);
+        ASSERT_EQ(got.ok(), want.ok()) << text;
+        if (!want.ok()) {
+            EXPECT_EQ(got.trap->kind, vm::TrapKind::ReadOnly);
+            EXPECT_EQ(got.trap->message(), want.trap->message());
+        } else {
+            EXPECT_EQ(got.r0, want.r0);
+        }
+    }
+    same_on_all("mov %r2, 1\nlock add [%r1+4], %r2\nexit", std::vector<uint8_t>(16));
+    same_on_all("mov %r2, 1\nlock fetch add32 [%r10-6], %r2\nexit");
+    same_on_all("mov %r2, 1\nlock xchg [%r1+8], %r2\nmov %r0, %r2\nexit", std::vector<uint8_t>(16));
+    same_on_all("mov %r2, 1\nlock xchg [%r1+16], %r2\nexit", std::vector<uint8_t>(16));
+}
+
+TEST(JitChecked, BudgetStopsLoopsAndCountsExactlyWhenTheRunFinishes) {
+    const char* loop = "mov %r0, 0\nl: add %r0, 1\njlt %r0, 100, l\nexit";
+    // 1 + 100 * 2 + 1 instructions: a budget of exactly that finishes, one less traps.
+    const vm::RunResult ok = same_on_all(loop, {}, 202);
+    ASSERT_TRUE(ok.ok());
+    EXPECT_EQ(ok.instructions, 202u);
+    same_on_all(loop, {}, 201);
+    auto jit = Executable::create(program_of("l: ja l\nexit"), {}, Engine::JitChecked);
+    ASSERT_TRUE(jit);
+    const vm::RunResult r = jit->run_buffer({}, 1'000'000);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, vm::TrapKind::BudgetExhausted);
+    EXPECT_EQ(r.trap->message(), "pc 0: instruction budget of 1000000 exhausted");
+    // Recursion through calls is bounded by the call depth; loops in a callee by the budget.
+    same_on_all("call local f\nexit\nf: mov %r0, 1\ng: add %r0, 1\nja g\nexit", {}, 5000);
+}
+
+TEST(JitChecked, BudgetTrapsInTheBlockWhereTheInterpreterTraps) {
+    // The interpreter traps on the exact instruction; the JIT at the start of its block.
+    const vm::Program p = program_of("mov %r0, 0\nl: add %r0, 1\nadd %r0, 1\nadd %r0, 1\njlt %r0, 30, l\nexit");
+    auto interp = Executable::create(p, {}, Engine::InterpChecked);
+    auto jit = Executable::create(p, {}, Engine::JitChecked);
+    ASSERT_TRUE(interp && jit);
+    // 1 + 10 * 4 + 1 = 42 instructions; blocks [0], [1, 4], [5].
+    EXPECT_TRUE(jit->run_buffer({}, 42).ok());
+    for (uint64_t budget = 1; budget < 42; ++budget) {
+        const vm::RunResult want = interp->run_buffer({}, budget);
+        const vm::RunResult got = jit->run_buffer({}, budget);
+        ASSERT_FALSE(want.ok());
+        ASSERT_FALSE(got.ok());
+        EXPECT_EQ(got.trap->kind, vm::TrapKind::BudgetExhausted);
+        const uint32_t leader = want.trap->pc == 0 ? 0u : want.trap->pc == 5 ? 5u : 1u;
+        EXPECT_EQ(got.trap->pc, leader) << "budget " << budget;
+    }
+}
+
+TEST(JitChecked, CallbacksSpendTheBudgetAndTrapInside) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";
+    same_on_all(prologue + "f: mov %r0, %r1\nl: add %r0, 1\njlt %r0, 1000, l\nexit\n", {}, 0, h);
+    same_on_all(prologue + "f: mov %r0, %r1\nl: add %r0, 1\njlt %r0, 1000, l\nexit\n", {}, 2000, h);
+    same_on_all(prologue + "f: ldxdw %r0, [%r1]\nexit\n", {}, 0, h);
+    same_on_all(prologue + "f: stdw [%r10-8], 3\nldxdw %r0, [%r10-8]\nexit\n", {}, 0, h);
+}
+
+TEST(JitChecked, HelpersSeeOnlyTheEnteredFrames) {
+    // add_all reads nothing; a helper that checks a pointer sees the stack region the run has.
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(101, "touch", [](uint64_t p, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext* ctx) {
+        return uint64_t{ctx->allowed(p, 8, false) ? 1u : 0u};
+    }));
+    same_on_all("mov %r1, %r10\nadd %r1, -8\ncall 101\nexit", {}, 0, h);
+    same_on_all("mov %r1, %r10\nadd %r1, -520\ncall 101\nexit", {}, 0, h);
+    same_on_all("call local f\nexit\nf: mov %r1, %r10\nadd %r1, 504\ncall 101\nexit", {}, 0, h);
 }
 
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {

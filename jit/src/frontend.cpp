@@ -37,6 +37,73 @@ extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t
     return v;
 }
 
+extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
+    const auto len = static_cast<std::size_t>(info & 0xff);
+    const bool write = ((info >> 8) & 1) != 0;
+    const vm::Region* hit = nullptr;
+    if (st->stack_region.contains(addr, len)) {
+        hit = &st->stack_region;
+    } else {
+        for (const vm::Region& r : st->call_ctx->regions) {
+            if (r.contains(addr, len)) {
+                hit = &r;
+                break;
+            }
+        }
+    }
+    if (hit == nullptr || (write && !hit->writable)) {
+        st->trap_kind = static_cast<uint32_t>(hit == nullptr ? vm::TrapKind::OutOfBounds : vm::TrapKind::ReadOnly) + 1;
+        st->trap_pc = static_cast<uint32_t>(info >> 32);
+        st->trap_address = addr;
+        st->trap_size = static_cast<uint32_t>(len);
+        st->trap_write = write ? 1 : 0;
+        st->trap_detail = hit == nullptr ? "" : hit->name;
+        return;
+    }
+    // Cached as [lo, end); the stack's entry is dropped when a frame returns.
+    st->rd_lo = static_cast<int64_t>(hit->begin);
+    st->rd_end = hit->begin + hit->size;
+    if (hit->writable) {
+        st->wr_lo = st->rd_lo;
+        st->wr_end = st->rd_end;
+    }
+}
+
+std::vector<uint32_t> block_costs(const vm::Program& program) {
+    const std::size_t n = program.size();
+    std::vector<uint8_t> leader(n + 1, 0);
+    leader[0] = 1;
+    for (uint32_t f : program.functions()) {
+        leader[f] = 1;
+    }
+    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+        const vm::Instruction& insn = program[pc];
+        const vm::Form form = insn.info().form;
+        if (vm::has_target(form)) {
+            leader[static_cast<std::size_t>(vm::branch_target(insn, pc))] = 1;
+        }
+        const bool ends = form == vm::Form::Jump || form == vm::Form::Jump32 || form == vm::Form::CondImm ||
+                          form == vm::Form::CondReg || form == vm::Form::Call || form == vm::Form::CallLocal ||
+                          form == vm::Form::CallBtf || form == vm::Form::Callx || form == vm::Form::Exit;
+        if (ends) {
+            leader[pc + insn.slots()] = 1;
+        }
+    }
+    std::vector<uint32_t> cost(n, 0);
+    std::size_t start = 0;
+    uint32_t count = 0;
+    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+        if (leader[pc] != 0 && pc != start) {
+            cost[start] = count;
+            start = pc;
+            count = 0;
+        }
+        ++count;
+    }
+    cost[start] = count;
+    return cost;
+}
+
 // ---- executable memory ---------------------------------------------------------------------------
 
 Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::vector<uint8_t>& code) {
@@ -81,6 +148,7 @@ struct JitProgram::Impl {
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, call entry offset)
     vm::HelperTable helpers;
     std::string listing;
+    bool checked = false;
 };
 
 JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -95,7 +163,13 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
                                                               " refers to a map or variable that no loader resolved");
         }
     }
+#if defined(BPFVM_JIT_X86_64)
     Expected<Compiled> compiled = compile_x86_64(program, helpers, options);
+#else
+    (void)helpers;
+    (void)options;
+    Expected<Compiled> compiled = make_error("jit", "no JIT back end for this machine's architecture");
+#endif
     if (!compiled) {
         return compiled.error();
     }
@@ -110,13 +184,17 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
     impl->callback_entry =
         reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
     impl->functions = std::move(compiled->functions);
+    impl->checked = options.checked;
     impl->listing = std::move(compiled->listing);
     return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
 }
 
 // What a run whose code recorded a trap reports: a callback's own trap as it was, else the trap
 // the code recorded, naming the register of a bad callx and the helper and fault of a helper fault.
-vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable& helpers) {
+uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                    uint64_t r5);
+
+vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable& helpers, uint64_t budget) {
     if (ctx.callback_trap) {
         return std::move(*ctx.callback_trap);
     }
@@ -124,7 +202,14 @@ vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable
     trap.kind = static_cast<vm::TrapKind>(st.trap_kind - 1);
     trap.pc = st.trap_pc;
     trap.address = st.trap_address;
-    if (trap.kind == vm::TrapKind::BadCallxTarget) {
+    if (trap.kind == vm::TrapKind::OutOfBounds || trap.kind == vm::TrapKind::ReadOnly ||
+        trap.kind == vm::TrapKind::Misaligned) {
+        trap.size = st.trap_size;
+        trap.write = st.trap_write != 0;
+        trap.detail = st.trap_detail != nullptr ? st.trap_detail : "";
+    } else if (trap.kind == vm::TrapKind::BudgetExhausted) {
+        trap.address = budget;
+    } else if (trap.kind == vm::TrapKind::BadCallxTarget) {
         trap.detail = "r" + std::to_string(st.spill[0]);
     } else if (trap.kind == vm::TrapKind::HelperFault) {
         const uint64_t id = trap.address != 0 ? trap.address : st.spill[1];
@@ -135,8 +220,25 @@ vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable
     return trap;
 }
 
+// The state a run or a callback starts with: frames below `top`, the first one entered.
+void start_state(RunState& st, vm::CallContext& ctx, const JitProgram::Impl& impl, uintptr_t top, uint64_t budget) {
+    st.stack_top = top;
+    st.stack_region = vm::Region{top - vm::kStackFrameBytes, vm::kStackFrameBytes, true, "stack"};
+    st.call_ctx = &ctx;
+    st.helpers = &impl.helpers;
+    st.budget = budget;
+    ctx.stack = std::span<const vm::Region>(&st.stack_region, 1);
+    ctx.checked = impl.checked;
+    ctx.engine = &impl;
+    ctx.invoke = &jit_invoke;
+    if (impl.checked) {
+        ctx.budget_left = &st.budget;
+    }
+}
+
 // CallContext::invoke for JIT code: runs a function of the program on a fresh stack block, with
 // the caller's memory (its stack included) readable, and reports a trap inside as the caller's.
+// A checked callback spends the caller's budget.
 uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                     uint64_t r5) {
     const auto* impl = static_cast<const JitProgram::Impl*>(ctx->engine);
@@ -152,7 +254,6 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
         return 0;
     }
     vm::StackLease lease;
-    const vm::Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), vm::kStackBytes, true, "stack"};
     std::vector<vm::Region> regions(ctx->regions.begin(), ctx->regions.end());
     regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
     if (ctx->callback_region != nullptr) {
@@ -163,84 +264,88 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
     inner.runtime = ctx->runtime;
     inner.program_type = ctx->program_type;
     inner.regions = regions;
-    inner.stack = std::span<const vm::Region>(&stack_region, 1);
-    inner.engine = impl;
-    inner.invoke = &jit_invoke;
+    const uint64_t budget = ctx->budget_left != nullptr ? *ctx->budget_left : ~uint64_t{0};
     RunState st;
+    start_state(st, inner, *impl, lease.top(), budget);
     st.args[0] = r1;
     st.args[1] = r2;
     st.args[2] = r3;
     st.args[3] = r4;
     st.args[4] = r5;
-    st.stack_top = lease.top();
-    st.call_ctx = &inner;
-    st.helpers = &impl->helpers;
     st.depth = 1;
     st.callback_target = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(impl->memory->base()) + offset);
     const uint64_t r0 = call_entry(impl->callback_entry, &st);
+    if (ctx->budget_left != nullptr) {
+        *ctx->budget_left = st.budget;
+    }
     if (inner.tail_call != nullptr) {
         ctx->fault = "a callback may not tail-call";
         return 0;
     }
     if (st.trap_kind != 0) {
-        ctx->callback_trap = trap_of(st, inner, impl->helpers);
+        ctx->callback_trap = trap_of(st, inner, impl->helpers, budget);
         ctx->fault = "the callback trapped";
         return 0;
     }
     return r0;
 }
 
-vm::RunResult JitProgram::run(const vm::RunInput& input) const {
+vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const {
     vm::StackLease lease;
-    const vm::Region stack_region{reinterpret_cast<uintptr_t>(lease.bytes()), vm::kStackBytes, true, "stack"};
     vm::CallContext call_ctx;
     call_ctx.user = input.user;
     call_ctx.runtime = input.runtime;
     call_ctx.program_type = input.program_type;
     call_ctx.regions = input.regions;
-    call_ctx.stack = std::span<const vm::Region>(&stack_region, 1);
-    call_ctx.checked = false;
-    call_ctx.engine = impl_.get();
-    call_ctx.invoke = &jit_invoke;
-
+    const bool checked = impl_->checked;
+    const uint64_t budget_start = checked && budget != 0 ? budget : ~uint64_t{0};
     RunState st;
+    start_state(st, call_ctx, *impl_, lease.top(), budget_start);
     st.args[0] = input.r1;
     st.args[1] = input.r2;
     st.args[2] = input.r3;
     st.args[3] = input.r4;
     st.args[4] = input.r5;
-    st.stack_top = lease.top();
-    st.call_ctx = &call_ctx;
     st.packet = input.packet.data();
     st.packet_size = input.packet.size();
-    st.helpers = &impl_->helpers;
 
     vm::RunResult result;
     const uint64_t r0 = call_entry(impl_->entry, &st);
+    if (checked) {
+        result.instructions = budget_start - st.budget;
+    }
     if (st.trap_kind != 0) {
-        result.trap = trap_of(st, call_ctx, impl_->helpers);
+        result.trap = trap_of(st, call_ctx, impl_->helpers, budget);
         return result;
     }
     if (call_ctx.tail_call != nullptr) {
-        // The prog_array holds interpreter programs today: the chain continues there.
+        // The prog_array holds interpreter programs today: the chain continues there, in the
+        // same mode and with what is left of the budget.
         vm::RunInput next = input;
         next.r1 = call_ctx.tail_call_ctx;
-        vm::RunResult r = static_cast<const vm::Interpreter*>(call_ctx.tail_call)->run(next, {vm::Mode::Fast, 0});
+        const vm::RunOptions options{checked ? vm::Mode::Checked : vm::Mode::Fast,
+                                     checked && budget != 0 ? std::max<uint64_t>(st.budget, 1) : 0};
+        vm::RunResult r = static_cast<const vm::Interpreter*>(call_ctx.tail_call)->run(next, options);
         r.tail_calls += 1;
+        r.instructions += result.instructions;
         return r;
     }
     result.r0 = r0;
     return result;
 }
 
-vm::RunResult JitProgram::run_buffer(std::span<uint8_t> buffer) const {
+vm::RunResult JitProgram::run_buffer(std::span<uint8_t> buffer, uint64_t budget) const {
     const vm::Region region = vm::Region::of(buffer, "input");
     vm::RunInput input;
     input.r1 = buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data());
     input.r2 = buffer.size();
     input.regions = std::span<const vm::Region>(&region, buffer.empty() ? 0 : 1);
     input.packet = buffer;
-    return run(input);
+    return run(input, budget);
+}
+
+bool JitProgram::checked() const {
+    return impl_->checked;
 }
 
 std::size_t JitProgram::code_size() const {

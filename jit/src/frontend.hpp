@@ -19,7 +19,7 @@ struct RunState {
     uint64_t stack_top = 0;  // r10 of the main frame
     vm::CallContext* call_ctx = nullptr;
     uint64_t saved_rsp = 0;  // native stack pointer at entry, for unwinding on a trap
-    uint64_t spill[2] = {};  // scratch for lowerings that need fixed registers
+    uint64_t spill[3] = {};  // scratch for lowerings that need fixed registers
     uint32_t depth = 0;      // bpf-to-bpf call depth
     uint32_t trap_kind = 0;  // 0: none; else TrapKind + 1
     uint32_t trap_pc = 0;
@@ -29,13 +29,41 @@ struct RunState {
     uint64_t packet_size = 0;
     const vm::HelperTable* helpers = nullptr;  // for callx
     uint64_t callback_target = 0;              // callbacks: the function the callback entry calls
+    // The frames entered in this run, [innermost r10 - 512, top): what checked accesses and
+    // helpers may use of the stack. Calls and returns move `begin` by a frame.
+    vm::Region stack_region;
+    // Checked mode. The budget the run may still spend (kept in r9 while code runs; here across
+    // C calls); two caches of the last region a checked load (rd) or store (wr) landed in, as
+    // [lo, end) with lo compared signed (an empty cache has lo = INT64_MAX).
+    uint64_t budget = ~uint64_t{0};
+    int64_t rd_lo = INT64_MAX;
+    uint64_t rd_end = 0;
+    int64_t wr_lo = INT64_MAX;
+    uint64_t wr_end = 0;
+    uint32_t trap_size = 0;  // memory traps: access width, store or not, the region's name
+    uint32_t trap_write = 0;
+    const char* trap_detail = nullptr;
 };
+
+// Packs a checked access for bpfvm_jit_check: pc, width and whether it stores.
+constexpr uint64_t access_info(uint32_t pc, uint32_t len, bool write) {
+    return (uint64_t{pc} << 32) | (uint64_t{write} << 8) | len;
+}
 
 using EntryFn = uint64_t (*)(RunState*);
 
 // C functions generated code calls.
 extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint32_t reg);
 extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t size);
+// Checked mode's slow path for an access the caches did not hold: finds its region and fills the
+// caches, or records an OutOfBounds / ReadOnly trap in `st`.
+extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
+
+// The instruction budget is charged a block at a time: when a straight-line block starts, all its
+// instructions are paid for, or the run traps at the block's first instruction. Blocks start at
+// pc 0, function entries, jump targets and after jumps, calls and exits. cost[pc] is the
+// number of instructions of the block starting at pc (0 where no block starts).
+std::vector<uint32_t> block_costs(const vm::Program& program);
 
 // Code pages: written while read-write, then switched to read-execute; never both.
 class ExecutableMemory {

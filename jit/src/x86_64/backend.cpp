@@ -13,10 +13,15 @@
 //   r9    r15     callee-saved
 //   r10   rbp     frame pointer (read-only)
 //         r12     RunState*
-//         r9      CallContext* for helpers (6th SysV argument); scratch otherwise
-//         r10,r11 scratch
+//         r9      checked mode: the instruction budget left; CallContext* for helpers (6th SysV
+//                 argument)
+//         r10,r11 scratch; r10 holds the address of a checked access
 //
-// Verified mode: no run-time checks. The generated function is `uint64_t f(RunState*)`.
+// The generated function is `uint64_t f(RunState*)`. Verified mode has no run-time checks.
+// Checked mode adds, per load or store that is not inside the current frame by construction
+// (r10 plus a constant), an inline test against a one-entry cache of the region last used
+// (RunState rd_* for loads, wr_* for stores) and, on a miss, a call to bpfvm_jit_check through
+// one shared stub; per block, `sub r9, cost; jb` charges the budget.
 #include <asmjit/x86.h>
 
 #include <algorithm>
@@ -48,8 +53,12 @@ uint32_t trap_code(vm::TrapKind k) {
 
 class Lowering {
 public:
-    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a, bool listing)
-        : p_(program), helpers_(helpers), a_(a), listing_(listing) {}
+    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a, const JitOptions& options)
+        : p_(program), helpers_(helpers), a_(a), listing_(options.keep_listing), checked_(options.checked) {
+        if (checked_) {
+            costs_ = block_costs(program);
+        }
+    }
 
     asmjit::Error run() {
         labels_.resize(p_.size());
@@ -66,6 +75,7 @@ public:
         }
         epilogue_ = a_.newLabel();
         unwind_ = a_.newLabel();
+        check_stub_ = a_.newLabel();
         callback_entry_ = a_.newLabel();
         call_labels_.resize(p_.size());
         for (uint32_t f : p_.functions()) {
@@ -92,6 +102,10 @@ public:
                     "; " + std::to_string(pc) + ": " + vm::format_instruction(p_[pc], vm::Syntax::Llvm);
                 a_.comment(text.c_str());
             }
+            if (checked_ && costs_[pc] != 0) {
+                a_.sub(r9, costs_[pc]);
+                a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
+            }
             lower(pc, p_[pc]);
         }
         tails();
@@ -104,6 +118,16 @@ private:
     const vm::HelperTable& helpers_;
     Assembler& a_;
     bool listing_;
+    bool checked_;
+    std::vector<uint32_t> costs_;
+    Label check_stub_;
+    bool uses_check_stub_ = false;
+    struct SlowAccess {
+        Label label;
+        Label resume;
+        uint64_t info;
+    };
+    std::vector<SlowAccess> slow_accesses_;
     std::vector<Label> labels_;
     std::vector<Label> call_labels_;
     std::vector<uint32_t> function_of_;
@@ -115,6 +139,8 @@ private:
         vm::TrapKind kind;
         uint32_t pc;
         uint64_t address;
+        uint32_t refund = 0;      // budget traps: the block's cost, given back (it was not spent)
+        uint32_t size = 0;        // misaligned atomics: the width (the address is in r10)
     };
     std::vector<PendingTrap> traps_;
     Label packet_fail_;
@@ -125,8 +151,8 @@ private:
         return std::binary_search(f.begin(), f.end(), static_cast<uint32_t>(pc));
     }
 
-    Label trap(vm::TrapKind kind, uint32_t pc, uint64_t address = 0) {
-        traps_.push_back({a_.newLabel(), kind, pc, address});
+    Label trap(vm::TrapKind kind, uint32_t pc, uint64_t address = 0, uint32_t refund = 0, uint32_t size = 0) {
+        traps_.push_back({a_.newLabel(), kind, pc, address, refund, size});
         return traps_.back().label;
     }
 
@@ -155,6 +181,9 @@ private:
         a_.xor_(r14d, r14d);
         a_.xor_(r15d, r15d);
         a_.mov(rbp, field(offsetof(RunState, stack_top)));
+        if (checked_) {
+            a_.mov(r9, field(offsetof(RunState, budget)));
+        }
     }
 
     void prologue() {
@@ -200,6 +229,9 @@ private:
         a_.jmp(labels_[0]);
         // Normal exit of the main function.
         a_.bind(epilogue_);
+        if (checked_) {
+            a_.mov(field(offsetof(RunState, budget)), r9);
+        }
         a_.add(rsp, 8);
         a_.pop(r15);
         a_.pop(r14);
@@ -217,7 +249,43 @@ private:
                 a_.mov(r11, t.address);
                 a_.mov(field(offsetof(RunState, trap_address)), r11);
             }
+            if (t.refund != 0) {
+                a_.add(r9, t.refund);
+            }
+            if (t.kind == vm::TrapKind::Misaligned) {
+                a_.mov(field(offsetof(RunState, trap_address)), r10);
+                a_.mov(field(offsetof(RunState, trap_size), 4), t.size);
+                a_.mov(field(offsetof(RunState, trap_write), 4), 1);
+            }
             a_.jmp(unwind_);
+        }
+        // Checked accesses the caches missed: ask bpfvm_jit_check, then resume or unwind.
+        for (const SlowAccess& s : slow_accesses_) {
+            a_.bind(s.label);
+            a_.mov(r11, s.info);
+            a_.call(check_stub_);
+            a_.jmp(s.resume);
+        }
+        if (uses_check_stub_) {
+            // r10 = address, r11 = access_info; every eBPF register survives.
+            a_.bind(check_stub_);
+            const Gp saved[] = {rax, rdi, rsi, rdx, rcx, r8, r9, r10};
+            for (const Gp& g : saved) {
+                a_.push(g);
+            }
+            a_.sub(rsp, 8);  // return address + 8 pushes + 8: 16-byte aligned for the C call
+            a_.mov(rdi, kState);
+            a_.mov(rsi, r10);
+            a_.mov(rdx, r11);
+            a_.mov(rax, reinterpret_cast<uint64_t>(&bpfvm_jit_check));
+            a_.call(rax);
+            a_.add(rsp, 8);
+            for (auto it = std::rbegin(saved); it != std::rend(saved); ++it) {
+                a_.pop(*it);
+            }
+            a_.cmp(field(offsetof(RunState, trap_kind), 4), 0);
+            a_.jne(unwind_);
+            a_.ret();
         }
         if (uses_packet_) {
             // LD_ABS / LD_IND out of the packet: the program ends and returns 0.
@@ -253,16 +321,16 @@ private:
                 endian(row.sem, d, insn.imm);
                 break;
             case Form::LoadMem:
-                load(row, d, s, insn.off);
+                load(row, d, insn, pc);
                 break;
             case Form::StoreImm:
-                store_imm(row.width, d, insn.off, insn.imm);
+                store_imm(row.width, insn, pc, insn.imm);
                 break;
             case Form::StoreReg:
-                store_reg(row.width, d, insn.off, s);
+                store_reg(row.width, insn, pc, s);
                 break;
             case Form::Atomic:
-                atomic(row, d, s, insn.off);
+                atomic(row, insn, pc);
                 break;
             case Form::LoadImm64:
                 if (insn.op == vm::Op::LddwCodeAddr) {
@@ -523,10 +591,34 @@ private:
         }
     }
 
-    static Mem mem(const Gp& base, int16_t off, uint32_t size) { return ptr(base, off, size); }
+    // The operand of a load or store of `len` bytes at base + off. Checked mode: unless it lies
+    // in the current frame by construction (r10 + a constant), the address goes to r10 and is
+    // tested against the cache of the last region used, with bpfvm_jit_check on a miss.
+    Mem access(uint8_t base, int16_t off, uint32_t len, bool write, std::size_t pc) {
+        const Gp& b = kRegs[base];
+        const bool in_frame = base == 10 && off >= -static_cast<int32_t>(vm::kStackFrameBytes) &&
+                              off <= -static_cast<int32_t>(len);
+        if (!checked_ || in_frame) {
+            return ptr(b, off, len);
+        }
+        const Label slow = a_.newLabel();
+        const Label resume = a_.newLabel();
+        const std::size_t lo = write ? offsetof(RunState, wr_lo) : offsetof(RunState, rd_lo);
+        const std::size_t end = write ? offsetof(RunState, wr_end) : offsetof(RunState, rd_end);
+        a_.lea(r10, ptr(b, off));
+        a_.cmp(r10, field(lo));
+        a_.jl(slow);  // signed: an address >= 2^63 is below every region
+        a_.lea(r11, ptr(r10, static_cast<int32_t>(len)));
+        a_.cmp(r11, field(end));
+        a_.ja(slow);
+        a_.bind(resume);
+        slow_accesses_.push_back({slow, resume, access_info(static_cast<uint32_t>(pc), len, write)});
+        uses_check_stub_ = true;
+        return ptr(r10, 0, len);
+    }
 
-    void load(const vm::OpInfo& row, const Gp& d, const Gp& s, int16_t off) {
-        const Mem m = mem(s, off, row.width);
+    void load(const vm::OpInfo& row, const Gp& d, const vm::Instruction& insn, std::size_t pc) {
+        const Mem m = access(insn.src, insn.off, row.width, false, pc);
         if (row.sem == Sem::Ldxs) {
             if (row.width == 4) {
                 a_.movsxd(d, m);
@@ -548,8 +640,8 @@ private:
         }
     }
 
-    void store_imm(unsigned width, const Gp& d, int16_t off, int32_t imm) {
-        const Mem m = mem(d, off, width);
+    void store_imm(unsigned width, const vm::Instruction& insn, std::size_t pc, int32_t imm) {
+        const Mem m = access(insn.dst, insn.off, width, true, pc);
         switch (width) {
             case 1:
                 a_.mov(m, imm & 0xff);
@@ -562,8 +654,8 @@ private:
         }
     }
 
-    void store_reg(unsigned width, const Gp& d, int16_t off, const Gp& s) {
-        const Mem m = mem(d, off, width);
+    void store_reg(unsigned width, const vm::Instruction& insn, std::size_t pc, const Gp& s) {
+        const Mem m = access(insn.dst, insn.off, width, true, pc);
         switch (width) {
             case 1:
                 a_.mov(m, s.r8());
@@ -579,11 +671,21 @@ private:
         }
     }
 
-    void atomic(const vm::OpInfo& row, const Gp& d, const Gp& s, int16_t off) {
+    void atomic(const vm::OpInfo& row, const vm::Instruction& insn, std::size_t pc) {
         const bool w64 = row.width == 8;
+        const Gp& s = kRegs[insn.src];
         const Gp sw = w64 ? s : s.r32();
-        a_.lea(r10, ptr(d, off));
         const Mem m = ptr(r10, 0, row.width);
+        if (checked_) {
+            (void)access(insn.dst, insn.off, row.width, true, pc);
+            if (insn.dst == 10) {
+                a_.lea(r10, ptr(rbp, insn.off));  // in the frame: access() left r10 alone
+            }
+            a_.test(r10b, row.width - 1);
+            a_.jnz(trap(vm::TrapKind::Misaligned, static_cast<uint32_t>(pc), 0, 0, row.width));
+        } else {
+            a_.lea(r10, ptr(kRegs[insn.dst], insn.off));
+        }
         if (row.sem == Sem::AtomicAdd) {
             a_.lock().add(m, sw);
             return;
@@ -621,6 +723,7 @@ private:
             const Gp t = w64 ? Gp(r11) : Gp(r11d);
             const Gp v = w64 ? Gp(r9) : Gp(r9d);
             a_.mov(field(offsetof(RunState, spill)), rax);
+            a_.mov(field(offsetof(RunState, spill) + 16), r9);  // the budget, in checked mode
             a_.mov(v, sw);
             a_.mov(ax, m);
             Label again = a_.newLabel();
@@ -637,6 +740,7 @@ private:
             a_.jnz(again);
             a_.mov(t, ax);
             a_.mov(rax, field(offsetof(RunState, spill)));
+            a_.mov(r9, field(offsetof(RunState, spill) + 16));
             a_.mov(sw, t);
             return;
         }
@@ -707,17 +811,18 @@ private:
         BPFVM_ASSERT(false);
     }
 
-    // r1..r5 keep their values across calls, as in the interpreter.
+    // r1..r5 keep their values across calls, as in the interpreter; r9 (the budget) too, and the
+    // six pushes keep rsp 16-byte aligned for the C call.
     void save_args() {
         a_.push(rdi);
         a_.push(rsi);
         a_.push(rdx);
         a_.push(rcx);
         a_.push(r8);
-        a_.sub(rsp, 8);  // 5 pushes: keep rsp 16-byte aligned for the C call
+        a_.push(r9);
     }
     void restore_args() {
-        a_.add(rsp, 8);
+        a_.pop(r9);
         a_.pop(r8);
         a_.pop(rcx);
         a_.pop(rdx);
@@ -741,11 +846,17 @@ private:
             return;
         }
         save_args();
+        if (checked_) {
+            a_.mov(field(offsetof(RunState, budget)), r9);  // callbacks spend it
+        }
         a_.mov(r9, field(offsetof(RunState, call_ctx)));
         a_.mov(ptr(r9, offsetof(vm::CallContext, pc), 4), static_cast<uint32_t>(pc));
         a_.mov(r10, reinterpret_cast<uint64_t>(h->fn));
         a_.call(r10);
         restore_args();
+        if (checked_) {
+            a_.mov(r9, field(offsetof(RunState, budget)));
+        }
         check_after_helper(static_cast<uint32_t>(pc), h->id);
     }
 
@@ -757,6 +868,9 @@ private:
         a_.mov(field(offsetof(RunState, args) + 24), rcx);
         a_.mov(field(offsetof(RunState, args) + 32), r8);
         save_args();
+        if (checked_) {
+            a_.mov(field(offsetof(RunState, budget)), r9);
+        }
         a_.mov(rsi, kRegs[insn.dst]);
         a_.mov(rdi, kState);
         a_.mov(edx, static_cast<uint32_t>(pc));
@@ -764,6 +878,9 @@ private:
         a_.mov(r10, reinterpret_cast<uint64_t>(&bpfvm_jit_callx));
         a_.call(r10);
         restore_args();
+        if (checked_) {
+            a_.mov(r9, field(offsetof(RunState, budget)));
+        }
         a_.cmp(field(offsetof(RunState, trap_kind), 4), 0);
         a_.jne(unwind_);
         a_.mov(r11, field(offsetof(RunState, call_ctx)));
@@ -777,6 +894,9 @@ private:
         a_.cmp(field(offsetof(RunState, depth), 4), vm::kMaxCallFrames - 2);
         a_.ja(trap(vm::TrapKind::CallDepthExceeded, static_cast<uint32_t>(pc)));
         a_.inc(field(offsetof(RunState, depth), 4));
+        // One more frame entered: helpers and checked accesses may use it.
+        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
+        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
         a_.push(rbx);
         a_.push(r13);
         a_.push(r14);
@@ -789,6 +909,14 @@ private:
         a_.pop(r13);
         a_.pop(rbx);
         a_.dec(field(offsetof(RunState, depth), 4));
+        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
+        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
+        if (checked_) {
+            // The returned frame is no longer the program's: caches that may hold it are dropped.
+            a_.mov(r11, INT64_MAX);
+            a_.mov(field(offsetof(RunState, rd_lo)), r11);
+            a_.mov(field(offsetof(RunState, wr_lo)), r11);
+        }
     }
 
     void load_packet(const vm::OpInfo& row, const vm::Instruction& insn) {
@@ -829,7 +957,7 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         code.setLogger(&logger);
     }
     Assembler a(&code);
-    Lowering lowering(program, helpers, a, options.keep_listing);
+    Lowering lowering(program, helpers, a, options);
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {
         return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));
     }

@@ -3,8 +3,17 @@
 // exits and traps, executable memory) is shared; the instruction lowering lives in the
 // architecture's back end (x86_64/ today).
 //
-// Verified mode has no run-time checks: only for programs a verifier accepted. Code pages are
-// written while not executable and made executable (never writable) before the first run.
+// Verified mode has no run-time checks: only for programs a verifier accepted. Checked mode is for
+// programs nobody verified, as the interpreter's checked mode: every load and store is checked
+// against the run's regions (a stray access traps with its pc and address), atomics must be
+// aligned, and an optional instruction budget stops a program that runs too long. The budget is
+// charged a straight-line block at a time (at block entry, so in practice at back edges, calls
+// and branch targets): a run that stays within it finishes with exactly the interpreter's
+// instruction count, and one that does not traps at the first instruction of the block it cannot
+// pay for — the block in which the interpreter traps.
+//
+// Code pages are written while not executable and made executable (never writable) before the
+// first run.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +28,12 @@
 namespace bpfvm::jit {
 
 struct JitOptions {
-    // Emit the text of the code (asmjit's logger) for dump().
+    // Run-time checks for unverified programs (see above).
+    bool checked = false;
+    // Constant blinding: immediates in the code are XORed with a random key chosen per compile
+    // and unblinded at run time, so a program cannot plant chosen bytes in executable memory.
+    bool blind_constants = false;
+    // Emit the text of the code (asmjit's logger) for listing().
     bool keep_listing = false;
 };
 
@@ -33,9 +47,12 @@ public:
     JitProgram(const JitProgram&) = delete;
     JitProgram& operator=(const JitProgram&) = delete;
 
-    // Same contract as vm::Interpreter::run in Mode::Fast (options.mode must be Fast).
-    [[nodiscard]] vm::RunResult run(const vm::RunInput& input) const;
-    [[nodiscard]] vm::RunResult run_buffer(std::span<uint8_t> buffer) const;
+    // Same contract as vm::Interpreter::run in the matching mode. `budget` (checked programs
+    // only; 0 = none) bounds the instructions the run may execute; RunResult::instructions is
+    // what a checked run paid for.
+    [[nodiscard]] vm::RunResult run(const vm::RunInput& input, uint64_t budget = 0) const;
+    [[nodiscard]] vm::RunResult run_buffer(std::span<uint8_t> buffer, uint64_t budget = 0) const;
+    [[nodiscard]] bool checked() const;
 
     [[nodiscard]] std::size_t code_size() const;
     [[nodiscard]] const void* code() const;  // where the code lives (read-execute pages)
