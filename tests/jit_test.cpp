@@ -282,6 +282,13 @@ TEST(JitChecked, BudgetStopsLoopsAndCountsExactlyWhenTheRunFinishes) {
     same_on_all("call local f\nexit\nf: mov %r0, 1\ng: add %r0, 1\nja g\nexit", {}, 5000);
 }
 
+// Found by fuzz_bytecode: a legacy packet load out of the packet ends the run, so the rest of its
+// block was charged but never executed.
+TEST(JitChecked, RegressionPacketLoadThatEndsTheRunIsNotChargedForWhatFollows) {
+    const vm::RunResult r = same_on_all("ldxw %r0, [%r1]\nldabsw 14483488\nexit", std::vector<uint8_t>(8));
+    EXPECT_EQ(r.instructions, 2u);
+}
+
 TEST(JitChecked, BudgetTrapsInTheBlockWhereTheInterpreterTraps) {
     // The interpreter traps on the exact instruction; the JIT at the start of its block.
     const vm::Program p = program_of("mov %r0, 0\nl: add %r0, 1\nadd %r0, 1\nadd %r0, 1\njlt %r0, 30, l\nexit");

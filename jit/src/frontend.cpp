@@ -84,7 +84,8 @@ std::vector<uint32_t> block_costs(const vm::Program& program) {
         }
         const bool ends = form == vm::Form::Jump || form == vm::Form::Jump32 || form == vm::Form::CondImm ||
                           form == vm::Form::CondReg || form == vm::Form::Call || form == vm::Form::CallLocal ||
-                          form == vm::Form::CallBtf || form == vm::Form::Callx || form == vm::Form::Exit;
+                          form == vm::Form::CallBtf || form == vm::Form::Callx || form == vm::Form::Exit ||
+                          form == vm::Form::LoadAbs || form == vm::Form::LoadInd;  // may end the run
         if (ends) {
             leader[pc + insn.slots()] = 1;
         }

@@ -61,7 +61,8 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
 
 // The instruction budget is charged a block at a time: when a straight-line block starts, all its
 // instructions are paid for, or the run traps at the block's first instruction. Blocks start at
-// pc 0, function entries, jump targets and after jumps, calls and exits. cost[pc] is the
+// pc 0, function entries, jump targets and after jumps, calls, exits and legacy packet loads
+// (which end the run when out of the packet). cost[pc] is the
 // number of instructions of the block starting at pc (0 where no block starts).
 std::vector<uint32_t> block_costs(const vm::Program& program);
 

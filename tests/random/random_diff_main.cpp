@@ -1,0 +1,87 @@
+// bpfvm_random_diff: the random-program differential test at any scale.
+//
+//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--save DIR]
+//
+// Generates N programs from seeds S, S+1, ..., runs each on every engine and compares them with
+// the checked interpreter. Each disagreement is printed and, with --save, written to DIR as a
+// conformance-format file to keep as a regression test (tests/data/jit_regressions/).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "differential.hpp"
+#include "random_program.hpp"
+
+int main(int argc, char** argv) {
+    using namespace bpfvm;
+    uint64_t count = 10000;
+    uint64_t seed = 1;
+    bool hostile = false;
+    std::string save;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "bpfvm_random_diff: %s needs a value\n", arg.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        try {
+            if (arg == "--count") {
+                count = std::stoull(value());
+            } else if (arg == "--seed") {
+                seed = std::stoull(value());
+            } else if (arg == "--hostile") {
+                hostile = true;
+            } else if (arg == "--save") {
+                save = value();
+            } else {
+                std::fprintf(stderr, "bpfvm_random_diff: unknown argument '%s' (see the comment in %s)\n", arg.c_str(),
+                             __FILE__);
+                return 2;
+            }
+        } catch (const std::exception&) {
+            std::fprintf(stderr, "bpfvm_random_diff: %s needs a number\n", arg.c_str());
+            return 2;
+        }
+    }
+    test::RandomProgramOptions options;
+    options.hostile = hostile;
+    const vm::HelperTable helpers = test::mix_helpers();
+    uint64_t differ = 0;
+    uint64_t instructions = 0;
+    const auto start = std::chrono::steady_clock::now();
+    for (uint64_t s = seed; s < seed + count; ++s) {
+        Expected<vm::Program> program = vm::Program::from_raw(test::random_program(s, options));
+        if (!program) {
+            std::printf("seed %llu: generated an invalid program: %s\n", static_cast<unsigned long long>(s),
+                        program.error().message().c_str());
+            ++differ;
+            continue;
+        }
+        instructions += program->size();
+        const std::vector<uint8_t> buffer = test::random_buffer(s, options.buffer_size);
+        const test::Disagreement d = test::compare_engines(*program, helpers, buffer, 1'000'000);
+        if (!d.any) {
+            continue;
+        }
+        ++differ;
+        std::printf("seed %llu:\n%s", static_cast<unsigned long long>(s), d.report.c_str());
+        if (!save.empty()) {
+            std::filesystem::create_directories(save);
+            const std::string path = save + "/seed-" + std::to_string(s) + (hostile ? "-hostile" : "") + ".data";
+            std::ofstream(path) << test::as_test_file(*program, buffer,
+                                                      "bpfvm_random_diff seed " + std::to_string(s) + "\n" + d.report);
+            std::printf("saved %s\n", path.c_str());
+        }
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("%llu programs (%llu instructions, %.1f s): %llu agree, %llu differ\n",
+                static_cast<unsigned long long>(count), static_cast<unsigned long long>(instructions), seconds,
+                static_cast<unsigned long long>(count - differ), static_cast<unsigned long long>(differ));
+    return differ == 0 ? 0 : 1;
+}
