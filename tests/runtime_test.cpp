@@ -1,5 +1,5 @@
 // The runtime: maps with kernel semantics, linking a clang-compiled object against its maps and
-// the kernel helpers, running it in both modes, and many threads on the same maps.
+// the kernel helpers, running it on every engine, and many threads on the same maps.
 #include "bpfvm/helpers/runtime.hpp"
 
 #include <gtest/gtest.h>
@@ -89,10 +89,11 @@ std::string prog_path(const char* variant) {
 struct Loaded {
     loader::Object object;
     std::unique_ptr<Runtime> runtime;
-    std::unique_ptr<vm::Interpreter> interp;
+    vm::Program program;  // linked
+    std::unique_ptr<jit::Executable> exe;
 };
 
-Loaded load_flow_counter(const char* variant, uint32_t weight) {
+Loaded load_flow_counter(const char* variant, uint32_t weight, jit::Engine engine = jit::Engine::InterpChecked) {
     Expected<loader::Object> obj = loader::load_object_file(prog_path(variant));
     EXPECT_TRUE(obj) << obj.error().message();
     const auto* w = reinterpret_cast<const uint8_t*>(&weight);
@@ -102,19 +103,19 @@ Loaded load_flow_counter(const char* variant, uint32_t weight) {
     EXPECT_TRUE(rt) << rt.error().message();
     Expected<vm::Program> prog = (*rt)->link(obj->programs.at(0).insns);
     EXPECT_TRUE(prog) << prog.error().message();
-    Expected<vm::Interpreter> interp = vm::Interpreter::create(*prog, (*rt)->helpers());
-    EXPECT_TRUE(interp) << interp.error().message();
-    return Loaded{std::move(*obj), std::move(*rt), std::make_unique<vm::Interpreter>(std::move(*interp))};
+    Expected<jit::Executable> exe = jit::Executable::create(*prog, (*rt)->helpers(), engine);
+    EXPECT_TRUE(exe) << exe.error().message();
+    return Loaded{std::move(*obj), std::move(*rt), *prog, std::make_unique<jit::Executable>(std::move(*exe))};
 }
 
-vm::RunResult run_record(const Loaded& l, std::array<uint32_t, 3> record, vm::Mode mode) {
+vm::RunResult run_record(const Loaded& l, std::array<uint32_t, 3> record, const jit::Executable* exe = nullptr) {
     std::vector<vm::Region> regions{
         vm::Region{reinterpret_cast<uintptr_t>(record.data()), sizeof record, true, "input"}};
     vm::RunInput in;
     in.r1 = reinterpret_cast<uintptr_t>(record.data());
     in.r2 = sizeof record;
     l.runtime->prepare(in, regions);
-    return l.interp->run(in, vm::RunOptions{mode, 1'000'000});
+    return (exe != nullptr ? *exe : *l.exe).run(in, 1'000'000);
 }
 
 uint64_t read_u64(Map& m, const void* key) {
@@ -125,16 +126,16 @@ uint64_t read_u64(Map& m, const void* key) {
 
 TEST(Runtime, RunsAClangObjectWithMapsGlobalDataAndTracePrintk) {
     for (const char* variant : {"v3", "v4"}) {
-        for (vm::Mode mode : {vm::Mode::Checked, vm::Mode::Fast}) {
-            SCOPED_TRACE(std::string(variant) + (mode == vm::Mode::Checked ? " checked" : " fast"));
-            Loaded l = load_flow_counter(variant, 3);
-            const vm::RunResult r1 = run_record(l, {1, 2, 100}, mode);
+        for (jit::Engine engine : jit::available_engines()) {
+            SCOPED_TRACE(std::string(variant) + " " + std::string(jit::to_string(engine)));
+            Loaded l = load_flow_counter(variant, 3, engine);
+            const vm::RunResult r1 = run_record(l, {1, 2, 100});
             ASSERT_TRUE(r1.ok()) << r1.trap->message();
             EXPECT_EQ(r1.r0, 1u);  // records_seen (.bss)
-            const vm::RunResult r2 = run_record(l, {1, 2, 10}, mode);
+            const vm::RunResult r2 = run_record(l, {1, 2, 10});
             ASSERT_TRUE(r2.ok()) << r2.trap->message();
             EXPECT_EQ(r2.r0, 2u);
-            ASSERT_TRUE(run_record(l, {4, 5, 7}, mode).ok());
+            ASSERT_TRUE(run_record(l, {4, 5, 7}).ok());
 
             Map* flows = l.runtime->find_map("flows");
             ASSERT_NE(flows, nullptr);
@@ -175,14 +176,19 @@ TEST(Runtime, LinkRefusesUnknownHelpersAndBadMapIndices) {
 TEST(Runtime, ManyThreadsCountWithoutLosingUpdates) {
     Loaded l = load_flow_counter("v4", 1);
     // Create the flow first so every thread takes the atomic-add path.
-    ASSERT_TRUE(run_record(l, {7, 8, 0}, vm::Mode::Checked).ok());
+    ASSERT_TRUE(run_record(l, {7, 8, 0}).ok());
+    // Each thread on another engine.
+    std::vector<jit::Executable> engines;
+    for (jit::Engine e : jit::available_engines()) {
+        engines.push_back(*jit::Executable::create(l.program, l.runtime->helpers(), e));
+    }
     constexpr int kThreads = 4;
     constexpr int kRuns = 5000;
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
             for (int i = 0; i < kRuns; ++i) {
-                const vm::RunResult r = run_record(l, {7, 8, 1}, t % 2 == 0 ? vm::Mode::Checked : vm::Mode::Fast);
+                const vm::RunResult r = run_record(l, {7, 8, 1}, &engines[static_cast<std::size_t>(t) % engines.size()]);
                 ASSERT_TRUE(r.ok());
             }
         });
@@ -236,13 +242,13 @@ protected:
     void SetUp() override { load("xdp_rewrite"); }
 
     XdpRun run(const char* program, const std::vector<uint8_t>& packet) {
-        const std::unique_ptr<vm::Interpreter> interp = interpreter(program);
+        const std::unique_ptr<jit::Executable> exe = executable(program);
         XdpFrame frame(packet);
         std::vector<vm::Region> regions = frame.regions();
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
         runtime_->prepare(in, regions, vm::ProgramType::Xdp);
-        const vm::RunResult r = interp->run(in, vm::RunOptions{mode(), 100'000});
+        const vm::RunResult r = exe->run(in, 100'000);
         EXPECT_TRUE(r.ok()) << r.trap->message();
         const auto* meta = reinterpret_cast<const uint8_t*>(frame.context().data_meta);
         return XdpRun{r.r0, frame.packet(),
@@ -322,14 +328,14 @@ protected:
 
     uint64_t run(const char* program, const std::vector<uint8_t>& packet, SkbContext* out = nullptr) {
         const loader::ProgramInfo* p = object_.find_program(program);
-        const std::unique_ptr<vm::Interpreter> interp = interpreter(program);
+        const std::unique_ptr<jit::Executable> exe = executable(program);
         SkbFrame frame(packet, p->type != vm::ProgramType::SocketFilter);
         std::vector<vm::Region> regions = frame.regions();
         vm::RunInput in;
         in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
         in.packet = frame.data();
         runtime_->prepare(in, regions);
-        const vm::RunResult r = interp->run(in, vm::RunOptions{mode(), 100'000});
+        const vm::RunResult r = exe->run(in, 100'000);
         EXPECT_TRUE(r.ok()) << r.trap->message();
         if (out != nullptr) {
             *out = frame.context();

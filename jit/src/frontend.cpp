@@ -325,9 +325,8 @@ vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const 
         vm::RunInput next = input;
         next.r1 = call_ctx.tail_call_ctx;
         const vm::RunOptions options{checked ? vm::Mode::Checked : vm::Mode::Fast,
-                                     checked && budget != 0 ? std::max<uint64_t>(st.budget, 1) : 0};
+                                     checked && budget != 0 ? std::max<uint64_t>(st.budget, 1) : 0, 1};
         vm::RunResult r = static_cast<const vm::Interpreter*>(call_ctx.tail_call)->run(next, options);
-        r.tail_calls += 1;
         r.instructions += result.instructions;
         return r;
     }

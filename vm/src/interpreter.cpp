@@ -616,7 +616,7 @@ RunResult Interpreter::run(const RunInput& input, const RunOptions& options) con
     in.start_pc = 0;
     const Interpreter* current = this;
     uint64_t executed = 0;
-    for (uint32_t tail_calls = 0;; ++tail_calls) {
+    for (uint32_t tail_calls = options.tail_calls;; ++tail_calls) {
         const uint64_t budget = options.budget == 0 ? 0 : options.budget - std::min(options.budget - 1, executed);
         RunResult r = current->run_from(in, options.mode, budget, tail_calls);
         executed += r.instructions;

@@ -36,6 +36,8 @@ struct RunOptions {
     Mode mode = Mode::Checked;
     // Checked mode only: stop after this many executed instructions (0 = no limit).
     uint64_t budget = 0;
+    // Tail calls the chain has taken before this run (another engine started it).
+    uint32_t tail_calls = 0;
 };
 
 // The registers and memory a run starts with.
