@@ -107,9 +107,9 @@ int cmd_disasm(const std::string& input, const std::string& syntax, const std::s
     return 0;
 }
 
-int cmd_jit_dump(const std::string& input, const std::string& program, const loader::LoadOptions& options) {
+int cmd_jit_dump(const std::string& input, const std::string& program, const loader::LoadOptions& options,
+                 jit::JitOptions jo) {
     const cli::LoadedProgram loaded = must(cli::load_program(input, program, options));
-    jit::JitOptions jo;
     jo.keep_listing = true;
     std::unique_ptr<jit::JitProgram> code;
     if (loaded.object) {
@@ -122,7 +122,8 @@ int cmd_jit_dump(const std::string& input, const std::string& program, const loa
     } else {
         code = must(jit::JitProgram::compile(loaded.program, cli::default_helpers(), jo), input);
     }
-    std::printf("%s; %zu bytes of code\n", code->listing().c_str(), code->code_size());
+    std::printf("%s; %zu bytes of code (%s%s)\n", code->listing().c_str(), code->code_bytes(),
+                jo.checked ? "checked" : "verified mode", jo.blind_constants ? ", constants blinded" : "");
     return 0;
 }
 
@@ -232,6 +233,7 @@ struct RunArgs {
     uint64_t repeat = 0;
     uint64_t budget = 100'000'000;
     bool json = false;
+    bool blind = false;
 };
 
 loader::LoadOptions LoaderArgs::options() const {
@@ -268,6 +270,8 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     const jit::Engine first_engine = jit::is_jit(engine) ? jit::Engine::JitChecked : jit::Engine::InterpChecked;
     std::optional<jit::Executable> exe;
     std::optional<jit::Executable> first;
+    jit::JitOptions jo;
+    jo.blind_constants = a.blind;
     if (loaded.object) {
         std::vector<helpers::ProgramSource> sources;
         for (const loader::ProgramInfo& p : loaded.object->programs) {
@@ -276,8 +280,9 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         linked = must(helpers::LinkedObject::create(loaded.object->maps, sources), input);
         const loader::ProgramInfo& p = loaded.object->programs[loaded.program_index];
         const vm::Program& linked_program = *linked->linked_program(p.name);
-        exe.emplace(must(jit::Executable::create(linked_program, linked->runtime().helpers(), engine), input));
-        first.emplace(must(jit::Executable::create(linked_program, linked->runtime().helpers(), first_engine), input));
+        exe.emplace(must(jit::Executable::create(linked_program, linked->runtime().helpers(), engine, jo), input));
+        first.emplace(
+            must(jit::Executable::create(linked_program, linked->runtime().helpers(), first_engine, jo), input));
         runtime = &linked->runtime();
         xdp = p.type == ProgramType::Xdp;
         program_type = p.type;
@@ -291,8 +296,8 @@ int cmd_run(const std::string& input, const RunArgs& a) {
                  " program needs --packet (--ctx sets __sk_buff fields)");
         }
     } else {
-        exe.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), engine), input));
-        first.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), first_engine), input));
+        exe.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), engine, jo), input));
+        first.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), first_engine, jo), input));
     }
     // The first run is a checked engine's; the repeated runs are the engine asked for.
     auto execute = [&](const RunInput& in, bool first_run) { return (first_run ? *first : *exe).run(in, a.budget); };
@@ -513,6 +518,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
     run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");
     run_cmd->add_flag("--json", run_args.json, "Print one JSON object");
+    run_cmd->add_flag("--blind-constants", run_args.blind, "JIT engines: blind the immediates in the code");
     run_args.loader.add_to(run_cmd);
     run_cmd->add_option("--set", run_args.globals,
                         "For an object: set a global (.rodata configuration, .data, .bss) NAME=NUMBER before linking");
@@ -529,6 +535,9 @@ int main(int argc, char** argv) {
         app.add_subcommand("jit-dump", "Print the native code the JIT makes, with the eBPF interleaved");
     jit_cmd->add_option("FILE", input, file_help + ", or an ELF object (.o)")->required();
     jit_cmd->add_option("--program", jit_program, "For an object: the program (default: the first)");
+    jit::JitOptions jit_dump_options;
+    jit_cmd->add_flag("--checked", jit_dump_options.checked, "The code of checked mode (run-time checks)");
+    jit_cmd->add_flag("--blind-constants", jit_dump_options.blind_constants, "Blind the immediates");
     LoaderArgs jit_loader;
     jit_loader.add_to(jit_cmd);
 
@@ -560,7 +569,7 @@ int main(int argc, char** argv) {
             return cmd_run(input, run_args);
         }
         if (*jit_cmd) {
-            return cmd_jit_dump(input, jit_program, jit_loader.options());
+            return cmd_jit_dump(input, jit_program, jit_loader.options(), jit_dump_options);
         }
         if (*inspect_cmd) {
             return cmd_inspect(input, false, inspect_loader.options());

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -14,6 +16,7 @@
 #include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
+#include "random/random_program.hpp"
 
 namespace bpfvm::jit {
 namespace {
@@ -327,6 +330,64 @@ TEST(JitChecked, HelpersSeeOnlyTheEnteredFrames) {
     same_on_all("mov %r1, %r10\nadd %r1, -8\ncall 101\nexit", {}, 0, h);
     same_on_all("mov %r1, %r10\nadd %r1, -520\ncall 101\nexit", {}, 0, h);
     same_on_all("call local f\nexit\nf: mov %r1, %r10\nadd %r1, 504\ncall 101\nexit", {}, 0, h);
+}
+
+bool contains(const uint8_t* code, std::size_t size, std::span<const uint8_t> pattern) {
+    return std::search(code, code + size, pattern.begin(), pattern.end()) != code + size;
+}
+
+TEST(Jit, ConstantBlindingLeavesNoChosenImmediateInTheCode) {
+    const char* text =
+        "mov %r0, 0x3c3c3c3c\nadd %r0, 0x3c3c3c3c\nxor32 %r0, 0x3c3c3c3c\nmul %r0, 0x3c3c3c3c\n"
+        "div %r0, 0x3c3c3c3c\njeq %r0, 0x3c3c3c3c, +0\njset32 %r0, 0x3c3c3c3c, +0\nstw [%r10-4], 0x3c3c3c3c\n"
+        "stdw [%r1], 0x3c3c3c3c\nlddw %r2, 0x3c3c3c3c3c3c3c3c\nadd %r0, %r2\nldxw %r3, [%r10-4]\n"
+        "add %r0, %r3\nexit";
+    const vm::Program p = program_of(text);
+    const uint8_t pattern[] = {0x3c, 0x3c, 0x3c, 0x3c};
+    for (bool checked : {false, true}) {
+        JitOptions plain;
+        plain.checked = checked;
+        JitOptions blind = plain;
+        blind.blind_constants = true;
+        auto a = JitProgram::compile(p, {}, plain);
+        auto b = JitProgram::compile(p, {}, blind);
+        auto c = JitProgram::compile(p, {}, blind);
+        ASSERT_TRUE(a && b && c);
+        EXPECT_TRUE(contains(static_cast<const uint8_t*>((*a)->code()), (*a)->code_size(), pattern));
+        EXPECT_FALSE(contains(static_cast<const uint8_t*>((*b)->code()), (*b)->code_size(), pattern));
+        // Fresh keys per compile: two blinded compiles differ.
+        EXPECT_NE(std::memcmp((*b)->code(), (*c)->code(), std::min((*b)->code_size(), (*c)->code_size())), 0);
+        std::vector<uint8_t> m1(8), m2(8), m3(8);
+        const vm::RunResult ra = (*a)->run_buffer(m1);
+        const vm::RunResult rb = (*b)->run_buffer(m2);
+        ASSERT_TRUE(ra.ok() && rb.ok());
+        EXPECT_EQ(ra.r0, rb.r0);
+        EXPECT_EQ(m1, m2);
+        EXPECT_EQ(m1[3], 0x3c);
+    }
+}
+
+TEST(Jit, ConstantBlindingKeepsResultsOnRandomPrograms) {
+    // Every ALU/jump/store form with an immediate, through the random programs.
+    JitOptions blind;
+    blind.blind_constants = true;
+    for (uint64_t seed = 1; seed <= 300; ++seed) {
+        Expected<vm::Program> p = vm::Program::from_raw(test::random_program(seed));
+        ASSERT_TRUE(p);
+        for (bool checked : {false, true}) {
+            blind.checked = checked;
+            auto code = JitProgram::compile(*p, test::mix_helpers(), blind);
+            auto interp = vm::Interpreter::create(*p, test::mix_helpers());
+            ASSERT_TRUE(code && interp);
+            std::vector<uint8_t> a = test::random_buffer(seed, 64);
+            std::vector<uint8_t> b = a;
+            const vm::RunResult j = (*code)->run_buffer(a);
+            const vm::RunResult i = interp->run_buffer(b, {vm::Mode::Checked, 0});
+            ASSERT_TRUE(j.ok() && i.ok()) << seed;
+            EXPECT_EQ(j.r0, i.r0) << seed;
+            EXPECT_EQ(a, b) << seed;
+        }
+    }
 }
 
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {

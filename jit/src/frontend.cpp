@@ -150,6 +150,7 @@ struct JitProgram::Impl {
     vm::HelperTable helpers;
     std::string listing;
     bool checked = false;
+    std::size_t code_bytes = 0;
 };
 
 JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -186,6 +187,7 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
         reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
     impl->functions = std::move(compiled->functions);
     impl->checked = options.checked;
+    impl->code_bytes = compiled->code.size();
     impl->listing = std::move(compiled->listing);
     return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
 }
@@ -350,6 +352,9 @@ bool JitProgram::checked() const {
 
 std::size_t JitProgram::code_size() const {
     return impl_->memory->size();
+}
+std::size_t JitProgram::code_bytes() const {
+    return impl_->code_bytes;
 }
 const std::string& JitProgram::listing() const {
     return impl_->listing;

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <random>
 
 #include "../frontend.hpp"
 #include "bpfvm/vm/assembler.hpp"
@@ -54,9 +55,20 @@ uint32_t trap_code(vm::TrapKind k) {
 class Lowering {
 public:
     Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a, const JitOptions& options)
-        : p_(program), helpers_(helpers), a_(a), listing_(options.keep_listing), checked_(options.checked) {
+        : p_(program),
+          helpers_(helpers),
+          a_(a),
+          listing_(options.keep_listing),
+          checked_(options.checked),
+          blind_(options.blind_constants) {
         if (checked_) {
             costs_ = block_costs(program);
+        }
+        if (blind_ && options.blinding_seed != 0) {
+            keys_.seed(options.blinding_seed);
+        } else if (blind_) {
+            std::random_device seed;
+            keys_.seed((uint64_t{seed()} << 32) | seed());
         }
     }
 
@@ -119,6 +131,8 @@ private:
     Assembler& a_;
     bool listing_;
     bool checked_;
+    bool blind_;
+    std::mt19937_64 keys_;  // constant blinding: a fresh key per immediate
     std::vector<uint32_t> costs_;
     Label check_stub_;
     bool uses_check_stub_ = false;
@@ -277,8 +291,8 @@ private:
             a_.mov(rdi, kState);
             a_.mov(rsi, r10);
             a_.mov(rdx, r11);
-            a_.mov(rax, reinterpret_cast<uint64_t>(&bpfvm_jit_check));
-            a_.call(rax);
+            a_.mov(r11, reinterpret_cast<uint64_t>(&bpfvm_jit_check));
+            a_.call(r11);
             a_.add(rsp, 8);
             for (auto it = std::rbegin(saved); it != std::rend(saved); ++it) {
                 a_.pop(*it);
@@ -309,7 +323,7 @@ private:
         const Gp sw = w64 ? s : s.r32();
         switch (row.form) {
             case Form::AluImm:
-                alu_imm(row.sem, dw, insn.imm, w64);
+                alu_imm(row.sem, dw, insn.imm, w64, insn);
                 break;
             case Form::AluReg:
                 alu_reg(row.sem, dw, sw, d, s, insn, w64);
@@ -336,6 +350,11 @@ private:
                 if (insn.op == vm::Op::LddwCodeAddr) {
                     // A function's address: the same opaque value the interpreter gives.
                     a_.mov(d, vm::function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + insn.imm)));
+                } else if (blind_) {
+                    const uint64_t key = keys_();
+                    a_.mov(d, insn.imm64 ^ key);
+                    a_.mov(r11, key);
+                    a_.xor_(d, r11);
                 } else {
                     a_.mov(d, insn.imm64);
                 }
@@ -379,7 +398,36 @@ private:
         }
     }
 
-    void alu_imm(Sem sem, const Gp& d, int32_t imm, bool w64) {
+    // Constant blinding: the immediate reaches r11 as (imm ^ key) ^ key, sign-extended for 64-bit
+    // operations, so the code holds no byte the program chose.
+    Gp blinded(int32_t imm, bool w64) {
+        const auto key = static_cast<uint32_t>(keys_());
+        a_.mov(r11d, static_cast<uint32_t>(imm) ^ key);
+        a_.xor_(r11d, key);
+        if (w64) {
+            a_.movsxd(r11, r11d);
+            return r11;
+        }
+        return r11d;
+    }
+
+    void alu_imm(Sem sem, const Gp& d, int32_t imm, bool w64, const vm::Instruction& insn) {
+        const bool shift = sem == Sem::Lsh || sem == Sem::Rsh || sem == Sem::Arsh;
+        if (blind_ && !shift) {
+            // (Shift counts are masked to 0..63: nothing to plant.)
+            if (sem == Sem::Mov) {
+                const auto key = static_cast<uint32_t>(keys_());
+                a_.mov(d.r32(), static_cast<uint32_t>(imm) ^ key);
+                a_.xor_(d.r32(), key);
+                if (w64) {
+                    a_.movsxd(d, d.r32());
+                }
+                return;
+            }
+            const Gp b = blinded(imm, w64);
+            alu_reg(sem, d, b, Gp(kRegs[insn.dst]), r11, insn, w64);
+            return;
+        }
         if (sem == Sem::Add) {
             a_.add(d, imm);
             return;
@@ -642,6 +690,11 @@ private:
 
     void store_imm(unsigned width, const vm::Instruction& insn, std::size_t pc, int32_t imm) {
         const Mem m = access(insn.dst, insn.off, width, true, pc);
+        if (blind_) {
+            const Gp v = blinded(imm, width == 8);
+            store_value(width, m, v);
+            return;
+        }
         switch (width) {
             case 1:
                 a_.mov(m, imm & 0xff);
@@ -655,7 +708,10 @@ private:
     }
 
     void store_reg(unsigned width, const vm::Instruction& insn, std::size_t pc, const Gp& s) {
-        const Mem m = access(insn.dst, insn.off, width, true, pc);
+        store_value(width, access(insn.dst, insn.off, width, true, pc), s);
+    }
+
+    void store_value(unsigned width, const Mem& m, const Gp& s) {
         switch (width) {
             case 1:
                 a_.mov(m, s.r8());
@@ -752,7 +808,14 @@ private:
         const Gp d = w64 ? kRegs[insn.dst] : kRegs[insn.dst].r32();
         const bool reg = row.form == Form::CondReg;
         const Gp s = w64 ? kRegs[insn.src] : kRegs[insn.src].r32();
-        if (row.sem == Sem::Jset) {
+        if (!reg && blind_) {
+            const Gp b = blinded(insn.imm, w64);
+            if (row.sem == Sem::Jset) {
+                a_.test(d, b);
+            } else {
+                a_.cmp(d, b);
+            }
+        } else if (row.sem == Sem::Jset) {
             if (reg) {
                 a_.test(d, s);
             } else {

@@ -33,6 +33,7 @@ struct JitOptions {
     // Constant blinding: immediates in the code are XORed with a random key chosen per compile
     // and unblinded at run time, so a program cannot plant chosen bytes in executable memory.
     bool blind_constants = false;
+    uint64_t blinding_seed = 0;  // the keys' seed; 0 = from std::random_device (tests fix it)
     // Emit the text of the code (asmjit's logger) for listing().
     bool keep_listing = false;
 };
@@ -54,7 +55,8 @@ public:
     [[nodiscard]] vm::RunResult run_buffer(std::span<uint8_t> buffer, uint64_t budget = 0) const;
     [[nodiscard]] bool checked() const;
 
-    [[nodiscard]] std::size_t code_size() const;
+    [[nodiscard]] std::size_t code_size() const;   // bytes mapped for the code (whole pages)
+    [[nodiscard]] std::size_t code_bytes() const;  // bytes of generated code
     [[nodiscard]] const void* code() const;  // where the code lives (read-execute pages)
     // The native code, with the eBPF instructions interleaved (needs JitOptions::keep_listing).
     [[nodiscard]] const std::string& listing() const;
