@@ -11,8 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "bpfvm/helpers/linked_object.hpp"
+#include "bpfvm/jit/engine.hpp"
+#include "bpfvm/loader/object.hpp"
 #include "bpfvm/jit/jit.hpp"
 #include "bpfvm/vm/interpreter.hpp"
+#include "random_program.hpp"
 
 extern "C" {
 #define DECLARE(name) uint64_t native_##name(uint8_t* mem, uint64_t len);
@@ -38,8 +42,7 @@ struct Workload {
     std::string name;
     NativeFn native;
     std::vector<uint8_t> input;  // prepared once; each engine runs on its own copy
-    std::unique_ptr<Interpreter> interp;
-    std::unique_ptr<jit::JitProgram> jitted;
+    std::map<jit::Engine, std::unique_ptr<jit::Executable>> engines;
     std::unique_ptr<Program> program;
     uint64_t instructions = 0;  // executed per run (from a checked run)
 };
@@ -125,39 +128,28 @@ bool load_workloads() {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), program.error().message().c_str());
             return false;
         }
-        Expected<Interpreter> interp = Interpreter::create(*program, {});
-        if (!interp) {
-            std::fprintf(stderr, "%s: %s\n", path.c_str(), interp.error().message().c_str());
-            return false;
-        }
-        Expected<std::unique_ptr<jit::JitProgram>> jitted = jit::JitProgram::compile(*program, {});
-        if (!jitted) {
-            std::fprintf(stderr, "%s: %s\n", path.c_str(), jitted.error().message().c_str());
-            return false;
-        }
-        Workload w{name,
-                   fn,
-                   input_for(name),
-                   std::make_unique<Interpreter>(std::move(*interp)),
-                   std::move(*jitted),
-                   std::make_unique<Program>(*program),
-                   0};
-        std::vector<uint8_t> a = w.input;
-        std::vector<uint8_t> b = w.input;
-        const uint64_t expected = fn(a.data(), a.size());
-        const RunResult r = w.interp->run_buffer(b, RunOptions{Mode::Checked, 0});
-        std::vector<uint8_t> c = w.input;
-        const RunResult j = w.jitted->run_buffer(c);
-        if (!j.ok() || j.r0 != expected || c != a) {
-            std::fprintf(stderr, "%s: JIT and native disagree (JIT r0=%llu, native %llu)\n", name,
-                         static_cast<unsigned long long>(j.r0), static_cast<unsigned long long>(expected));
-            return false;
-        }
-        if (!r.ok() || r.r0 != expected || a != b) {
-            std::fprintf(stderr, "%s: eBPF and native disagree (eBPF %s r0=%llu, native %llu)\n", name,
-                         r.ok() ? "ok" : r.trap->message().c_str(), static_cast<unsigned long long>(r.r0),
-                         static_cast<unsigned long long>(expected));
-            return false;
+        Workload w{name, fn, input_for(name), {}, std::make_unique<Program>(*program), 0};
+        std::vector<uint8_t> expected_mem = w.input;
+        const uint64_t expected = fn(expected_mem.data(), expected_mem.size());
+        RunResult r;
+        for (jit::Engine e : jit::available_engines()) {
+            Expected<jit::Executable> exe = jit::Executable::create(*program, {}, e);
+            if (!exe) {
+                std::fprintf(stderr, "%s: %s\n", path.c_str(), exe.error().message().c_str());
+                return false;
+            }
+            std::vector<uint8_t> mem = w.input;
+            const RunResult got = exe->run_buffer(mem);
+            if (!got.ok() || got.r0 != expected || mem != expected_mem) {
+                std::fprintf(stderr, "%s: %s and native disagree (%s r0=%llu, native %llu)\n", name,
+                             std::string(jit::to_string(e)).c_str(), got.ok() ? "ok" : got.trap->message().c_str(),
+                             static_cast<unsigned long long>(got.r0), static_cast<unsigned long long>(expected));
+                return false;
+            }
+            if (e == jit::Engine::InterpChecked) {
+                r = got;
+            }
+            w.engines[e] = std::make_unique<jit::Executable>(std::move(*exe));
         }
         w.instructions = r.instructions;
         workloads().push_back(std::move(w));
@@ -173,12 +165,6 @@ void run_native(benchmark::State& state, const Workload* w) {
     }
 }
 
-void run_jit(benchmark::State& state, const Workload* w) {
-    std::vector<uint8_t> mem = w->input;
-    for (auto _ : state) {
-        benchmark::DoNotOptimize(w->jitted->run_buffer(mem).r0);
-    }
-}
 
 // Compile time of the JIT, per 1,000 eBPF instructions of the workload.
 void compile_jit(benchmark::State& state, const Workload* w) {
@@ -189,6 +175,58 @@ void compile_jit(benchmark::State& state, const Workload* w) {
     state.counters["insns"] = static_cast<double>(w->program->size());
     state.counters["per_1000_insns"] =
         benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(w->program->size()) / 1000.0,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Compile time on larger programs: generated ones (tests/random) of about 1,000 and 10,000
+// instructions, in both JIT modes.
+void compile_large(benchmark::State& state, unsigned statements, bool checked) {
+    test::RandomProgramOptions options;
+    options.statements = statements;
+    options.functions = 3;
+    const Program program = *Program::from_raw(test::random_program(7, options));
+    const HelperTable helpers = test::mix_helpers();
+    jit::JitOptions jo;
+    jo.checked = checked;
+    for (auto _ : state) {
+        auto code = jit::JitProgram::compile(program, helpers, jo);
+        benchmark::DoNotOptimize(code);
+    }
+    state.counters["insns"] = static_cast<double>(program.size());
+    state.counters["per_1000_insns"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(program.size()) / 1000.0,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Compile time on real clang-compiled programs (ebpf-samples), linked against their maps.
+void compile_sample(benchmark::State& state, const char* file, bool checked) {
+    const std::string path = std::string(BPFVM_SHARED_DIR) + "/ebpf-samples/" + file;
+    Expected<loader::Object> obj = loader::load_object_file(path);
+    if (!obj) {
+        state.SkipWithError(obj.error().message().c_str());
+        return;
+    }
+    // The largest program of the object.
+    const loader::ProgramInfo* p = &obj->programs.front();
+    for (const loader::ProgramInfo& q : obj->programs) {
+        p = q.insns.size() > p->insns.size() ? &q : p;
+    }
+    std::vector<helpers::ProgramSource> sources{{p->name, p->type, p->insns}};
+    Expected<std::unique_ptr<helpers::LinkedObject>> linked = helpers::LinkedObject::create(obj->maps, sources);
+    if (!linked) {
+        state.SkipWithError(linked.error().message().c_str());
+        return;
+    }
+    const Program& program = *(*linked)->linked_program(p->name);
+    jit::JitOptions jo;
+    jo.checked = checked;
+    for (auto _ : state) {
+        auto code = jit::JitProgram::compile(program, (*linked)->runtime().helpers(), jo);
+        benchmark::DoNotOptimize(code);
+    }
+    state.counters["insns"] = static_cast<double>(program.size());
+    state.counters["per_1000_insns"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(program.size()) / 1000.0,
                            benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
@@ -208,10 +246,11 @@ void empty_round_trip(benchmark::State& state, int engine) {
     }
 }
 
-void run_interp(benchmark::State& state, const Workload* w, Mode mode) {
+void run_engine(benchmark::State& state, const Workload* w, jit::Engine engine) {
     std::vector<uint8_t> mem = w->input;
+    const jit::Executable& exe = *w->engines.at(engine);
     for (auto _ : state) {
-        benchmark::DoNotOptimize(w->interp->run_buffer(mem, RunOptions{mode, 0}).r0);
+        benchmark::DoNotOptimize(exe.run_buffer(mem).r0);
     }
     state.counters["ns_per_insn"] =
         benchmark::Counter(static_cast<double>(w->instructions) * static_cast<double>(state.iterations()),
@@ -233,15 +272,18 @@ public:
     }
 
     void print_summary() const {
-        std::printf("\n%-16s %12s %12s %12s %12s %10s %10s %9s %12s\n", "workload", "native ns", "jit ns", "interp ns",
-                    "checked ns", "jit/nat", "interp/nat", "chk/nat", "ns/insn");
+        std::printf("\nns per run (medians), and ratios to native -O2, measured in this one run\n");
+        std::printf("%-16s %10s %10s %10s %10s %10s %8s %8s %8s %8s %9s %8s\n", "workload", "native", "jit",
+                    "jit-chk", "interp", "interp-chk", "jit", "jit-chk", "interp", "int-chk", "chk/jit", "ns/insn");
         for (const Workload& w : workloads()) {
             const double native = get("native/" + w.name);
+            const double jitted = get("jit/" + w.name);
+            const double jit_checked = get("jit-checked/" + w.name);
             const double interp = get("interp/" + w.name);
             const double checked = get("interp-checked/" + w.name);
-            const double jitted = get("jit/" + w.name);
-            std::printf("%-16s %12.1f %12.1f %12.1f %12.1f %9.2fx %9.1fx %8.1fx %12.2f\n", w.name.c_str(), native,
-                        jitted, interp, checked, jitted / native, interp / native, checked / native,
+            std::printf("%-16s %10.1f %10.1f %10.1f %10.1f %10.1f %7.2fx %7.2fx %7.1fx %7.1fx %8.2fx %8.2f\n",
+                        w.name.c_str(), native, jitted, jit_checked, interp, checked, jitted / native,
+                        jit_checked / native, interp / native, checked / native, jit_checked / jitted,
                         interp / static_cast<double>(w.instructions));
         }
     }
@@ -266,11 +308,19 @@ int main(int argc, char** argv) {
     }
     for (const Workload& w : workloads()) {
         benchmark::RegisterBenchmark(("native/" + w.name).c_str(), run_native, &w);
-        benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), run_interp, &w, Mode::Fast);
-        benchmark::RegisterBenchmark(("interp-checked/" + w.name).c_str(), run_interp, &w, Mode::Checked);
-        benchmark::RegisterBenchmark(("jit/" + w.name).c_str(), run_jit, &w);
+        for (jit::Engine e : jit::available_engines()) {
+            benchmark::RegisterBenchmark((std::string(jit::to_string(e)) + "/" + w.name).c_str(), run_engine, &w, e);
+        }
         benchmark::RegisterBenchmark(("jit-compile/" + w.name).c_str(), compile_jit, &w);
     }
+    for (const char* sample : {"suricata/xdp_filter.o", "linux/xdp_tx_iptunnel_kern.o", "linux/sockex2_kern.o"}) {
+        benchmark::RegisterBenchmark((std::string("jit-compile/") + sample).c_str(), compile_sample, sample, false);
+        benchmark::RegisterBenchmark((std::string("jit-checked-compile/") + sample).c_str(), compile_sample, sample,
+                                     true);
+    }
+    benchmark::RegisterBenchmark("jit-compile/random-1k", compile_large, 45, false);
+    benchmark::RegisterBenchmark("jit-compile/random-10k", compile_large, 450, false);
+    benchmark::RegisterBenchmark("jit-checked-compile/random-1k", compile_large, 45, true);
     benchmark::RegisterBenchmark("empty/jit", empty_round_trip, 0);
     benchmark::RegisterBenchmark("empty/interp", empty_round_trip, 1);
     benchmark::RegisterBenchmark("empty/interp-checked", empty_round_trip, 2);

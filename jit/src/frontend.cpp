@@ -25,18 +25,6 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
     return h->fn(st->args[0], st->args[1], st->args[2], st->args[3], st->args[4], st->call_ctx);
 }
 
-extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t size) {
-    if (offset < 0 || static_cast<uint64_t>(offset) + size > st->packet_size) {
-        st->packet_fail = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (uint64_t i = 0; i < size; ++i) {
-        v = (v << 8) | st->packet[offset + static_cast<int64_t>(i)];  // network byte order
-    }
-    return v;
-}
-
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
     const auto len = static_cast<std::size_t>(info & 0xff);
     const bool write = ((info >> 8) & 1) != 0;

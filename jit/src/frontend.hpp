@@ -23,7 +23,6 @@ struct RunState {
     uint32_t depth = 0;      // bpf-to-bpf call depth
     uint32_t trap_kind = 0;  // 0: none; else TrapKind + 1
     uint32_t trap_pc = 0;
-    uint32_t packet_fail = 0;  // set by the packet-load hook when out of range
     uint64_t trap_address = 0;
     const uint8_t* packet = nullptr;  // what LD_ABS / LD_IND read
     uint64_t packet_size = 0;
@@ -54,7 +53,6 @@ using EntryFn = uint64_t (*)(RunState*);
 
 // C functions generated code calls.
 extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint32_t reg);
-extern "C" uint64_t bpfvm_jit_load_packet(RunState* st, int64_t offset, uint64_t size);
 // Checked mode's slow path for an access the caches did not hold: finds its region and fills the
 // caches, or records an OutOfBounds / ReadOnly trap in `st`.
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);

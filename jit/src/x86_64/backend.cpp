@@ -73,9 +73,16 @@ public:
     }
 
     asmjit::Error run() {
+        // Labels only where code jumps or calls to (and pc 0): fewer labels, faster compiles.
         labels_.resize(p_.size());
-        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
-            labels_[pc] = a_.newLabel();
+        labels_[0] = a_.newLabel();
+        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+            if (vm::has_target(p_[pc].info().form)) {
+                const auto target = static_cast<std::size_t>(vm::branch_target(p_[pc], pc));
+                if (!labels_[target].isValid()) {
+                    labels_[target] = a_.newLabel();
+                }
+            }
         }
         function_of_.assign(p_.size(), 0);
         const auto& fns = p_.functions();
@@ -108,7 +115,9 @@ public:
                 a_.bind(call_labels_[pc]);
                 enter_frame();
             }
-            a_.bind(labels_[pc]);
+            if (labels_[pc].isValid()) {
+                a_.bind(labels_[pc]);
+            }
             if (listing_) {
                 const std::string text =
                     "; " + std::to_string(pc) + ": " + vm::format_instruction(p_[pc], vm::Syntax::Llvm);
@@ -982,27 +991,45 @@ private:
         }
     }
 
+    // LD_ABS / LD_IND, inline: r0 = the packet's bytes at the offset in network order, or the
+    // program ends with r0 = 0 when they are not all inside the packet.
     void load_packet(const vm::OpInfo& row, const vm::Instruction& insn) {
         if (!uses_packet_) {
             uses_packet_ = true;
             packet_fail_ = a_.newLabel();
         }
-        save_args();
-        // offset = (int32)(imm + src) for LD_IND, imm for LD_ABS
-        if (row.form == Form::LoadInd) {
-            a_.mov(esi, kRegs[insn.src].r32());
-            a_.add(esi, insn.imm);
-            a_.movsxd(rsi, esi);
+        const auto size = static_cast<int32_t>(row.width);
+        Mem m = ptr(r11, r10, 0, 0, row.width);
+        if (row.form == Form::LoadAbs) {
+            if (insn.imm < 0) {
+                a_.jmp(packet_fail_);
+                return;
+            }
+            a_.cmp(field(offsetof(RunState, packet_size)), static_cast<int64_t>(insn.imm) + size);
+            a_.jb(packet_fail_);
+            a_.mov(r11, field(offsetof(RunState, packet)));
+            m = ptr(r11, insn.imm, row.width);
         } else {
-            a_.mov(rsi, static_cast<int64_t>(insn.imm));
+            // offset = (int32)(src + imm), sign-extended
+            a_.mov(r10d, kRegs[insn.src].r32());
+            a_.add(r10d, insn.imm);
+            a_.movsxd(r10, r10d);
+            a_.test(r10, r10);
+            a_.js(packet_fail_);
+            a_.lea(r11, ptr(r10, size));
+            a_.cmp(r11, field(offsetof(RunState, packet_size)));
+            a_.ja(packet_fail_);
+            a_.mov(r11, field(offsetof(RunState, packet)));
         }
-        a_.mov(rdi, kState);
-        a_.mov(edx, row.width);
-        a_.mov(r10, reinterpret_cast<uint64_t>(&bpfvm_jit_load_packet));
-        a_.call(r10);
-        restore_args();
-        a_.cmp(field(offsetof(RunState, packet_fail), 4), 0);
-        a_.jne(packet_fail_);
+        if (size == 1) {
+            a_.movzx(eax, m);
+        } else if (size == 2) {
+            a_.movzx(eax, m);
+            a_.rol(ax, 8);
+        } else {
+            a_.mov(eax, m);
+            a_.bswap(eax);
+        }
     }
 };
 
