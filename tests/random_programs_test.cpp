@@ -42,6 +42,12 @@ TEST(RandomPrograms, EveryEngineAgreesOnValidPrograms) {
     agree_on(1, program_count(2000), {});
 }
 
+TEST(RandomPrograms, EveryEngineAgreesWhenProgramsReadR1ToR5AfterHelperCalls) {
+    RandomProgramOptions options;
+    options.reset_after_calls = false;
+    agree_on(2'000'000, program_count(2000) / 2, options);
+}
+
 TEST(RandomPrograms, CheckedEnginesAgreeOnHostilePrograms) {
     RandomProgramOptions options;
     options.hostile = true;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "bpfvm/vm/stack.hpp"
@@ -91,6 +92,117 @@ std::vector<uint32_t> block_costs(const vm::Program& program) {
     }
     cost[start] = count;
     return cost;
+}
+
+std::vector<uint8_t> live_args_after(const vm::Program& program) {
+    constexpr uint8_t kArgs = 0x3e;  // r1..r5
+    auto bit = [](unsigned r) { return static_cast<uint8_t>(r >= 1 && r <= 5 ? 1u << r : 0u); };
+    const std::size_t n = program.size();
+    std::vector<uint8_t> use(n, 0), def(n, 0);
+    std::vector<int64_t> succ1(n, -1), succ2(n, -1);
+    const auto& fns = program.functions();
+    bool main_called = false;
+    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+        const vm::Instruction& insn = program[pc];
+        if ((insn.op == vm::Op::CallLocal && vm::branch_target(insn, pc) == 0) ||
+            (insn.op == vm::Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + insn.imm == 0)) {
+            main_called = true;
+        }
+    }
+    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+        const vm::Instruction& insn = program[pc];
+        const vm::OpInfo& row = insn.info();
+        const auto next = static_cast<int64_t>(pc + insn.slots());
+        succ1[pc] = next;
+        uint8_t u = 0;
+        uint8_t d = 0;
+        switch (row.form) {
+            case vm::Form::AluImm:
+                u = row.sem == vm::Sem::Mov ? 0 : bit(insn.dst);
+                d = bit(insn.dst);
+                break;
+            case vm::Form::AluReg:
+                u = static_cast<uint8_t>(bit(insn.src) |
+                                         (row.sem == vm::Sem::Mov || row.sem == vm::Sem::Movsx ? 0 : bit(insn.dst)));
+                d = bit(insn.dst);
+                break;
+            case vm::Form::AluUnary:
+            case vm::Form::Endian:
+                u = d = bit(insn.dst);
+                break;
+            case vm::Form::LoadMem:
+                u = bit(insn.src);
+                d = bit(insn.dst);
+                break;
+            case vm::Form::StoreImm:
+                u = bit(insn.dst);
+                break;
+            case vm::Form::StoreReg:
+            case vm::Form::Atomic:
+                u = static_cast<uint8_t>(bit(insn.dst) | bit(insn.src));
+                break;  // a fetching atomic also writes src: counted as still live (conservative)
+            case vm::Form::LoadImm64:
+                d = bit(insn.dst);
+                break;
+            case vm::Form::LoadAbs:
+                break;
+            case vm::Form::LoadInd:
+                u = bit(insn.src);
+                break;
+            case vm::Form::Jump:
+            case vm::Form::Jump32:
+                succ1[pc] = vm::branch_target(insn, pc);
+                break;
+            case vm::Form::CondImm:
+            case vm::Form::CondReg:
+                u = static_cast<uint8_t>(bit(insn.dst) | (row.form == vm::Form::CondReg ? bit(insn.src) : 0));
+                succ2[pc] = vm::branch_target(insn, pc);
+                break;
+            case vm::Form::Call:
+                u = kArgs;
+                break;
+            case vm::Form::Callx:
+                u = static_cast<uint8_t>(kArgs | bit(insn.dst));
+                break;
+            case vm::Form::CallLocal:
+                u = kArgs;
+                d = kArgs;  // afterwards r1-r5 hold what the callee left
+                break;
+            case vm::Form::CallBtf:
+                succ1[pc] = -1;  // traps
+                break;
+            case vm::Form::Exit: {
+                succ1[pc] = -1;
+                const bool in_main = std::upper_bound(fns.begin(), fns.end(), static_cast<uint32_t>(pc)) - fns.begin() == 1;
+                u = in_main && !main_called ? 0 : kArgs;
+                break;
+            }
+        }
+        use[pc] = u;
+        def[pc] = d;
+    }
+    std::vector<uint8_t> in(n + 1, 0), out(n, 0);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t i = n; i-- > 0;) {
+            if (program.is_tail(i)) {
+                continue;
+            }
+            uint8_t o = 0;
+            for (int64_t s : {succ1[i], succ2[i]}) {
+                if (s >= 0 && static_cast<std::size_t>(s) < n) {
+                    o = static_cast<uint8_t>(o | in[static_cast<std::size_t>(s)]);
+                }
+            }
+            const auto new_in = static_cast<uint8_t>(use[i] | (o & ~def[i]));
+            if (o != out[i] || new_in != in[i]) {
+                out[i] = o;
+                in[i] = new_in;
+                changed = true;
+            }
+        }
+    }
+    return out;
 }
 
 // ---- executable memory ---------------------------------------------------------------------------

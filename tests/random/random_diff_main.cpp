@@ -1,6 +1,9 @@
 // bpfvm_random_diff: the random-program differential test at any scale.
 //
-//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--save DIR]
+//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--keep-args] [--save DIR]
+//
+// --hostile adds stray accesses (only the checked engines run those); --keep-args lets programs
+// read r1-r5 after helper calls (bpfvm keeps them; the kernel does not).
 //
 // Generates N programs from seeds S, S+1, ..., runs each on every engine and compares them with
 // the checked interpreter. Each disagreement is printed and, with --save, written to DIR as a
@@ -20,6 +23,7 @@ int main(int argc, char** argv) {
     uint64_t count = 10000;
     uint64_t seed = 1;
     bool hostile = false;
+    bool keep_args = false;
     std::string save;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -37,6 +41,8 @@ int main(int argc, char** argv) {
                 seed = std::stoull(value());
             } else if (arg == "--hostile") {
                 hostile = true;
+            } else if (arg == "--keep-args") {
+                keep_args = true;
             } else if (arg == "--save") {
                 save = value();
             } else {
@@ -51,6 +57,7 @@ int main(int argc, char** argv) {
     }
     test::RandomProgramOptions options;
     options.hostile = hostile;
+    options.reset_after_calls = !keep_args;
     const vm::HelperTable helpers = test::mix_helpers();
     uint64_t differ = 0;
     uint64_t instructions = 0;

@@ -341,7 +341,9 @@ private:
         } else {
             emit(row_named("call", Form::Call), 0, 0, 0, kMixHelper);
         }
-        init_registers({1, 2, 3, 4, 5});
+        if (o_.reset_after_calls) {
+            init_registers({1, 2, 3, 4, 5});
+        }
     }
 
     void packet_load() {

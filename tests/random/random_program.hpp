@@ -26,6 +26,9 @@ struct RandomProgramOptions {
     bool helper_calls = true;      // calls to kMixHelper (registered by mix_helpers())
     bool legacy_packet = true;     // LD_ABS / LD_IND
     bool hostile = false;          // add stray accesses
+    // Set r1-r5 again after every call (the kernel verifier's rule). Off, programs also read the
+    // values bpfvm keeps in r1-r5 across helper calls.
+    bool reset_after_calls = true;
 };
 
 inline constexpr int32_t kMixHelper = 0x4d1;

@@ -64,6 +64,7 @@ public:
         if (checked_) {
             costs_ = block_costs(program);
         }
+        live_ = live_args_after(program);
         if (blind_ && options.blinding_seed != 0) {
             keys_.seed(options.blinding_seed);
         } else if (blind_) {
@@ -143,6 +144,7 @@ private:
     bool blind_;
     std::mt19937_64 keys_;  // constant blinding: a fresh key per immediate
     std::vector<uint32_t> costs_;
+    std::vector<uint8_t> live_;  // r1-r5 live after each instruction
     Label check_stub_;
     bool uses_check_stub_ = false;
     struct SlowAccess {
@@ -883,23 +885,36 @@ private:
         BPFVM_ASSERT(false);
     }
 
-    // r1..r5 keep their values across calls, as in the interpreter; r9 (the budget) too, and the
-    // six pushes keep rsp 16-byte aligned for the C call.
-    void save_args() {
-        a_.push(rdi);
-        a_.push(rsi);
-        a_.push(rdx);
-        a_.push(rcx);
-        a_.push(r8);
-        a_.push(r9);
+    // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
+    // still read are saved (live_args_after), and r9 (the budget) in checked mode; rsp stays
+    // 16-byte aligned for the C call.
+    std::vector<Gp> saved_around(std::size_t pc) const {
+        std::vector<Gp> regs;
+        for (unsigned r = 1; r <= 5; ++r) {
+            if ((live_[pc] >> r) & 1) {
+                regs.push_back(kRegs[r]);
+            }
+        }
+        if (checked_) {
+            regs.push_back(r9);
+        }
+        return regs;
     }
-    void restore_args() {
-        a_.pop(r9);
-        a_.pop(r8);
-        a_.pop(rcx);
-        a_.pop(rdx);
-        a_.pop(rsi);
-        a_.pop(rdi);
+    void save_args(const std::vector<Gp>& regs) {
+        for (const Gp& g : regs) {
+            a_.push(g);
+        }
+        if (regs.size() % 2 != 0) {
+            a_.sub(rsp, 8);
+        }
+    }
+    void restore_args(const std::vector<Gp>& regs) {
+        if (regs.size() % 2 != 0) {
+            a_.add(rsp, 8);
+        }
+        for (auto it = regs.rbegin(); it != regs.rend(); ++it) {
+            a_.pop(*it);
+        }
     }
 
     // After a helper: a fault or a bpf_tail_call ends this run (the front end follows tail calls).
@@ -917,7 +932,8 @@ private:
             a_.jmp(trap(vm::TrapKind::UnknownHelper, static_cast<uint32_t>(pc), static_cast<uint32_t>(insn.imm)));
             return;
         }
-        save_args();
+        const std::vector<Gp> saved = saved_around(pc);
+        save_args(saved);
         if (checked_) {
             a_.mov(field(offsetof(RunState, budget)), r9);  // callbacks spend it
         }
@@ -925,7 +941,7 @@ private:
         a_.mov(ptr(r9, offsetof(vm::CallContext, pc), 4), static_cast<uint32_t>(pc));
         a_.mov(r10, reinterpret_cast<uint64_t>(h->fn));
         a_.call(r10);
-        restore_args();
+        restore_args(saved);
         if (checked_) {
             a_.mov(r9, field(offsetof(RunState, budget)));
         }
@@ -939,7 +955,8 @@ private:
         a_.mov(field(offsetof(RunState, args) + 16), rdx);
         a_.mov(field(offsetof(RunState, args) + 24), rcx);
         a_.mov(field(offsetof(RunState, args) + 32), r8);
-        save_args();
+        const std::vector<Gp> saved = saved_around(pc);
+        save_args(saved);
         if (checked_) {
             a_.mov(field(offsetof(RunState, budget)), r9);
         }
@@ -949,7 +966,7 @@ private:
         a_.mov(ecx, static_cast<uint32_t>(insn.dst));
         a_.mov(r10, reinterpret_cast<uint64_t>(&bpfvm_jit_callx));
         a_.call(r10);
-        restore_args();
+        restore_args(saved);
         if (checked_) {
             a_.mov(r9, field(offsetof(RunState, budget)));
         }
