@@ -48,6 +48,16 @@ TEST(RandomPrograms, EveryEngineAgreesWhenProgramsReadR1ToR5AfterHelperCalls) {
     agree_on(2'000'000, program_count(2000) / 2, options);
 }
 
+// No calls and no legacy packet loads: the JIT compiles these as leaf functions (no RunState,
+// frame on the native stack).
+TEST(RandomPrograms, EveryEngineAgreesOnLeafPrograms) {
+    RandomProgramOptions options;
+    options.functions = 0;
+    options.helper_calls = false;
+    options.legacy_packet = false;
+    agree_on(3'000'000, program_count(2000) / 2, options);
+}
+
 TEST(RandomPrograms, CheckedEnginesAgreeOnHostilePrograms) {
     RandomProgramOptions options;
     options.hostile = true;

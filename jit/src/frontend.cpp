@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "bpfvm/vm/stack.hpp"
 
@@ -98,6 +99,13 @@ std::vector<uint8_t> live_args_after(const vm::Program& program) {
     constexpr uint8_t kArgs = 0x3e;  // r1..r5
     auto bit = [](unsigned r) { return static_cast<uint8_t>(r >= 1 && r <= 5 ? 1u << r : 0u); };
     const std::size_t n = program.size();
+    bool calls = false;
+    for (const vm::Instruction& insn : program.instructions()) {
+        calls = calls || insn.info().form == vm::Form::Call || insn.info().form == vm::Form::Callx;
+    }
+    if (!calls) {
+        return std::vector<uint8_t>(n, 0);  // only helper calls need it
+    }
     std::vector<uint8_t> use(n, 0), def(n, 0);
     std::vector<int64_t> succ1(n, -1), succ2(n, -1);
     const auto& fns = program.functions();
@@ -207,12 +215,68 @@ std::vector<uint8_t> live_args_after(const vm::Program& program) {
 
 // ---- executable memory ---------------------------------------------------------------------------
 
+namespace {
+
+// Mappings of programs that were destroyed, already switched back to read-write, kept for the next
+// compiles: a compile then costs one mprotect (and a destroy one), not mmap + page faults +
+// mprotect + munmap. Bounded; what does not fit is unmapped.
+class MappingCache {
+public:
+    static MappingCache& instance() {
+        static MappingCache cache;
+        return cache;
+    }
+
+    // A read-write mapping of at least `size` bytes (its real size in `size`), or null.
+    void* take(std::size_t& size) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (std::size_t i = 0; i < free_.size(); ++i) {
+            if (free_[i].second >= size && free_[i].second <= size * 4) {
+                void* base = free_[i].first;
+                size = free_[i].second;
+                free_[i] = free_.back();
+                free_.pop_back();
+                return base;
+            }
+        }
+        return nullptr;
+    }
+
+    void give(void* base, std::size_t size) {
+        if (size <= kMaxCachedBytes / 8 && mprotect(base, size, PROT_READ | PROT_WRITE) == 0) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (cached_bytes() + size <= kMaxCachedBytes) {
+                free_.emplace_back(base, size);
+                return;
+            }
+        }
+        munmap(base, size);
+    }
+
+private:
+    static constexpr std::size_t kMaxCachedBytes = std::size_t{4} << 20;
+    std::size_t cached_bytes() const {
+        std::size_t total = 0;
+        for (const auto& f : free_) {
+            total += f.second;
+        }
+        return total;
+    }
+    std::mutex mutex_;
+    std::vector<std::pair<void*, std::size_t>> free_;
+};
+
+}  // namespace
+
 Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::vector<uint8_t>& code) {
     const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    const std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
-    void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) {
-        return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
+    std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
+    void* base = MappingCache::instance().take(size);
+    if (base == nullptr) {
+        base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (base == MAP_FAILED) {
+            return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
+        }
     }
     std::memcpy(base, code.data(), code.size());
     // Writable, then executable: never both.
@@ -224,7 +288,7 @@ Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::
 }
 
 ExecutableMemory::~ExecutableMemory() {
-    munmap(base_, size_);
+    MappingCache::instance().give(base_, size_);
 }
 
 // ---- JitProgram ------------------------------------------------------------------------------------
@@ -240,6 +304,14 @@ call_entry(EntryFn entry, RunState* st) {
     return entry(st);
 }
 
+#if defined(__clang__)
+__attribute__((no_sanitize("function")))
+#endif
+uint64_t
+call_leaf(LeafFn entry, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
+    return entry(r1, r2, r3, r4, r5);
+}
+
 }  // namespace
 
 struct JitProgram::Impl {
@@ -251,6 +323,7 @@ struct JitProgram::Impl {
     std::string listing;
     bool checked = false;
     std::size_t code_bytes = 0;
+    LeafFn leaf = nullptr;  // set for leaf programs (see Compiled::leaf)
 };
 
 JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -287,6 +360,9 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
         reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
     impl->functions = std::move(compiled->functions);
     impl->checked = options.checked;
+    if (compiled->leaf) {
+        impl->leaf = reinterpret_cast<LeafFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->entry);
+    }
     impl->code_bytes = compiled->code.size();
     impl->listing = std::move(compiled->listing);
     return std::unique_ptr<JitProgram>(new JitProgram(std::move(impl)));
@@ -394,6 +470,11 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
 }
 
 vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const {
+    if (impl_->leaf != nullptr) {
+        vm::RunResult result;
+        result.r0 = call_leaf(impl_->leaf, input.r1, input.r2, input.r3, input.r4, input.r5);
+        return result;
+    }
     vm::StackLease lease;
     vm::CallContext call_ctx;
     call_ctx.user = input.user;
@@ -437,6 +518,12 @@ vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const 
 }
 
 vm::RunResult JitProgram::run_buffer(std::span<uint8_t> buffer, uint64_t budget) const {
+    if (impl_->leaf != nullptr) {
+        vm::RunResult result;
+        result.r0 = call_leaf(impl_->leaf, buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data()),
+                              buffer.size(), 0, 0, 0);
+        return result;
+    }
     const vm::Region region = vm::Region::of(buffer, "input");
     vm::RunInput input;
     input.r1 = buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data());

@@ -19,7 +19,7 @@ struct RunState {
     uint64_t stack_top = 0;  // r10 of the main frame
     vm::CallContext* call_ctx = nullptr;
     uint64_t saved_rsp = 0;  // native stack pointer at entry, for unwinding on a trap
-    uint64_t spill[3] = {};  // scratch for lowerings that need fixed registers
+    uint64_t spill[2] = {};  // what the callx hook leaves for the trap: register, helper id
     uint32_t depth = 0;      // bpf-to-bpf call depth
     uint32_t trap_kind = 0;  // 0: none; else TrapKind + 1
     uint32_t trap_pc = 0;
@@ -50,6 +50,7 @@ constexpr uint64_t access_info(uint32_t pc, uint32_t len, bool write) {
 }
 
 using EntryFn = uint64_t (*)(RunState*);
+using LeafFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 // C functions generated code calls.
 extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint32_t reg);
@@ -92,6 +93,7 @@ private:
 struct Compiled {
     std::vector<uint8_t> code;
     std::size_t entry = 0;
+    bool leaf = false;  // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
     std::size_t callback_entry = 0;                           // `uint64_t f(RunState*)` calling callback_target
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, offset of its call entry)
     std::string listing;

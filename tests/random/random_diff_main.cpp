@@ -1,9 +1,10 @@
 // bpfvm_random_diff: the random-program differential test at any scale.
 //
-//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--keep-args] [--save DIR]
+//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--keep-args] [--leaf] [--save DIR]
 //
 // --hostile adds stray accesses (only the checked engines run those); --keep-args lets programs
-// read r1-r5 after helper calls (bpfvm keeps them; the kernel does not).
+// read r1-r5 after helper calls (bpfvm keeps them; the kernel does not); --leaf makes programs with
+// no calls and no legacy packet loads (the JIT's leaf functions).
 //
 // Generates N programs from seeds S, S+1, ..., runs each on every engine and compares them with
 // the checked interpreter. Each disagreement is printed and, with --save, written to DIR as a
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     uint64_t seed = 1;
     bool hostile = false;
     bool keep_args = false;
+    bool leaf = false;
     std::string save;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
                 hostile = true;
             } else if (arg == "--keep-args") {
                 keep_args = true;
+            } else if (arg == "--leaf") {
+                leaf = true;
             } else if (arg == "--save") {
                 save = value();
             } else {
@@ -58,6 +62,11 @@ int main(int argc, char** argv) {
     test::RandomProgramOptions options;
     options.hostile = hostile;
     options.reset_after_calls = !keep_args;
+    if (leaf) {
+        options.functions = 0;
+        options.helper_calls = false;
+        options.legacy_packet = false;
+    }
     const vm::HelperTable helpers = test::mix_helpers();
     uint64_t differ = 0;
     uint64_t instructions = 0;

@@ -108,7 +108,12 @@ public:
                 main_is_called_ = true;  // the program's first function is also called (or a callback)
             }
         }
-        prologue();
+        leaf_ = is_leaf();
+        if (leaf_) {
+            leaf_prologue();
+        } else {
+            prologue();
+        }
         for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
             if (pc != 0 && is_function_entry(pc)) {
                 // Calls enter here and get a frame; jumps to the function's first instruction
@@ -130,10 +135,20 @@ public:
             }
             lower(pc, p_[pc]);
         }
-        tails();
-        callback_entry();
+        if (leaf_) {
+            leaf_epilogue();
+        } else {
+            tails();
+            callback_entry();
+        }
         return kErrorOk;
     }
+
+    // A leaf: one function, verified mode, no calls of any kind and no legacy packet loads. Its
+    // code never traps and needs no RunState: it is a plain C function
+    // `uint64_t f(r1, r2, r3, r4, r5)` (the register map is SysV's argument order), with its
+    // frame on the native stack and only the callee-saved registers it uses pushed.
+    bool leaf() const { return leaf_; }
 
 private:
     const vm::Program& p_;
@@ -171,9 +186,64 @@ private:
     Label packet_fail_;
     bool uses_packet_ = false;
 
-    bool is_function_entry(std::size_t pc) const {
-        const auto& f = p_.functions();
-        return std::binary_search(f.begin(), f.end(), static_cast<uint32_t>(pc));
+    bool is_function_entry(std::size_t pc) const { return call_labels_[pc].isValid(); }
+
+    bool leaf_ = false;
+    uint16_t used_ = 0;  // registers the program names (bit k = rk)
+
+    bool is_leaf() {
+        if (checked_ || p_.functions().size() != 1) {
+            return false;
+        }
+        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+            const vm::Instruction& insn = p_[pc];
+            const Form f = insn.info().form;
+            if (f == Form::Call || f == Form::Callx || f == Form::CallLocal || f == Form::CallBtf ||
+                f == Form::LoadAbs || f == Form::LoadInd) {
+                return false;
+            }
+            used_ = static_cast<uint16_t>(used_ | (1u << insn.dst) | (1u << insn.src));
+        }
+        return true;
+    }
+
+    std::vector<Gp> leaf_saved() const {
+        std::vector<Gp> regs;
+        for (unsigned r = 6; r <= 10; ++r) {
+            if ((used_ >> r) & 1) {
+                regs.push_back(kRegs[r]);
+            }
+        }
+        return regs;
+    }
+
+    void leaf_prologue() {
+        for (const Gp& g : leaf_saved()) {
+            a_.push(g);
+        }
+        if ((used_ >> 10) & 1) {
+            a_.sub(rsp, vm::kStackFrameBytes);
+            a_.lea(rbp, ptr(rsp, vm::kStackFrameBytes));
+            zero_frame();
+        }
+        a_.xor_(eax, eax);
+        for (unsigned r = 6; r <= 9; ++r) {
+            if ((used_ >> r) & 1) {
+                a_.xor_(kRegs[r].r32(), kRegs[r].r32());
+            }
+        }
+    }
+
+    void leaf_epilogue() {
+        a_.bind(epilogue_);
+        if ((used_ >> 10) & 1) {
+            a_.add(rsp, vm::kStackFrameBytes);
+        }
+        const std::vector<Gp> saved = leaf_saved();
+        for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+            a_.pop(*it);
+        }
+        a_.ret();
     }
 
     Label trap(vm::TrapKind kind, uint32_t pc, uint64_t address = 0, uint32_t refund = 0, uint32_t size = 0) {
@@ -397,7 +467,7 @@ private:
             case Form::Exit:
                 if (function_of_[pc] != 0) {
                     a_.ret();
-                } else if (!main_is_called_) {
+                } else if (!main_is_called_ || leaf_) {
                     a_.jmp(epilogue_);
                 } else {
                     // The first function is also called: depth tells an exit from a return.
@@ -584,8 +654,8 @@ private:
         Label zero = a_.newLabel();
         Label minus_one = a_.newLabel();
         Label done = a_.newLabel();
-        a_.mov(field(offsetof(RunState, spill)), rax);
-        a_.mov(field(offsetof(RunState, spill) + 8), rdx);
+        a_.push(rax);  // (on the native stack: leaf programs have no RunState)
+        a_.push(rdx);
         const Gp ax = w64 ? Gp(rax) : Gp(eax);
         const Gp dx = w64 ? Gp(rdx) : Gp(edx);
         const Gp r10w = w64 ? Gp(r10) : Gp(r10d);
@@ -626,8 +696,8 @@ private:
             a_.xor_(r10d, r10d);
         }
         a_.bind(done);
-        a_.mov(rax, field(offsetof(RunState, spill)));
-        a_.mov(rdx, field(offsetof(RunState, spill) + 8));
+        a_.pop(rdx);
+        a_.pop(rax);
         a_.mov(d, r10w);
     }
 
@@ -785,12 +855,12 @@ private:
             return;
         }
         if (row.sem == Sem::AtomicFetchOr || row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor) {
-            // cmpxchg loop; rax is eBPF r0, so it is kept in a spill slot meanwhile.
+            // cmpxchg loop; rax is eBPF r0, so it is kept on the native stack meanwhile.
             const Gp ax = w64 ? Gp(rax) : Gp(eax);
             const Gp t = w64 ? Gp(r11) : Gp(r11d);
             const Gp v = w64 ? Gp(r9) : Gp(r9d);
-            a_.mov(field(offsetof(RunState, spill)), rax);
-            a_.mov(field(offsetof(RunState, spill) + 16), r9);  // the budget, in checked mode
+            a_.push(rax);
+            a_.push(r9);  // the budget, in checked mode
             a_.mov(v, sw);
             a_.mov(ax, m);
             Label again = a_.newLabel();
@@ -806,8 +876,8 @@ private:
             a_.lock().cmpxchg(m, t, ax);
             a_.jnz(again);
             a_.mov(t, ax);
-            a_.mov(rax, field(offsetof(RunState, spill)));
-            a_.mov(r9, field(offsetof(RunState, spill) + 16));
+            a_.pop(r9);
+            a_.pop(rax);
             a_.mov(sw, t);
             return;
         }
@@ -1083,9 +1153,13 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         return make_error("jit", std::string("copy: ") + DebugUtils::errorAsString(e));
     }
     out.entry = 0;
-    out.callback_entry = static_cast<std::size_t>(code.labelOffsetFromBase(lowering.callback_entry_));
-    for (uint32_t f : program.functions()) {
-        out.functions.emplace_back(f, static_cast<std::size_t>(code.labelOffsetFromBase(lowering.call_labels()[f])));
+    out.leaf = lowering.leaf();
+    if (!out.leaf) {
+        out.callback_entry = static_cast<std::size_t>(code.labelOffsetFromBase(lowering.callback_entry_));
+        for (uint32_t f : program.functions()) {
+            out.functions.emplace_back(f,
+                                       static_cast<std::size_t>(code.labelOffsetFromBase(lowering.call_labels()[f])));
+        }
     }
     if (options.keep_listing) {
         out.listing = logger.data();
