@@ -304,13 +304,6 @@ call_entry(EntryFn entry, RunState* st) {
     return entry(st);
 }
 
-#if defined(__clang__)
-__attribute__((no_sanitize("function")))
-#endif
-uint64_t
-call_leaf(LeafFn entry, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
-    return entry(r1, r2, r3, r4, r5);
-}
 
 }  // namespace
 
@@ -326,7 +319,7 @@ struct JitProgram::Impl {
     LeafFn leaf = nullptr;  // set for leaf programs (see Compiled::leaf)
 };
 
-JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JitProgram::JitProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)), leaf_(impl_->leaf) {}
 JitProgram::~JitProgram() = default;
 
 Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& program, const vm::HelperTable& helpers,
@@ -469,12 +462,7 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
     return r0;
 }
 
-vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const {
-    if (impl_->leaf != nullptr) {
-        vm::RunResult result;
-        result.r0 = call_leaf(impl_->leaf, input.r1, input.r2, input.r3, input.r4, input.r5);
-        return result;
-    }
+vm::RunResult JitProgram::run_general(const vm::RunInput& input, uint64_t budget) const {
     vm::StackLease lease;
     vm::CallContext call_ctx;
     call_ctx.user = input.user;
@@ -517,20 +505,14 @@ vm::RunResult JitProgram::run(const vm::RunInput& input, uint64_t budget) const 
     return result;
 }
 
-vm::RunResult JitProgram::run_buffer(std::span<uint8_t> buffer, uint64_t budget) const {
-    if (impl_->leaf != nullptr) {
-        vm::RunResult result;
-        result.r0 = call_leaf(impl_->leaf, buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data()),
-                              buffer.size(), 0, 0, 0);
-        return result;
-    }
+vm::RunResult JitProgram::run_buffer_general(std::span<uint8_t> buffer, uint64_t budget) const {
     const vm::Region region = vm::Region::of(buffer, "input");
     vm::RunInput input;
     input.r1 = buffer.empty() ? 0 : reinterpret_cast<uintptr_t>(buffer.data());
     input.r2 = buffer.size();
     input.regions = std::span<const vm::Region>(&region, buffer.empty() ? 0 : 1);
     input.packet = buffer;
-    return run(input, budget);
+    return run_general(input, budget);
 }
 
 bool JitProgram::checked() const {

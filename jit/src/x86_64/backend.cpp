@@ -235,7 +235,10 @@ private:
     }
 
     void leaf_epilogue() {
-        a_.bind(epilogue_);
+        a_.bind(epilogue_);  // (unused: exits return in place)
+    }
+
+    void leaf_return() {
         if ((used_ >> 10) & 1) {
             a_.add(rsp, vm::kStackFrameBytes);
         }
@@ -465,9 +468,11 @@ private:
                 callx(insn, pc);
                 break;
             case Form::Exit:
-                if (function_of_[pc] != 0) {
+                if (leaf_) {
+                    leaf_return();  // the epilogue in place: pops and ret
+                } else if (function_of_[pc] != 0) {
                     a_.ret();
-                } else if (!main_is_called_ || leaf_) {
+                } else if (!main_is_called_) {
                     a_.jmp(epilogue_);
                 } else {
                     // The first function is also called: depth tells an exit from a return.
