@@ -3,8 +3,6 @@
 // writable and executable at once.
 #include "bpfvm/jit/jit.hpp"
 
-#include "bpfvm/jit/engine.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/linked_object.hpp"
+#include "bpfvm/jit/engine.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "random/random_program.hpp"
@@ -96,7 +95,8 @@ vm::RunResult same_on_all(std::string_view text, std::vector<uint8_t> mem = {}, 
         EXPECT_TRUE(exe) << exe.error().message();
         std::vector<uint8_t> m = mem;
         const vm::RunResult got = exe->run_buffer(m, budget);
-        EXPECT_EQ(got.ok(), want.ok()) << to_string(e) << ": " << text << (got.trap ? "\ngot: " + got.trap->message() : "")
+        EXPECT_EQ(got.ok(), want.ok()) << to_string(e) << ": " << text
+                                       << (got.trap ? "\ngot: " + got.trap->message() : "")
                                        << (want.trap ? "\nwant: " + want.trap->message() : "");
         if (got.ok() && want.ok()) {
             EXPECT_EQ(got.r0, want.r0) << to_string(e) << ": " << text;
@@ -170,6 +170,27 @@ TEST(Jit, RegressionFunctionAddressIsTheSameOpaqueValue) {
     same_on_both("lddw %r1, 4, 4\nmov %r0, %r1\nrsh %r0, 32\nexit\nf: exit");
 }
 
+// Found by fuzz_bytecode: a leaf program's frame (on the native stack) had r10 8 bytes off a
+// multiple of 16 when it pushed an even number of registers; r10 is 16-byte aligned everywhere.
+TEST(Jit, RegressionFramePointerIsSixteenByteAlignedOnEveryEngine) {
+    const char* programs[] = {
+        "mov %r0, %r10\nand %r0, 15\nexit",                          // pushes rbp: odd
+        "mov %r9, 1\nmov %r0, %r10\nand %r0, 15\nexit",              // rbp, r15: even
+        "mov %r6, 1\nmov %r9, 1\nmov %r0, %r10\nand %r0, 15\nexit",  // rbx, rbp, r15
+        "mov %r6, 1\nmov %r7, 1\nmov %r9, 1\nmov %r0, %r10\nand %r0, 15\nexit",
+    };
+    for (const char* text : programs) {
+        const vm::Program p = program_of(text);
+        for (Engine e : available_engines()) {
+            Expected<Executable> exe = Executable::create(p, helpers(), e);
+            ASSERT_TRUE(exe) << exe.error().message();
+            const vm::RunResult r = exe->run_buffer({});
+            ASSERT_TRUE(r.ok()) << text;
+            EXPECT_EQ(r.r0, 0u) << to_string(e) << ": " << text;
+        }
+    }
+}
+
 uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm::CallContext* ctx) {
     const uint64_t a = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
     if (ctx->fault != nullptr) {
@@ -231,20 +252,23 @@ TEST(JitChecked, StackRulesAreTheInterpreters) {
     same_on_all("ldxb %r0, [%r10]\nexit");
     same_on_all("mov %r1, %r10\nadd %r1, -513\nldxb %r0, [%r1]\nexit");
     // A callee may use its caller's frame through r10 + something, and a pointer into it.
-    same_on_all("stdw [%r10-8], 7\nmov %r1, %r10\ncall local f\nexit\nf: ldxdw %r0, [%r10+504]\n"
-                "ldxdw %r2, [%r1-8]\nadd %r0, %r2\nexit");
+    same_on_all(
+        "stdw [%r10-8], 7\nmov %r1, %r10\ncall local f\nexit\nf: ldxdw %r0, [%r10+504]\n"
+        "ldxdw %r2, [%r1-8]\nadd %r0, %r2\nexit");
     // After the callee returns, its frame is no longer the program's (the caches forget it).
-    same_on_all("call local f\nldxdw %r0, [%r0]\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
-                "ldxdw %r1, [%r0]\nexit");
-    same_on_all("call local f\nstdw [%r0], 1\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
-                "stdw [%r0], 2\nexit");
+    same_on_all(
+        "call local f\nldxdw %r0, [%r0]\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
+        "ldxdw %r1, [%r0]\nexit");
+    same_on_all(
+        "call local f\nstdw [%r0], 1\nexit\nf: mov %r0, %r10\nadd %r0, -8\n"
+        "stdw [%r0], 2\nexit");
 }
 
 TEST(JitChecked, ReadOnlyRegionsAndMisalignedAtomicsTrap) {
     const std::vector<uint8_t> ro(16, 3);
     const vm::Region region = vm::Region::of(std::span<const uint8_t>(ro), "rodata");
-    for (const char* text : {"ldxdw %r0, [%r1+8]\nexit", "stb [%r1+1], 1\nexit",
-                             "ldxb %r0, [%r1]\nstxb [%r1], %r0\nexit"}) {
+    for (const char* text :
+         {"ldxdw %r0, [%r1+8]\nexit", "stb [%r1+1], 1\nexit", "ldxb %r0, [%r1]\nstxb [%r1], %r0\nexit"}) {
         const vm::Program p = program_of(text);
         vm::RunInput in;
         in.r1 = region.begin;
