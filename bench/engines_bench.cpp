@@ -3,6 +3,7 @@
 // ns per executed eBPF instruction. Each BPF result is checked against native first.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -13,8 +14,9 @@
 
 #include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/jit/engine.hpp"
-#include "bpfvm/loader/object.hpp"
 #include "bpfvm/jit/jit.hpp"
+#include "bpfvm/kernel/bpf.hpp"
+#include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/interpreter.hpp"
 #include "random_program.hpp"
 
@@ -45,7 +47,93 @@ struct Workload {
     std::map<jit::Engine, std::unique_ptr<jit::Executable>> engines;
     std::unique_ptr<Program> program;
     uint64_t instructions = 0;  // executed per run (from a checked run)
+    // The kernel's JIT: the workload as a subprogram of a tc (sched_cls) program that finds the input in a
+    // one-slot array map. Null if bpf() is unavailable or the kernel's verifier refused it.
+    std::unique_ptr<kernel::Fd> kernel_map;
+    std::unique_ptr<kernel::Fd> kernel_prog;
+    uint32_t kernel_repeat = 1;
+    std::string kernel_note;  // why there is no kernel number
 };
+
+// The wrapper (a tc program: an XDP test run with repeat > 1 swaps the XDP dispatcher, two RCU
+// grace periods, about 19 ms of wall time per BPF_PROG_TEST_RUN here): look up slot 0 of the map, call the workload
+// (appended at pc 13) with (value, size), return its r0 (BPF_PROG_TEST_RUN reports the low 32 bits).
+std::vector<RawInsn> kernel_wrapper(int map_fd, uint32_t size, const std::vector<RawInsn>& workload) {
+    std::vector<RawInsn> p = {
+        {0x62, 10, 0, -4, 0},                         // *(u32 *)(r10 - 4) = 0
+        {0xbf, 2, 10, 0, 0},                          // r2 = r10
+        {0x07, 2, 0, 0, -4},                          // r2 += -4
+        {0x18, 1, 1, 0, map_fd},                      // r1 = the map (lddw, src 1: a map fd)
+        {0x00, 0, 0, 0, 0},                           //
+        {0x85, 0, 0, 0, 1},                           // call bpf_map_lookup_elem
+        {0x15, 0, 0, 4, 0},                           // if r0 == 0 goto 11
+        {0xbf, 1, 0, 0, 0},                           // r1 = r0
+        {0xb7, 2, 0, 0, static_cast<int32_t>(size)},  // r2 = size
+        {0x85, 0, 1, 0, 3},                           // call the workload (pc 13)
+        {0x95, 0, 0, 0, 0},                           // exit
+        {0xb7, 0, 0, 0, 0},                           // r0 = 0
+        {0x95, 0, 0, 0, 0},                           // exit
+    };
+    p.insert(p.end(), workload.begin(), workload.end());
+    return p;
+}
+
+// How many runs make a test run of about 2 ms.
+uint32_t kernel_repeat_for(const kernel::Fd& prog) {
+    const std::vector<uint8_t> packet(64);
+    Expected<kernel::TestRun> run = kernel::test_run(prog, {packet, {}, 64, 0, 0});
+    const double per_run = run ? std::max<double>(run->duration_ns, 1.0) : 1000.0;
+    return static_cast<uint32_t>(std::clamp(2e6 / per_run, 1.0, 1e6));
+}
+
+// Loads the wrapped workload with its input in a one-slot array map, or says why not.
+Expected<Unit> load_with_map(Workload& w, bool frozen) {
+    kernel::MapDefinition def;
+    def.value_size = static_cast<uint32_t>(w.input.size());
+    def.name = "bench_input";
+    def.flags = frozen ? 0x80 : 0;  // BPF_F_RDONLY_PROG
+    Expected<kernel::Fd> map = kernel::create_map(def);
+    if (!map) {
+        return map.error();
+    }
+    const uint32_t zero = 0;
+    if (auto up = kernel::update_map(*map, {reinterpret_cast<const uint8_t*>(&zero), 4}, w.input); !up) {
+        return up.error();
+    }
+    if (frozen) {
+        if (auto f = kernel::freeze_map(*map); !f) {
+            return f.error();
+        }
+    }
+    const std::vector<RawInsn> insns =
+        kernel_wrapper(map->get(), static_cast<uint32_t>(w.input.size()), w.program->raw());
+    Expected<kernel::Loaded> prog = kernel::load_program(ProgramType::SchedCls, insns);
+    if (!prog) {
+        return prog.error();
+    }
+    w.kernel_map = std::make_unique<kernel::Fd>(std::move(*map));
+    w.kernel_prog = std::make_unique<kernel::Fd>(std::move(prog->fd));
+    w.kernel_repeat = kernel_repeat_for(*w.kernel_prog);
+    return Unit{};
+}
+
+// The kernel's verifier explores each loop iteration by iteration; a loop whose bound it reads
+// from the input is endless to it (sum, primes, strcmp). A workload that only reads its input gets
+// it, if need be, in a frozen read-only map, whose contents the verifier knows: the loops are then
+// bounded for it. The code it JITs still loads the input at run time.
+void load_into_kernel(Workload& w, bool writes_input) {
+    if (!kernel::availability().ok) {
+        w.kernel_note = kernel::availability().reason;
+        return;
+    }
+    Expected<Unit> plain = load_with_map(w, false);
+    if (plain || writes_input) {
+        w.kernel_note = plain ? "" : plain.error().message();
+        return;
+    }
+    Expected<Unit> frozen = load_with_map(w, true);
+    w.kernel_note = frozen ? "" : frozen.error().message() + " (also with the input in a frozen map)";
+}
 
 uint64_t xorshift(uint64_t& s) {
     s ^= s << 13;
@@ -73,7 +161,7 @@ std::vector<uint8_t> input_for(const std::string& name) {
         return u32_input(10'000);
     }
     if (name == "primes") {
-        return u32_input(10'000);
+        return u32_input(2'000);  // (the kernel's verifier refuses 4,000: over a million states)
     }
     if (name == "checksum" || name == "fnv1a") {
         return random_bytes(1024, 1);
@@ -96,14 +184,16 @@ std::vector<uint8_t> input_for(const std::string& name) {
         std::fill(v.begin() + 65536, v.end(), 0);
         return v;
     }
-    // strcmp: two equal strings of 65,535 non-zero bytes, differing in the last one.
-    std::vector<uint8_t> v(131072, 0);
+    // strcmp: two strings of 32,767 non-zero bytes, differing in the last one (the kernel's
+    // verifier walks the loop once per byte: 64 KiB strings take it over a million instructions).
+    const std::size_t half = 32768;
+    std::vector<uint8_t> v(2 * half, 0);
     uint64_t seed = 5;
-    for (std::size_t i = 0; i < 65535; ++i) {
-        v[i] = v[65536 + i] = static_cast<uint8_t>(1 + xorshift(seed) % 255);
+    for (std::size_t i = 0; i + 1 < half; ++i) {
+        v[i] = v[half + i] = static_cast<uint8_t>(1 + xorshift(seed) % 255);
     }
-    v[65534] = 1;
-    v[65536 + 65534] = 2;
+    v[half - 2] = 1;
+    v[2 * half - 2] = 2;
     return v;
 }
 
@@ -152,6 +242,16 @@ bool load_workloads() {
             w.engines[e] = std::make_unique<jit::Executable>(std::move(*exe));
         }
         w.instructions = r.instructions;
+        load_into_kernel(w, w.input != expected_mem);
+        if (w.kernel_prog) {
+            const std::vector<uint8_t> packet(64);
+            Expected<kernel::TestRun> run = kernel::test_run(*w.kernel_prog, {packet, {}, 1, 0, 0});
+            if (!run || run->retval != static_cast<uint32_t>(expected)) {
+                std::fprintf(stderr, "%s: the kernel and native disagree (%s)\n", name,
+                             run ? ("retval " + std::to_string(run->retval)).c_str() : run.error().message().c_str());
+                return false;
+            }
+        }
         workloads().push_back(std::move(w));
     }
     return true;
@@ -165,6 +265,20 @@ void run_native(benchmark::State& state, const Workload* w) {
     }
 }
 
+// The kernel's JIT through BPF_PROG_TEST_RUN: each iteration is one test run of `kernel_repeat`
+// runs (about 2 ms), timed by the kernel: its mean per run, which includes the test run's own
+// per-run cost (kernel/empty measures it). A fixed number of iterations bounds the wall time.
+void run_kernel(benchmark::State& state, const Workload* w) {
+    const std::vector<uint8_t> packet(64);
+    for (auto _ : state) {
+        Expected<kernel::TestRun> run = kernel::test_run(*w->kernel_prog, {packet, {}, w->kernel_repeat, 0, 0});
+        if (!run) {
+            state.SkipWithError(run.error().message().c_str());
+            return;
+        }
+        state.SetIterationTime(static_cast<double>(run->duration_ns) * 1e-9);
+    }
+}
 
 // Compile time of the JIT, per 1,000 eBPF instructions of the workload.
 void compile_jit(benchmark::State& state, const Workload* w) {
@@ -273,18 +387,40 @@ public:
 
     void print_summary() const {
         std::printf("\nns per run (medians), and ratios to native -O2, measured in this one run\n");
-        std::printf("%-16s %10s %10s %10s %10s %10s %8s %8s %8s %8s %9s %8s\n", "workload", "native", "jit",
-                    "jit-chk", "interp", "interp-chk", "jit", "jit-chk", "interp", "int-chk", "chk/jit", "ns/insn");
+        std::printf("%-16s %10s %10s %10s %10s %10s %10s %8s %8s %8s %8s %8s %9s %9s %8s\n", "workload", "native",
+                    "jit", "jit-chk", "kernel", "interp", "interp-chk", "jit", "jit-chk", "kernel", "interp", "int-chk",
+                    "chk/jit", "jit/kern", "ns/insn");
+        std::vector<std::string> notes;
         for (const Workload& w : workloads()) {
             const double native = get("native/" + w.name);
+            const double kern = get("kernel/" + w.name);
             const double jitted = get("jit/" + w.name);
             const double jit_checked = get("jit-checked/" + w.name);
             const double interp = get("interp/" + w.name);
             const double checked = get("interp-checked/" + w.name);
-            std::printf("%-16s %10.1f %10.1f %10.1f %10.1f %10.1f %7.2fx %7.2fx %7.1fx %7.1fx %8.2fx %8.2f\n",
-                        w.name.c_str(), native, jitted, jit_checked, interp, checked, jitted / native,
-                        jit_checked / native, interp / native, checked / native, jit_checked / jitted,
-                        interp / static_cast<double>(w.instructions));
+            char kcol[32] = "-";
+            char kratio[32] = "-";
+            char jk[32] = "-";
+            if (kern > 0) {
+                std::snprintf(kcol, sizeof kcol, "%.1f", kern);
+                std::snprintf(kratio, sizeof kratio, "%.2fx", kern / native);
+                std::snprintf(jk, sizeof jk, "%.2fx", jitted / kern);
+            } else if (!w.kernel_note.empty()) {
+                notes.push_back(w.name + ": " + w.kernel_note);
+            }
+            std::printf(
+                "%-16s %10.1f %10.1f %10.1f %10s %10.1f %10.1f %7.2fx %7.2fx %8s %7.1fx %7.1fx %8.2fx %9s %8.2f\n",
+                w.name.c_str(), native, jitted, jit_checked, kcol, interp, checked, jitted / native,
+                jit_checked / native, kratio, interp / native, checked / native, jit_checked / jitted, jk,
+                interp / static_cast<double>(w.instructions));
+        }
+        const double kempty = get("kernel/empty");
+        if (kempty > 0) {
+            std::printf("kernel column: BPF_PROG_TEST_RUN's mean per run; an empty tc program measures %.1f ns there\n",
+                        kempty);
+        }
+        for (const std::string& n : notes) {
+            std::printf("no kernel number for %s\n", n.c_str());
         }
     }
 
@@ -311,6 +447,9 @@ int main(int argc, char** argv) {
         for (jit::Engine e : jit::available_engines()) {
             benchmark::RegisterBenchmark((std::string(jit::to_string(e)) + "/" + w.name).c_str(), run_engine, &w, e);
         }
+        if (w.kernel_prog) {
+            benchmark::RegisterBenchmark(("kernel/" + w.name).c_str(), run_kernel, &w)->UseManualTime()->Iterations(25);
+        }
         benchmark::RegisterBenchmark(("jit-compile/" + w.name).c_str(), compile_jit, &w);
     }
     for (const char* sample : {"suricata/xdp_filter.o", "linux/xdp_tx_iptunnel_kern.o", "linux/sockex2_kern.o"}) {
@@ -321,6 +460,18 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("jit-compile/random-1k", compile_large, 45, false);
     benchmark::RegisterBenchmark("jit-compile/random-10k", compile_large, 450, false);
     benchmark::RegisterBenchmark("jit-checked-compile/random-1k", compile_large, 45, true);
+    // The kernel's own per-run cost in BPF_PROG_TEST_RUN: an empty tc program.
+    if (kernel::availability().ok) {
+        const RawInsn empty[] = {{0xb7, 0, 0, 0, 0}, {0x95, 0, 0, 0, 0}};
+        Expected<kernel::Loaded> loaded = kernel::load_program(ProgramType::SchedCls, empty);
+        if (loaded) {
+            static Workload empty_workload;
+            empty_workload.name = "empty";
+            empty_workload.kernel_prog = std::make_unique<kernel::Fd>(std::move(loaded->fd));
+            empty_workload.kernel_repeat = kernel_repeat_for(*empty_workload.kernel_prog);
+            benchmark::RegisterBenchmark("kernel/empty", run_kernel, &empty_workload)->UseManualTime()->Iterations(25);
+        }
+    }
     benchmark::RegisterBenchmark("empty/jit", empty_round_trip, 0);
     benchmark::RegisterBenchmark("empty/interp", empty_round_trip, 1);
     benchmark::RegisterBenchmark("empty/interp-checked", empty_round_trip, 2);

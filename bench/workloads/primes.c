@@ -1,5 +1,5 @@
 #include "workload.h"
-/* Number of primes below 10,000 by trial division. */
+/* Number of primes below N by trial division, N from the buffer's first word (2,000). */
 WORKLOAD(primes) {
     u32 limit = *(u32*)mem;
     u64 count = 0;

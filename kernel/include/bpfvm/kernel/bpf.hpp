@@ -1,0 +1,85 @@
+// The running kernel's bpf() (DESIGN.md, kernel/): the thin layer bpfvm's kernel oracle and the
+// benchmarks' kernel column stand on. Raw syscalls, no libbpf: programs are loaded as bpfvm has
+// them (instructions with map references already resolved to the kernel's map fds).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bpfvm/vm/expected.hpp"
+#include "bpfvm/vm/program.hpp"
+#include "bpfvm/vm/specs.hpp"
+
+namespace bpfvm::kernel {
+
+// Whether this process may use bpf(): loading a two-instruction socket filter works. When it
+// does not, `reason` says why in one line (not root / no CAP_BPF, bpf() disabled, ...).
+struct Availability {
+    bool ok = false;
+    std::string reason;
+};
+const Availability& availability();  // probed once
+
+// A file descriptor, closed on destruction.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd();
+    Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Fd& operator=(Fd&& other) noexcept;
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    [[nodiscard]] int get() const { return fd_; }
+    [[nodiscard]] bool valid() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+struct MapDefinition {
+    vm::MapType type = vm::MapType::Array;
+    uint32_t key_size = 4;
+    uint32_t value_size = 0;
+    uint32_t max_entries = 1;
+    uint32_t flags = 0;
+    std::string name;  // up to 15 characters reach the kernel
+};
+
+Expected<Fd> create_map(const MapDefinition& def);
+Expected<Unit> update_map(const Fd& map, std::span<const uint8_t> key, std::span<const uint8_t> value);
+Expected<std::vector<uint8_t>> lookup_map(const Fd& map, std::span<const uint8_t> key, uint32_t value_size);
+// BPF_MAP_FREEZE: no more writes from user space. A frozen map created with BPF_F_RDONLY_PROG
+// (0x80) is constant to the kernel's verifier: loads from it at known offsets give known values.
+Expected<Unit> freeze_map(const Fd& map);
+
+// A program the kernel accepted, and what its verifier said about it.
+struct Loaded {
+    Fd fd;
+    std::string log;
+};
+
+// Loads `insns` (lddw src 1 = a map fd in imm) as `type`. When the verifier refuses, the error
+// carries the last lines of its log.
+Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn> insns,
+                              const std::string& license = "GPL");
+
+// BPF_PROG_TEST_RUN. retval is the low 32 bits of r0; duration_ns is the kernel's mean per run.
+struct TestRun {
+    uint32_t retval = 0;
+    uint32_t duration_ns = 0;
+    std::vector<uint8_t> data_out;
+    std::vector<uint8_t> ctx_out;
+};
+struct TestRunInput {
+    std::span<const uint8_t> data;
+    std::span<const uint8_t> ctx;
+    uint32_t repeat = 1;
+    uint32_t data_out_size = 0;  // 0: as large as the input plus 256
+    uint32_t ctx_out_size = 0;
+};
+Expected<TestRun> test_run(const Fd& program, const TestRunInput& input);
+
+}  // namespace bpfvm::kernel
