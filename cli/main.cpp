@@ -516,7 +516,9 @@ int main(int argc, char** argv) {
     mem_opt->excludes(packet_opt)->excludes(ctx_opt);
     run_cmd->add_option("--repeat", run_args.repeat, "Run N times and print the mean ns per run")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
-    run_cmd->add_option("--budget", run_args.budget, "Checked runs stop after this many instructions (0 = no limit)");
+    run_cmd->add_option("--budget", run_args.budget,
+                        "Instruction budget of checked runs (0 = no limit), charged ahead at function entries and loop "
+                        "headers for the longest path to the next");
     run_cmd->add_flag("--json", run_args.json, "Print one JSON object");
     run_cmd->add_flag("--blind-constants", run_args.blind, "JIT engines: blind the immediates in the code");
     run_args.loader.add_to(run_cmd);

@@ -1,8 +1,8 @@
 // Arbitrary bytes as bytecode: decode + validate; for valid programs, disassemble -> assemble must
 // give the same bytes back, and the checked interpreter must end (a budget bounds it) without
 // touching memory outside its regions (AddressSanitizer watches). The checked JIT runs every such
-// program and must end the same way (same r0 and memory, or the same trap); where the checked
-// interpreter finished, the unchecked engines must agree with it too.
+// program and must end the same way (same r0, memory and budget charged, or the same trap at the
+// same pc); where the checked interpreter finished, the unchecked engines must agree with it too.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -115,15 +115,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             continue;
         }
-        // A trap: the same one at the same pc (memory as the interpreter left it), or the budget
-        // running out at the start of a block that trapped later in the interpreter.
-        if (r.ok()) {
-            std::abort();
-        }
-        if (r.trap->kind == TrapKind::BudgetExhausted && r.trap->pc <= checked.trap->pc) {
-            continue;
-        }
-        if (r.trap->message() != checked.trap->message() || mem != after_checked) {
+        // A trap: the same one at the same pc (budget traps too: every checked engine charges the
+        // budget at the same points), with memory as the interpreter left it and the same charge.
+        if (r.ok() || r.trap->message() != checked.trap->message() || mem != after_checked ||
+            r.instructions != checked.instructions) {
             std::abort();
         }
     }

@@ -44,7 +44,9 @@ TEST(Interpreter, BothModesAgreeOnResults) {
     ASSERT_TRUE(c.ok() && f.ok());
     EXPECT_EQ(c.r0, f.r0);
     EXPECT_NE(c.r0, 0u);
-    EXPECT_EQ(c.instructions, 2u + 16u * 6u + 1u);  // counted in checked mode
+    // Charged in checked mode: 2 at the entry, then at each arrival at the loop header the longest
+    // path to the next charge point or exit (the body and the exit: 7).
+    EXPECT_EQ(c.instructions, 2u + 16u * 7u);
     EXPECT_EQ(f.instructions, 0u);
 }
 
@@ -109,19 +111,35 @@ TEST(Interpreter, ReadOnlyRegionsRefuseStores) {
 }
 
 TEST(Interpreter, BudgetStopsAnInfiniteLoop) {
+    // Charged 1 at the entry, then 2 per arrival at the loop: 999 paid, the next 2 do not fit.
     const Interpreter interp = make("mov %r0, 0\nloop: add %r0, 1\nja loop\n");
     const RunResult r = checked(interp, {}, 1000);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.trap->kind, TrapKind::BudgetExhausted);
-    EXPECT_EQ(r.instructions, 1000u);
-    EXPECT_EQ(r.trap->message().substr(r.trap->message().find(':')), ": instruction budget of 1000 exhausted");
+    EXPECT_EQ(r.trap->pc, 1u);
+    EXPECT_EQ(r.instructions, 999u);
+    EXPECT_EQ(r.trap->message(), "pc 1: instruction budget of 1000 exhausted");
 }
 
-TEST(Interpreter, BudgetCountsExactly) {
-    const Interpreter interp = make("mov %r0, 1\nmov %r0, 2\nexit");
-    EXPECT_TRUE(checked(interp, {}, 3).ok());
-    EXPECT_EQ(checked(interp, {}, 2).trap->kind, TrapKind::BudgetExhausted);
-    EXPECT_EQ(checked(interp, {}, 2).trap->pc, 2u);
+TEST(Interpreter, BudgetIsChargedAheadForTheLongestPath) {
+    // Straight-line code is paid for at the entry: a budget one short stops it before it starts.
+    const Interpreter line = make("mov %r0, 1\nmov %r0, 2\nexit");
+    EXPECT_TRUE(checked(line, {}, 3).ok());
+    EXPECT_EQ(checked(line, {}, 3).instructions, 3u);
+    EXPECT_EQ(checked(line, {}, 2).trap->kind, TrapKind::BudgetExhausted);
+    EXPECT_EQ(checked(line, {}, 2).trap->pc, 0u);
+    // A branch around two instructions: the short path (2 executed) still pays for the long one.
+    const Interpreter branch = make("jeq %r1, 0, +2\nmov %r0, 1\nmov %r0, 2\nexit");
+    const RunResult r = checked(branch, {}, 4);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.instructions, 4u);
+    EXPECT_FALSE(checked(branch, {}, 3).ok());
+    // A function pays at its entry, each time it is called.
+    const Interpreter calls = make("call local f\ncall local f\nexit\nf: mov %r0, 1\nexit");
+    EXPECT_EQ(checked(calls, {}, 0).instructions, 3u + 2u * 2u);
+    const RunResult short_of_second = checked(calls, {}, 6);
+    ASSERT_FALSE(short_of_second.ok());
+    EXPECT_EQ(short_of_second.trap->pc, 3u);
 }
 
 uint64_t add_all(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, CallContext* ctx) {

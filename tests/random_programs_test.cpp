@@ -64,6 +64,31 @@ TEST(RandomPrograms, CheckedEnginesAgreeOnHostilePrograms) {
     agree_on(1'000'000, program_count(2000) / 2, options);
 }
 
+// Budgets short of what a run charges: the checked engines stop at the same charge point, with
+// the same memory and the same charge taken.
+TEST(RandomPrograms, CheckedEnginesRunOutOfBudgetAtTheSamePlace) {
+    const vm::HelperTable helpers = mix_helpers();
+    unsigned stopped = 0;
+    for (uint64_t seed = 4'000'000; seed < 4'000'000 + program_count(2000) / 10; ++seed) {
+        Expected<vm::Program> program = vm::Program::from_raw(random_program(seed));
+        ASSERT_TRUE(program);
+        Expected<vm::Interpreter> interp = vm::Interpreter::create(*program, helpers);
+        ASSERT_TRUE(interp);
+        const std::vector<uint8_t> buffer = random_buffer(seed, RandomProgramOptions{}.buffer_size);
+        std::vector<uint8_t> mem = buffer;
+        const vm::RunResult full = interp->run_buffer(mem, {vm::Mode::Checked, 0});
+        ASSERT_TRUE(full.ok()) << "seed " << seed;
+        for (uint64_t k = 1; k < 4; ++k) {
+            const uint64_t budget = std::max<uint64_t>(1, full.instructions * k / 4);
+            mem = buffer;
+            stopped += interp->run_buffer(mem, {vm::Mode::Checked, budget}).ok() ? 0 : 1;
+            const Disagreement d = compare_engines(*program, helpers, buffer, budget);
+            ASSERT_FALSE(d.any) << "seed " << seed << ", budget " << budget << ":\n" << d.report;
+        }
+    }
+    EXPECT_GT(stopped, 0u);  // the budgets did stop runs
+}
+
 TEST(RandomPrograms, ValidProgramsFinishWithoutTrapping) {
     const vm::HelperTable helpers = mix_helpers();
     for (uint64_t seed = 1; seed <= 200; ++seed) {
@@ -103,8 +128,8 @@ TEST(RandomPrograms, GeneratorCoversEveryAluJumpMemoryAndCallForm) {
         }
     }
     for (const vm::OpInfo& row : vm::kOpTable) {
-        const bool wanted = row.form != vm::Form::CallBtf &&
-                            !(row.form == vm::Form::LoadImm64 && row.op != vm::Op::LddwImm);
+        const bool wanted =
+            row.form != vm::Form::CallBtf && !(row.form == vm::Form::LoadImm64 && row.op != vm::Op::LddwImm);
         if (wanted) {
             EXPECT_TRUE(seen.count(row.op)) << row.name << " never generated";
         }

@@ -59,42 +59,6 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
     }
 }
 
-std::vector<uint32_t> block_costs(const vm::Program& program) {
-    const std::size_t n = program.size();
-    std::vector<uint8_t> leader(n + 1, 0);
-    leader[0] = 1;
-    for (uint32_t f : program.functions()) {
-        leader[f] = 1;
-    }
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-        const vm::Instruction& insn = program[pc];
-        const vm::Form form = insn.info().form;
-        if (vm::has_target(form)) {
-            leader[static_cast<std::size_t>(vm::branch_target(insn, pc))] = 1;
-        }
-        const bool ends = form == vm::Form::Jump || form == vm::Form::Jump32 || form == vm::Form::CondImm ||
-                          form == vm::Form::CondReg || form == vm::Form::Call || form == vm::Form::CallLocal ||
-                          form == vm::Form::CallBtf || form == vm::Form::Callx || form == vm::Form::Exit ||
-                          form == vm::Form::LoadAbs || form == vm::Form::LoadInd;  // may end the run
-        if (ends) {
-            leader[pc + insn.slots()] = 1;
-        }
-    }
-    std::vector<uint32_t> cost(n, 0);
-    std::size_t start = 0;
-    uint32_t count = 0;
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-        if (leader[pc] != 0 && pc != start) {
-            cost[start] = count;
-            start = pc;
-            count = 0;
-        }
-        ++count;
-    }
-    cost[start] = count;
-    return cost;
-}
-
 std::vector<uint8_t> live_args_after(const vm::Program& program) {
     constexpr uint8_t kArgs = 0x3e;  // r1..r5
     auto bit = [](unsigned r) { return static_cast<uint8_t>(r >= 1 && r <= 5 ? 1u << r : 0u); };

@@ -58,13 +58,6 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
 // caches, or records an OutOfBounds / ReadOnly trap in `st`.
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
 
-// The instruction budget is charged a block at a time: when a straight-line block starts, all its
-// instructions are paid for, or the run traps at the block's first instruction. Blocks start at
-// pc 0, function entries, jump targets and after jumps, calls, exits and legacy packet loads
-// (which end the run when out of the packet). cost[pc] is the
-// number of instructions of the block starting at pc (0 where no block starts).
-std::vector<uint32_t> block_costs(const vm::Program& program);
-
 // Which of r1-r5 the program may still read after each instruction (bit k = rk), by backward
 // liveness over the control flow. Helper calls keep r1-r5 (the interpreter's rule); the JIT saves
 // around a call only those live after it. Conservative where it cannot see: after a local call

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "bpfvm/vm/flow.hpp"
 #include "bpfvm/vm/semantics.hpp"
 #include "bpfvm/vm/stack.hpp"
 #include "strings.hpp"
@@ -14,6 +15,8 @@ namespace bpfvm::vm {
 namespace {
 
 using Slot = Interpreter::Slot;
+
+constexpr std::size_t kChargeHandler = kOpCount;  // index of the charge point's handler
 
 struct Frame {
     const Slot* ret;
@@ -63,15 +66,18 @@ bool packet_read(std::span<const uint8_t> packet, int64_t offset, unsigned size,
 // of each Op's label from `trapped`), which create() stores in the slots: direct threading.
 template <bool kChecked>
 RunResult execute(const Slot* const base, std::span<const Helper> bound, const HelperTable& helpers,
-                  const RunInput& input, uint64_t budget, uint32_t tail_calls, const void* engine,
-                  decltype(CallContext::invoke) invoke, const int32_t** handler_offsets = nullptr) {
+                  const RunInput& input, uint64_t budget, const uint32_t* charges, uint32_t tail_calls,
+                  const void* engine, decltype(CallContext::invoke) invoke,
+                  const int32_t** handler_offsets = nullptr) {
+    // One handler per Op, then the charge point's (kChargeHandler).
     static const int32_t kOffsets[] = {
 #define X(NAME, OPCODE, MATCH, MVAL, MNEMONIC, FORM, SEM, WIDTH, GROUP, ISA) \
     static_cast<int32_t>(static_cast<const char*>(&&L_##NAME) - static_cast<const char*>(&&trapped)),
 #include "bpfvm/vm/opcodes.def"
 #undef X
+        static_cast<int32_t>(static_cast<const char*>(&&L_Charge) - static_cast<const char*>(&&trapped)),
     };
-    static_assert(std::size(kOffsets) == kOpCount);
+    static_assert(std::size(kOffsets) == kChargeHandler + 1);
     if (handler_offsets != nullptr) {
         *handler_offsets = kOffsets;
         return {};
@@ -118,18 +124,8 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
 // The run loop is macros and labels; its layout is kept by hand.
 // clang-format off
 #define PC() static_cast<uint32_t>(s - base)
-#define COUNT()                              \
-    do {                                     \
-        if constexpr (kChecked) {            \
-            if (remaining == 0) {            \
-                goto budget_exhausted;       \
-            }                                \
-            --remaining;                     \
-        }                                    \
-    } while (0)
 #define DISPATCH()                \
     do {                          \
-        COUNT();                  \
         goto* (anchor + s->handler); \
     } while (0)
 #define NEXT()   \
@@ -289,6 +285,19 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
 #define SEXT(v) static_cast<uint64_t>(static_cast<int64_t>(v))
 
     DISPATCH();
+
+    // A charge point (checked mode; see budget_charges): pay for the instructions up to the next
+    // one, then run the instruction here.
+L_Charge: {
+    if constexpr (kChecked) {
+        const uint32_t cost = charges[PC()];
+        if (remaining < cost) {
+            goto budget_exhausted;
+        }
+        remaining -= cost;
+    }
+    goto* (anchor + kOffsets[s->op]);
+}
 
     ALU(Add, a + b, a + b)
     ALU(Sub, a - b, a - b)
@@ -485,7 +494,6 @@ done:
     return result;
 
 #undef PC
-#undef COUNT
 #undef DISPATCH
 #undef NEXT
 #undef JUMP_IF
@@ -588,8 +596,8 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
     // One copy of the slots per mode, each pointing at that mode's handlers.
     const int32_t* checked = nullptr;
     const int32_t* fast = nullptr;
-    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, 0, nullptr, nullptr, &checked);
-    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, 0, nullptr, nullptr, &fast);
+    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, nullptr, nullptr, &checked);
+    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, nullptr, nullptr, &fast);
     interp.is_function_.assign(program.size(), 0);
     for (uint32_t f : program.functions()) {
         interp.is_function_[f] = 1;
@@ -600,13 +608,20 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
         interp.checked_[pc].handler = checked[interp.checked_[pc].op];
         interp.fast_[pc].handler = fast[interp.fast_[pc].op];
     }
+    interp.charges_ = budget_charges(program);
+    for (std::size_t pc = 0; pc < program.size(); ++pc) {
+        if (interp.charges_[pc] != 0) {
+            interp.checked_[pc].handler = checked[kChargeHandler];
+        }
+    }
     return interp;
 }
 
 RunResult Interpreter::run_from(const RunInput& input, Mode mode, uint64_t budget, uint32_t tail_calls) const {
     return mode == Mode::Checked
-               ? execute<true>(checked_.data(), bound_, helpers_, input, budget, tail_calls, this, &invoke_callback)
-               : execute<false>(fast_.data(), bound_, helpers_, input, 0, tail_calls, this, &invoke_callback);
+               ? execute<true>(checked_.data(), bound_, helpers_, input, budget, charges_.data(), tail_calls, this,
+                               &invoke_callback)
+               : execute<false>(fast_.data(), bound_, helpers_, input, 0, nullptr, tail_calls, this, &invoke_callback);
 }
 
 RunResult Interpreter::run(const RunInput& input, const RunOptions& options) const {

@@ -21,7 +21,7 @@
 // Checked mode adds, per load or store that is not inside the current frame by construction
 // (r10 plus a constant), an inline test against a one-entry cache of the region last used
 // (RunState rd_* for loads, wr_* for stores) and, on a miss, a call to bpfvm_jit_check through
-// one shared stub; per block, `sub r9, cost; jb` charges the budget.
+// one shared stub; at each charge point (vm/flow.hpp), `sub r9, cost; jb` charges the budget.
 #include <asmjit/x86.h>
 
 #include <algorithm>
@@ -31,6 +31,7 @@
 
 #include "../frontend.hpp"
 #include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/flow.hpp"
 
 namespace bpfvm::jit {
 
@@ -62,7 +63,7 @@ public:
           checked_(options.checked),
           blind_(options.blind_constants) {
         if (checked_) {
-            costs_ = block_costs(program);
+            costs_ = vm::budget_charges(program);
         }
         live_ = live_args_after(program);
         if (blind_ && options.blinding_seed != 0) {

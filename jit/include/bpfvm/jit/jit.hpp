@@ -7,10 +7,9 @@
 // programs nobody verified, as the interpreter's checked mode: every load and store is checked
 // against the run's regions (a stray access traps with its pc and address), atomics must be
 // aligned, and an optional instruction budget stops a program that runs too long. The budget is
-// charged a straight-line block at a time (at block entry, so in practice at back edges, calls
-// and branch targets): a run that stays within it finishes with exactly the interpreter's
-// instruction count, and one that does not traps at the first instruction of the block it cannot
-// pay for — the block in which the interpreter traps.
+// charged as the interpreter charges it, at function entries and loop headers
+// (vm::budget_charges): the same runs finish, with the same instructions charged, and the others
+// stop at the same pc.
 //
 // Code pages are written while not executable and made executable (never writable) before the
 // first run.

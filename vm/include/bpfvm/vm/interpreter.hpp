@@ -3,8 +3,9 @@
 //
 // Checked mode is for programs nobody has verified: every load and store is checked against
 // the regions the program may touch (its stack, and what RunInput::regions lists), atomics must
-// be aligned, and an optional budget bounds the number of executed instructions. Any fault ends
-// the run with a Trap naming the pc and address; the host never crashes.
+// be aligned, and an optional budget bounds the number of executed instructions (charged ahead
+// at function entries and loop headers: vm/flow.hpp). Any fault ends the run with a Trap naming
+// the pc and address; the host never crashes.
 //
 // Fast mode has no run-time checks and is only for programs a verifier accepted. On every
 // program that does not trap, both modes give the same results.
@@ -34,7 +35,8 @@ enum class Mode : uint8_t {
 
 struct RunOptions {
     Mode mode = Mode::Checked;
-    // Checked mode only: stop after this many executed instructions (0 = no limit).
+    // Checked mode only: the instruction budget (0 = no limit), charged at function entries and
+    // loop headers for the longest path to the next one (budget_charges in vm/flow.hpp).
     uint64_t budget = 0;
     // Tail calls the chain has taken before this run (another engine started it).
     uint32_t tail_calls = 0;
@@ -58,7 +60,8 @@ struct RunInput {
 struct RunResult {
     uint64_t r0 = 0;
     std::optional<Trap> trap;
-    uint64_t instructions = 0;  // executed instructions (checked mode only; 0 in fast mode)
+    uint64_t instructions = 0;  // budget charged (checked mode only; 0 in fast mode): at least the
+                                // instructions executed, exactly that on paths that branch nowhere
     uint32_t tail_calls = 0;    // bpf_tail_call jumps taken
     // Internal: set when the program took a tail call (run() follows it).
     const void* tail_call = nullptr;
@@ -100,6 +103,7 @@ private:
     std::vector<Slot> fast_;            // the same, pointing at the fast loop's handlers
     std::vector<Helper> bound_;         // helpers called by id (index in Slot::imm)
     std::vector<uint8_t> is_function_;  // per pc: a function entry (valid callback targets)
+    std::vector<uint32_t> charges_;     // the budget charged at each pc (budget_charges)
 
     static uint64_t invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                     uint64_t r5);

@@ -1,0 +1,32 @@
+// Control flow of a validated program, as every pass that walks it sees it: the successors of an
+// instruction within its function, and the instruction budget's charge points.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "bpfvm/vm/program.hpp"
+
+namespace bpfvm::vm {
+
+// Where control goes after the instruction at `pc`, within its function: the next instruction
+// and a jump target, each -1 when absent. Calls fall through (the callee is a function of its
+// own); exits and kernel-function calls (which trap) have no successor.
+struct Successors {
+    int64_t next = -1;
+    int64_t target = -1;
+};
+Successors successors(const Program& program, std::size_t pc);
+
+// The instruction budget of checked runs is charged ahead, at charge points: each function
+// entry, and each loop header (the target of a back edge of a depth-first walk from the function
+// entries; every cycle passes through one). A charge point costs the longest path, in
+// instructions, from it to an exit or to the next charge point. Every checked engine charges
+// the same amounts at the same places, so they all stop at the same pc; the budget bounds the
+// instructions a run executes (a run that branches around its longest paths pays for them).
+//
+// cost[pc] is the charge at pc (0 where pc is not a charge point).
+std::vector<uint32_t> budget_charges(const Program& program);
+
+}  // namespace bpfvm::vm

@@ -1,0 +1,101 @@
+#include "bpfvm/vm/flow.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace bpfvm::vm {
+
+Successors successors(const Program& program, std::size_t pc) {
+    const Instruction& insn = program[pc];
+    const auto next = static_cast<int64_t>(pc + insn.slots());
+    switch (insn.info().form) {
+        case Form::Jump:
+        case Form::Jump32:
+            return {-1, branch_target(insn, pc)};
+        case Form::CondImm:
+        case Form::CondReg:
+            return {next, branch_target(insn, pc)};
+        case Form::Exit:
+        case Form::CallBtf:
+            return {};
+        case Form::AluImm:
+        case Form::AluReg:
+        case Form::AluUnary:
+        case Form::Endian:
+        case Form::LoadMem:
+        case Form::StoreImm:
+        case Form::StoreReg:
+        case Form::Atomic:
+        case Form::LoadImm64:
+        case Form::LoadAbs:
+        case Form::LoadInd:
+        case Form::Call:
+        case Form::CallLocal:
+        case Form::Callx:
+            return {next, -1};
+    }
+    return {};
+}
+
+std::vector<uint32_t> budget_charges(const Program& program) {
+    const std::size_t n = program.size();
+    enum : uint8_t { kUnseen, kOnStack, kDone };
+    std::vector<uint8_t> state(n, kUnseen);
+    std::vector<uint8_t> charge_point(n, 0);
+    std::vector<uint32_t> order;  // depth-first post-order
+    order.reserve(n);
+    // An explicit stack of (pc, successors still to visit: 2 = both, 1 = target, 0 = none).
+    std::vector<std::pair<uint32_t, uint8_t>> stack;
+    for (uint32_t entry : program.functions()) {
+        charge_point[entry] = 1;
+        if (state[entry] != kUnseen) {
+            continue;
+        }
+        state[entry] = kOnStack;
+        stack.emplace_back(entry, 2);
+        while (!stack.empty()) {
+            auto& [pc, left] = stack.back();
+            if (left == 0) {
+                state[pc] = kDone;
+                order.push_back(pc);
+                stack.pop_back();
+                continue;
+            }
+            const Successors s = successors(program, pc);
+            const int64_t v = left == 2 ? s.next : s.target;
+            --left;
+            if (v < 0) {
+                continue;
+            }
+            const auto u = static_cast<std::size_t>(v);
+            if (state[u] == kOnStack) {
+                charge_point[u] = 1;  // a back edge: u heads a loop
+            } else if (state[u] == kUnseen) {
+                state[u] = kOnStack;
+                stack.emplace_back(static_cast<uint32_t>(u), 2);
+            }
+        }
+    }
+    // Longest paths, successors first: every edge that is not a back edge goes to an instruction
+    // finished earlier, and back edges end at charge points, which end a path.
+    std::vector<uint32_t> longest(n, 0);
+    for (uint32_t pc : order) {
+        const Successors s = successors(program, pc);
+        uint32_t best = 0;
+        for (int64_t v : {s.next, s.target}) {
+            if (v >= 0 && charge_point[static_cast<std::size_t>(v)] == 0) {
+                best = std::max(best, longest[static_cast<std::size_t>(v)]);
+            }
+        }
+        longest[pc] = best + 1;
+    }
+    std::vector<uint32_t> cost(n, 0);
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (charge_point[pc] != 0 && state[pc] == kDone) {
+            cost[pc] = longest[pc];
+        }
+    }
+    return cost;
+}
+
+}  // namespace bpfvm::vm
