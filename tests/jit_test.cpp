@@ -213,6 +213,36 @@ TEST(Jit, HelpersRunCallbacksInJitCode) {
     }
 }
 
+// 1 when the helper was called with the stack aligned as the SysV ABI requires (rsp + 8 a multiple
+// of 16 at entry: the frame pointer pushed there is 16-byte aligned).
+__attribute__((noinline)) uint64_t stack_aligned(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) {
+    return (reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) % 16) == 0 ? 1 : 0;
+}
+
+// Found when a C function the checked JIT calls began to use aligned SSE stores: the callback
+// entry called function bodies with rsp 8 bytes off. Helper calls from every kind of code (the
+// program, a callee, a callback, a callback's callee) see an aligned stack, in both JIT modes.
+TEST(Jit, RegressionHelpersAreCalledWithAnAlignedStack) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(102, "stack_aligned", stack_aligned));
+    const char* programs[] = {
+        "call 102\nexit",
+        "call local f\nexit\nf: call 102\nexit",
+        "lddw %r1, 4, 4\nmov %r2, 0\ncall 100\nexit\nf: call 102\nexit",
+        "lddw %r1, 4, 4\nmov %r2, 0\ncall 100\nexit\nf: call local g\nexit\ng: call 102\nexit",
+    };
+    for (const char* text : programs) {
+        for (Engine e : available_engines()) {
+            Expected<Executable> exe = Executable::create(program_of(text), h, e);
+            ASSERT_TRUE(exe) << exe.error().message();
+            const vm::RunResult r = exe->run_buffer({});
+            ASSERT_TRUE(r.ok()) << to_string(e) << ": " << text << ": " << r.trap->message();
+            EXPECT_EQ(r.r0, text[0] == 'l' ? 2u : 1u) << to_string(e) << ": " << text;
+        }
+    }
+}
+
 // ---- checked mode ---------------------------------------------------------------------------
 
 TEST(JitChecked, StrayLoadsAndStoresTrapWithPcAndAddress) {

@@ -50,12 +50,20 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
         st->trap_detail = hit == nullptr ? "" : hit->name;
         return;
     }
-    // Cached as [lo, end); the stack's entry is dropped when a frame returns.
-    st->rd_lo = static_cast<int64_t>(hit->begin);
-    st->rd_end = hit->begin + hit->size;
+    // Cached (the stack's entry is dropped when a frame returns). A region at address 0 is not:
+    // no hi[] could then refuse a width it cannot hold.
+    if (hit->begin == 0) {
+        return;
+    }
+    AccessCache c;
+    c.lo = hit->begin;
+    for (unsigned i = 0; i < 4; ++i) {
+        const uint64_t width = uint64_t{1} << i;
+        c.hi[i] = hit->size >= width ? hit->begin + hit->size - width : hit->begin - 1;  // none fits
+    }
+    st->rd = c;
     if (hit->writable) {
-        st->wr_lo = st->rd_lo;
-        st->wr_end = st->rd_end;
+        st->wr = c;
     }
 }
 
@@ -145,7 +153,8 @@ std::vector<uint8_t> live_args_after(const vm::Program& program) {
                 break;
             case vm::Form::Exit: {
                 succ1[pc] = -1;
-                const bool in_main = std::upper_bound(fns.begin(), fns.end(), static_cast<uint32_t>(pc)) - fns.begin() == 1;
+                const bool in_main =
+                    std::upper_bound(fns.begin(), fns.end(), static_cast<uint32_t>(pc)) - fns.begin() == 1;
                 u = in_main && !main_called ? 0 : kArgs;
                 break;
             }
@@ -268,7 +277,6 @@ call_entry(EntryFn entry, RunState* st) {
     return entry(st);
 }
 
-
 }  // namespace
 
 struct JitProgram::Impl {
@@ -327,8 +335,7 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
 
 // What a run whose code recorded a trap reports: a callback's own trap as it was, else the trap
 // the code recorded, naming the register of a bad callx and the helper and fault of a helper fault.
-uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
-                    uint64_t r5);
+uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 
 vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable& helpers, uint64_t budget) {
     if (ctx.callback_trap) {

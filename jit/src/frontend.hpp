@@ -12,6 +12,11 @@
 
 namespace bpfvm::jit {
 
+struct AccessCache {
+    uint64_t lo = ~uint64_t{0};
+    uint64_t hi[4] = {};  // for accesses of 1, 2, 4 and 8 bytes
+};
+
 // What generated code reads and writes while it runs; its layout is part of the ABI between the
 // front end and the back ends (they use offsetof).
 struct RunState {
@@ -32,13 +37,12 @@ struct RunState {
     // helpers may use of the stack. Calls and returns move `begin` by a frame.
     vm::Region stack_region;
     // Checked mode. The budget the run may still spend (kept in r9 while code runs; here across
-    // C calls); two caches of the last region a checked load (rd) or store (wr) landed in, as
-    // [lo, end) with lo compared signed (an empty cache has lo = INT64_MAX).
+    // C calls), and two caches of the last region a checked load (rd) or store (wr) landed in:
+    // an access of k bytes at a hits when lo <= a <= hi[log2 k] (hi[i] = end - 2^i, the last
+    // address such an access may start at), compared unsigned. An empty cache has lo = ~0.
     uint64_t budget = ~uint64_t{0};
-    int64_t rd_lo = INT64_MAX;
-    uint64_t rd_end = 0;
-    int64_t wr_lo = INT64_MAX;
-    uint64_t wr_end = 0;
+    AccessCache rd;
+    AccessCache wr;
     uint32_t trap_size = 0;  // memory traps: access width, store or not, the region's name
     uint32_t trap_write = 0;
     const char* trap_detail = nullptr;
@@ -86,8 +90,8 @@ private:
 struct Compiled {
     std::vector<uint8_t> code;
     std::size_t entry = 0;
-    bool leaf = false;  // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
-    std::size_t callback_entry = 0;                           // `uint64_t f(RunState*)` calling callback_target
+    bool leaf = false;               // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
+    std::size_t callback_entry = 0;  // `uint64_t f(RunState*)` calling callback_target
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, offset of its call entry)
     std::string listing;
 };

@@ -20,8 +20,8 @@
 // The generated function is `uint64_t f(RunState*)`. Verified mode has no run-time checks.
 // Checked mode adds, per load or store that is not inside the current frame by construction
 // (r10 plus a constant), an inline test against a one-entry cache of the region last used
-// (RunState rd_* for loads, wr_* for stores) and, on a miss, a call to bpfvm_jit_check through
-// one shared stub; at each charge point (vm/flow.hpp), `sub r9, cost; jb` charges the budget.
+// (RunState::rd for loads, wr for stores: two compares) and, on a miss, a call to
+// bpfvm_jit_check through one shared stub; at each charge point (vm/flow.hpp), `sub r9, cost; jb` charges the budget.
 #include <asmjit/x86.h>
 
 #include <algorithm>
@@ -167,6 +167,7 @@ private:
         Label label;
         Label resume;
         uint64_t info;
+        Gp address;  // where the address is (r10, or the base register)
     };
     std::vector<SlowAccess> slow_accesses_;
     std::vector<Label> labels_;
@@ -180,8 +181,8 @@ private:
         vm::TrapKind kind;
         uint32_t pc;
         uint64_t address;
-        uint32_t refund = 0;      // budget traps: the block's cost, given back (it was not spent)
-        uint32_t size = 0;        // misaligned atomics: the width (the address is in r10)
+        uint32_t refund = 0;  // budget traps: the block's cost, given back (it was not spent)
+        uint32_t size = 0;    // misaligned atomics: the width (the address is in r10)
     };
     std::vector<PendingTrap> traps_;
     Label packet_fail_;
@@ -321,7 +322,11 @@ public:
         a_.bind(callback_entry_);
         enter();
         a_.add(rbp, vm::kStackFrameBytes);  // the call entry takes one frame: [top - 512, top)
+        // Function bodies run with rsp 16-byte aligned (so their C calls are): a call from an
+        // aligned rsp would leave it 8 off.
+        a_.sub(rsp, 8);
         a_.call(field(offsetof(RunState, callback_target)));
+        a_.add(rsp, 8);
         a_.jmp(epilogue_);
     }
     Label callback_entry_;
@@ -368,6 +373,9 @@ private:
         // Checked accesses the caches missed: ask bpfvm_jit_check, then resume or unwind.
         for (const SlowAccess& s : slow_accesses_) {
             a_.bind(s.label);
+            if (s.address != r10) {
+                a_.mov(r10, s.address);
+            }
             a_.mov(r11, s.info);
             a_.call(check_stub_);
             a_.jmp(s.resume);
@@ -734,29 +742,33 @@ private:
     }
 
     // The operand of a load or store of `len` bytes at base + off. Checked mode: unless it lies
-    // in the current frame by construction (r10 + a constant), the address goes to r10 and is
-    // tested against the cache of the last region used, with bpfvm_jit_check on a miss.
-    Mem access(uint8_t base, int16_t off, uint32_t len, bool write, std::size_t pc) {
+    // in the current frame by construction (r10 + a constant), the address (the base register
+    // itself when off is 0, else r10; always r10 with `in_r10`) is tested against the cache of
+    // the last region used, with bpfvm_jit_check on a miss.
+    Mem access(uint8_t base, int16_t off, uint32_t len, bool write, std::size_t pc, bool in_r10 = false) {
         const Gp& b = kRegs[base];
-        const bool in_frame = base == 10 && off >= -static_cast<int32_t>(vm::kStackFrameBytes) &&
-                              off <= -static_cast<int32_t>(len);
+        const bool in_frame =
+            base == 10 && off >= -static_cast<int32_t>(vm::kStackFrameBytes) && off <= -static_cast<int32_t>(len);
         if (!checked_ || in_frame) {
             return ptr(b, off, len);
         }
         const Label slow = a_.newLabel();
         const Label resume = a_.newLabel();
-        const std::size_t lo = write ? offsetof(RunState, wr_lo) : offsetof(RunState, rd_lo);
-        const std::size_t end = write ? offsetof(RunState, wr_end) : offsetof(RunState, rd_end);
-        a_.lea(r10, ptr(b, off));
-        a_.cmp(r10, field(lo));
-        a_.jl(slow);  // signed: an address >= 2^63 is below every region
-        a_.lea(r11, ptr(r10, static_cast<int32_t>(len)));
-        a_.cmp(r11, field(end));
+        const std::size_t cache = write ? offsetof(RunState, wr) : offsetof(RunState, rd);
+        const std::size_t width_index = len == 1 ? 0 : len == 2 ? 1 : len == 4 ? 2 : 3;
+        Gp addr = b;
+        if (off != 0 || in_r10) {
+            a_.lea(r10, ptr(b, off));
+            addr = r10;
+        }
+        a_.cmp(addr, field(cache + offsetof(AccessCache, lo)));
+        a_.jb(slow);
+        a_.cmp(addr, field(cache + offsetof(AccessCache, hi) + 8 * width_index));
         a_.ja(slow);
         a_.bind(resume);
-        slow_accesses_.push_back({slow, resume, access_info(static_cast<uint32_t>(pc), len, write)});
+        slow_accesses_.push_back({slow, resume, access_info(static_cast<uint32_t>(pc), len, write), addr});
         uses_check_stub_ = true;
-        return ptr(r10, 0, len);
+        return ptr(addr, 0, len);
     }
 
     void load(const vm::OpInfo& row, const Gp& d, const vm::Instruction& insn, std::size_t pc) {
@@ -827,7 +839,7 @@ private:
         const Gp sw = w64 ? s : s.r32();
         const Mem m = ptr(r10, 0, row.width);
         if (checked_) {
-            (void)access(insn.dst, insn.off, row.width, true, pc);
+            (void)access(insn.dst, insn.off, row.width, true, pc, true);
             if (insn.dst == 10) {
                 a_.lea(r10, ptr(rbp, insn.off));  // in the frame: access() left r10 alone
             }
@@ -1085,9 +1097,8 @@ private:
         a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
         if (checked_) {
             // The returned frame is no longer the program's: caches that may hold it are dropped.
-            a_.mov(r11, INT64_MAX);
-            a_.mov(field(offsetof(RunState, rd_lo)), r11);
-            a_.mov(field(offsetof(RunState, wr_lo)), r11);
+            a_.mov(field(offsetof(RunState, rd) + offsetof(AccessCache, lo)), -1);
+            a_.mov(field(offsetof(RunState, wr) + offsetof(AccessCache, lo)), -1);
         }
     }
 
