@@ -177,6 +177,14 @@ private:
     }
 
     void alu() {
+        if (chance(6)) {
+            // clang's zero extension of a byte or half: a move, then an `and` with the mask
+            const uint8_t dst = writable();
+            const bool wide = chance(50);
+            emit(row_named(wide ? "mov" : "mov32", Form::AluReg), dst, readable(), 0, 0);
+            emit(row_named(chance(50) ? "and" : "and32", Form::AluImm), dst, 0, 0, chance(50) ? 0xff : 0xffff);
+            return;
+        }
         const OpInfo& row = *alu_[pick(alu_.size())];
         const uint8_t dst = writable();
         int32_t imm = 0;
@@ -212,6 +220,14 @@ private:
             const uint8_t t = writable();
             emit(row_named("mov", Form::AluReg), t, 10, 0, 0);
             emit(row_named("add", Form::AluImm), t, 0, 0, off);
+            if (chance(30)) {
+                // a store through it first: the pointer is still needed after it
+                uint8_t v = readable();
+                while (v == t) {
+                    v = readable();
+                }
+                store_from(t, 0, w, v);
+            }
             load_into(t, t, 0, w);
         } else {
             load_into(writable(), 10, off, w);
@@ -253,6 +269,36 @@ private:
         const uint8_t t = writable();
         emit(row_named("mov32", Form::AluReg), t, readable(), 0, 0);
         emit(row_named("and", Form::AluImm), t, 0, 0, static_cast<int32_t>(o_.buffer_size - w));
+        if (chance(30)) {
+            // the pointer in another register: rU = buffer; rU += index (then the access)
+            uint8_t u = writable();
+            while (u == t) {
+                u = writable();
+            }
+            emit(row_named("mov", Form::AluReg), u, kBuffer, 0, 0);
+            emit(row_named("add", Form::AluReg), u, t, 0, 0);
+            if (chance(40)) {
+                // two accesses through the pointer: it is still needed after the first
+                uint8_t v = writable();
+                while (v == u) {
+                    v = writable();
+                }
+                load_into(v, u, 0, w);
+                load_into(u, u, 0, w);
+                return;
+            }
+            if (chance(50)) {
+                load_into(u, u, 0, w);
+            } else {
+                uint8_t v = readable();
+                while (v == u) {
+                    v = readable();
+                }
+                store_from(u, 0, w, v);
+                mov_imm(u, interesting());
+            }
+            return;
+        }
         emit(row_named("add", Form::AluReg), t, kBuffer, 0, 0);
         if (chance(50)) {
             load_into(t, t, 0, w);
@@ -316,6 +362,15 @@ private:
             emit(row_named("sub", Form::AluImm), c, 0, 0, 1);
         } else {
             emit(row_named("add", Form::AluImm), c, 0, 0, -1);
+        }
+        if (chance(30)) {
+            // as clang lays out some loops: leave when done, else jump back
+            static constexpr const char* kDone[] = {"jeq", "jsle", "jle", "jeq32", "jsle32"};
+            const std::size_t done = emit(row_named(kDone[pick(std::size(kDone))], Form::CondImm), c, 0, 1, 0);
+            const std::size_t back = emit(row_named("ja", Form::Jump), 0, 0, 0, 0);
+            (void)done;
+            code_[back].off = static_cast<int16_t>(static_cast<int64_t>(head) - static_cast<int64_t>(back) - 1);
+            return;
         }
         static constexpr const char* kBack[] = {"jne", "jsgt", "jgt", "jne32", "jsgt32"};
         const std::size_t back = emit(row_named(kBack[pick(std::size(kBack))], Form::CondImm), c, 0, 0, 0);

@@ -29,6 +29,7 @@
 #include <cstring>
 #include <random>
 
+#include "../analysis.hpp"
 #include "../frontend.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/flow.hpp"
@@ -65,7 +66,8 @@ public:
         if (checked_) {
             costs_ = vm::budget_charges(program);
         }
-        live_ = live_args_after(program);
+        facts_ = analyse(program);
+        steps_ = plan(program, facts_, PlanOptions{!blind_});
         if (blind_ && options.blinding_seed != 0) {
             keys_.seed(options.blinding_seed);
         } else if (blind_) {
@@ -102,13 +104,7 @@ public:
         for (uint32_t f : p_.functions()) {
             call_labels_[f] = a_.newLabel();
         }
-        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
-            const bool call = p_[pc].op == vm::Op::CallLocal && vm::branch_target(p_[pc], pc) == 0;
-            const bool address = p_[pc].op == vm::Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + p_[pc].imm == 0;
-            if (call || address) {
-                main_is_called_ = true;  // the program's first function is also called (or a callback)
-            }
-        }
+        main_is_called_ = facts_.main_is_called;
         leaf_ = is_leaf();
         if (leaf_) {
             leaf_prologue();
@@ -125,16 +121,22 @@ public:
             if (labels_[pc].isValid()) {
                 a_.bind(labels_[pc]);
             }
+            const Step& step = steps_[pc];
+            if (step.kind == Fused::Covered) {
+                continue;  // lowered with an earlier instruction (whose listing names it)
+            }
             if (listing_) {
-                const std::string text =
-                    "; " + std::to_string(pc) + ": " + vm::format_instruction(p_[pc], vm::Syntax::Llvm);
-                a_.comment(text.c_str());
+                for (std::size_t k = pc; k < pc + step.span; k += p_[k].slots()) {
+                    const std::string text =
+                        "; " + std::to_string(k) + ": " + vm::format_instruction(p_[k], vm::Syntax::Llvm);
+                    a_.comment(text.c_str());
+                }
             }
             if (checked_ && costs_[pc] != 0) {
                 a_.sub(r9, costs_[pc]);
                 a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
             }
-            lower(pc, p_[pc]);
+            lower_step(pc, step);
         }
         if (leaf_) {
             leaf_epilogue();
@@ -160,7 +162,8 @@ private:
     bool blind_;
     std::mt19937_64 keys_;  // constant blinding: a fresh key per immediate
     std::vector<uint32_t> costs_;
-    std::vector<uint8_t> live_;  // r1-r5 live after each instruction
+    Facts facts_;              // liveness, boundaries, widths (analysis.hpp)
+    std::vector<Step> steps_;  // how each instruction is lowered
     Label check_stub_;
     bool uses_check_stub_ = false;
     struct SlowAccess {
@@ -414,6 +417,44 @@ private:
 
     // ---- lowering -----------------------------------------------------------------------
 
+    void lower_step(std::size_t pc, const Step& step) {
+        switch (step.kind) {
+            case Fused::Alone:
+                lower(pc, p_[pc]);
+                return;
+            case Fused::Covered:
+            case Fused::Nothing:
+                return;
+            case Fused::Address: {
+                const std::size_t at = pc + step.span - 1;  // the memory op (traps name its pc)
+                memory_op(at, p_[at], Address{step.base, step.index, step.disp});
+                return;
+            }
+            case Fused::AddMove: {
+                const bool w64 = p_[pc].info().width == 8;
+                const Gp d = w64 ? kRegs[p_[pc].dst] : kRegs[p_[pc].dst].r32();
+                const Gp& b = kRegs[step.base];
+                a_.lea(d, step.index < 0 ? ptr(b, step.disp) : ptr(b, kRegs[step.index]));
+                return;
+            }
+            case Fused::ZeroExtend: {
+                const Gp d = kRegs[p_[pc].dst].r32();
+                const Gp& src = kRegs[step.base];
+                if (step.disp == 8) {
+                    a_.movzx(d, src.r8());
+                } else {
+                    a_.movzx(d, src.r16());
+                }
+                return;
+            }
+            case Fused::Inverted: {
+                const vm::Instruction& jump = p_[pc + 1];
+                cond_jump(p_[pc].info(), p_[pc], labels_[static_cast<std::size_t>(vm::branch_target(jump, pc + 1))], true);
+                return;
+            }
+        }
+    }
+
     void lower(std::size_t pc, const vm::Instruction& insn) {
         const vm::OpInfo& row = insn.info();
         const bool w64 = row.width == 8;
@@ -435,13 +476,9 @@ private:
                 endian(row.sem, d, insn.imm);
                 break;
             case Form::LoadMem:
-                load(row, d, insn, pc);
-                break;
             case Form::StoreImm:
-                store_imm(row.width, insn, pc, insn.imm);
-                break;
             case Form::StoreReg:
-                store_reg(row.width, insn, pc, s);
+                memory_op(pc, insn, Address{row.form == Form::LoadMem ? insn.src : insn.dst, -1, insn.off});
                 break;
             case Form::Atomic:
                 atomic(row, insn, pc);
@@ -469,7 +506,7 @@ private:
                 break;
             case Form::CondImm:
             case Form::CondReg:
-                cond_jump(row, insn, pc);
+                cond_jump(row, insn, labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))], false);
                 break;
             case Form::Call:
                 call_helper(insn, pc);
@@ -555,7 +592,9 @@ private:
             return;
         }
         if (sem == Sem::Mov) {
-            if (w64) {
+            if (imm == 0) {
+                a_.xor_(d.r32(), d.r32());  // (flags are dead between instructions)
+            } else if (w64) {
                 a_.mov(d, static_cast<int64_t>(imm));  // sign-extended
             } else {
                 a_.mov(d, static_cast<uint32_t>(imm));
@@ -741,24 +780,34 @@ private:
         }
     }
 
-    // The operand of a load or store of `len` bytes at base + off. Checked mode: unless it lies
-    // in the current frame by construction (r10 + a constant), the address (the base register
-    // itself when off is 0, else r10; always r10 with `in_r10`) is tested against the cache of
+    // An address: base + index + disp (index < 0: none).
+    struct Address {
+        uint8_t base;
+        int8_t index;
+        int32_t disp;
+    };
+
+    // The operand of a load or store of `len` bytes at `at`. Checked mode: unless it lies in the
+    // current frame by construction (r10 plus a constant), the address (the base register itself
+    // when that is all it is, else r10; always r10 with `in_r10`) is tested against the cache of
     // the last region used, with bpfvm_jit_check on a miss.
-    Mem access(uint8_t base, int16_t off, uint32_t len, bool write, std::size_t pc, bool in_r10 = false) {
-        const Gp& b = kRegs[base];
-        const bool in_frame =
-            base == 10 && off >= -static_cast<int32_t>(vm::kStackFrameBytes) && off <= -static_cast<int32_t>(len);
+    Mem access(const Address& at, uint32_t len, bool write, std::size_t pc, bool in_r10 = false) {
+        const Gp& b = kRegs[at.base];
+        const Mem plain = at.index < 0 ? ptr(b, at.disp, len) : ptr(b, kRegs[at.index], 0, at.disp, len);
+        const bool in_frame = at.base == 10 && at.index < 0 && at.disp >= -static_cast<int32_t>(vm::kStackFrameBytes) &&
+                              at.disp <= -static_cast<int32_t>(len);
         if (!checked_ || in_frame) {
-            return ptr(b, off, len);
+            return plain;
         }
         const Label slow = a_.newLabel();
         const Label resume = a_.newLabel();
         const std::size_t cache = write ? offsetof(RunState, wr) : offsetof(RunState, rd);
         const std::size_t width_index = len == 1 ? 0 : len == 2 ? 1 : len == 4 ? 2 : 3;
         Gp addr = b;
-        if (off != 0 || in_r10) {
-            a_.lea(r10, ptr(b, off));
+        if (at.index >= 0 || at.disp != 0 || in_r10) {
+            Mem m = plain;
+            m.setSize(0);
+            a_.lea(r10, m);
             addr = r10;
         }
         a_.cmp(addr, field(cache + offsetof(AccessCache, lo)));
@@ -771,8 +820,20 @@ private:
         return ptr(addr, 0, len);
     }
 
-    void load(const vm::OpInfo& row, const Gp& d, const vm::Instruction& insn, std::size_t pc) {
-        const Mem m = access(insn.src, insn.off, row.width, false, pc);
+    // A load or store (`insn` at pc) at `at`, which may have been folded from earlier instructions.
+    void memory_op(std::size_t pc, const vm::Instruction& insn, const Address& at) {
+        const vm::OpInfo& row = insn.info();
+        if (row.form == Form::LoadMem) {
+            load(row, kRegs[insn.dst], access(at, row.width, false, pc));
+        } else if (row.form == Form::StoreImm) {
+            store_imm(row.width, access(at, row.width, true, pc), insn.imm);
+        } else {
+            BPFVM_ASSERT(row.form == Form::StoreReg);
+            store_value(row.width, access(at, row.width, true, pc), kRegs[insn.src]);
+        }
+    }
+
+    void load(const vm::OpInfo& row, const Gp& d, const Mem& m) {
         if (row.sem == Sem::Ldxs) {
             if (row.width == 4) {
                 a_.movsxd(d, m);
@@ -794,8 +855,7 @@ private:
         }
     }
 
-    void store_imm(unsigned width, const vm::Instruction& insn, std::size_t pc, int32_t imm) {
-        const Mem m = access(insn.dst, insn.off, width, true, pc);
+    void store_imm(unsigned width, const Mem& m, int32_t imm) {
         if (blind_) {
             const Gp v = blinded(imm, width == 8);
             store_value(width, m, v);
@@ -811,10 +871,6 @@ private:
             default:
                 a_.mov(m, imm);  // a 64-bit store sign-extends the immediate, as eBPF does
         }
-    }
-
-    void store_reg(unsigned width, const vm::Instruction& insn, std::size_t pc, const Gp& s) {
-        store_value(width, access(insn.dst, insn.off, width, true, pc), s);
     }
 
     void store_value(unsigned width, const Mem& m, const Gp& s) {
@@ -839,7 +895,7 @@ private:
         const Gp sw = w64 ? s : s.r32();
         const Mem m = ptr(r10, 0, row.width);
         if (checked_) {
-            (void)access(insn.dst, insn.off, row.width, true, pc, true);
+            (void)access(Address{insn.dst, -1, insn.off}, row.width, true, pc, true);
             if (insn.dst == 10) {
                 a_.lea(r10, ptr(rbp, insn.off));  // in the frame: access() left r10 alone
             }
@@ -909,7 +965,27 @@ private:
         BPFVM_ASSERT(false);
     }
 
-    void cond_jump(const vm::OpInfo& row, const vm::Instruction& insn, std::size_t pc) {
+    // The condition that holds exactly when `sem`'s does not (Jset's inverse, "no bit in
+    // common", is lowered as jz: kept as Ja here, which no compare uses).
+    static Sem inverse(Sem sem) {
+        constexpr std::pair<Sem, Sem> kPairs[] = {
+            {Sem::Jeq, Sem::Jne},   {Sem::Jgt, Sem::Jle},   {Sem::Jge, Sem::Jlt}, {Sem::Jsgt, Sem::Jsle},
+            {Sem::Jsge, Sem::Jslt}, {Sem::Jset, Sem::Ja},
+        };
+        for (const auto& [a, b] : kPairs) {
+            if (sem == a) {
+                return b;
+            }
+            if (sem == b && a != Sem::Jset) {
+                return a;
+            }
+        }
+        BPFVM_ASSERT(false);
+        return sem;
+    }
+
+    // Compare and branch to `target` when the condition holds (or, `inverted`, when it does not).
+    void cond_jump(const vm::OpInfo& row, const vm::Instruction& insn, const Label& target, bool inverted) {
         const bool w64 = row.width == 8;
         const Gp d = w64 ? kRegs[insn.dst] : kRegs[insn.dst].r32();
         const bool reg = row.form == Form::CondReg;
@@ -929,64 +1005,73 @@ private:
             }
         } else if (reg) {
             a_.cmp(d, s);
+        } else if (insn.imm == 0) {
+            a_.test(d, d);  // the same flags for every condition below, and shorter
         } else {
             a_.cmp(d, insn.imm);
         }
-        const Label& target = labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))];
-        if (row.sem == Sem::Jeq) {
+        Sem sem = row.sem;
+        if (inverted) {
+            sem = inverse(sem);
+        }
+        if (sem == Sem::Jeq) {
             a_.je(target);
             return;
         }
-        if (row.sem == Sem::Jne) {
+        if (sem == Sem::Jne) {
             a_.jne(target);
             return;
         }
-        if (row.sem == Sem::Jgt) {
+        if (sem == Sem::Jgt) {
             a_.ja(target);
             return;
         }
-        if (row.sem == Sem::Jge) {
+        if (sem == Sem::Jge) {
             a_.jae(target);
             return;
         }
-        if (row.sem == Sem::Jlt) {
+        if (sem == Sem::Jlt) {
             a_.jb(target);
             return;
         }
-        if (row.sem == Sem::Jle) {
+        if (sem == Sem::Jle) {
             a_.jbe(target);
             return;
         }
-        if (row.sem == Sem::Jsgt) {
+        if (sem == Sem::Jsgt) {
             a_.jg(target);
             return;
         }
-        if (row.sem == Sem::Jsge) {
+        if (sem == Sem::Jsge) {
             a_.jge(target);
             return;
         }
-        if (row.sem == Sem::Jslt) {
+        if (sem == Sem::Jslt) {
             a_.jl(target);
             return;
         }
-        if (row.sem == Sem::Jsle) {
+        if (sem == Sem::Jsle) {
             a_.jle(target);
             return;
         }
-        if (row.sem == Sem::Jset) {
+        if (sem == Sem::Jset) {
             a_.jnz(target);
+            return;
+        }
+        if (sem == Sem::Ja) {  // inverted Jset
+            a_.jz(target);
             return;
         }
         BPFVM_ASSERT(false);
     }
 
     // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
-    // still read are saved (live_args_after), and r9 (the budget) in checked mode; rsp stays
+    // still read are saved (Facts::live_after), and r9 (the budget) in checked mode; rsp stays
     // 16-byte aligned for the C call.
     std::vector<Gp> saved_around(std::size_t pc) const {
         std::vector<Gp> regs;
         for (unsigned r = 1; r <= 5; ++r) {
-            if ((live_[pc] >> r) & 1) {
+            if (facts_.live(pc, r)) {
                 regs.push_back(kRegs[r]);
             }
         }

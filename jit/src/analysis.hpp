@@ -1,0 +1,77 @@
+// What the JIT knows about a program before lowering it (private to jit/, shared by the back
+// ends): which registers are still read after each instruction, where control enters other than
+// from the instruction before, how wide each register's value can be, and which neighbouring
+// instructions lower together (the plan).
+//
+// Everything here is about bpfvm's semantics, not a verifier's: programs may be unverified, so
+// the analyses assume nothing the checked interpreter does not enforce (r1-r5 keep their values
+// across helper calls, a callee sees its caller's r6-r9, a function's exit may be read by a
+// caller).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bpfvm/vm/program.hpp"
+
+namespace bpfvm::jit {
+
+// A register's value fits in 8, 16 or 32 bits (zero-extended), or may use all 64.
+enum class Width : uint8_t {
+    W8,
+    W16,
+    W32,
+    W64,
+};
+
+struct Facts {
+    // Bit k set: rk (k < 10) may be read after the instruction at pc, on some path.
+    std::vector<uint16_t> live_after;
+    // Control enters pc other than by falling through from the instruction before it: a jump or
+    // call target, or a function entry. Instructions lower together only when no boundary lies
+    // inside them.
+    std::vector<uint8_t> boundary;
+    // 2 bits per register (Width), the known width of each one before the instruction at pc.
+    std::vector<uint32_t> widths;
+    bool main_is_called = false;  // the first function is also a call or callback target
+
+    [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
+    [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {
+        return static_cast<Width>((widths[pc] >> (2 * reg)) & 3);
+    }
+};
+
+Facts analyse(const vm::Program& program);
+
+// How an instruction is lowered. The fused forms stand for the instructions from pc up to and
+// including pc + span - 1, which are `Covered` (no code of their own); none of those but the
+// first is a boundary.
+enum class Fused : uint8_t {
+    Alone,     // lowered by itself
+    Covered,   // part of an earlier instruction's fusion
+    Nothing,   // changes nothing (an `and` or a 32-bit self-move of a value that already fits)
+    Address,   // `rX = rY; rX += rZ|imm; memory op on [rX + off]` (span 3), or `rX += rZ|imm;
+               // memory op on [rX + off]` (span 2), rX dead afterwards or the load's
+               // destination: the memory op on [rY + rZ|imm + off]
+    AddMove,   // `rX = rY; rX += rZ|imm` (same width): rX = rY + rZ|imm in one instruction
+    ZeroExtend,  // `rX = rY; rX &= 0xff|0xffff`: rX = the low byte or half of rY
+    Inverted,    // `if (c) goto pc + 2; goto T`: if (!c) goto T
+};
+
+struct Step {
+    Fused kind = Fused::Alone;
+    uint8_t span = 1;
+    // Address and AddMove: the operands. `index` is a register number, or -1 with the constant
+    // in `disp` (for Address, disp also holds the memory op's offset).
+    uint8_t base = 0;
+    int8_t index = -1;
+    int32_t disp = 0;
+};
+
+struct PlanOptions {
+    bool fold_immediates = true;  // false with constant blinding: no chosen constant in the code
+};
+
+std::vector<Step> plan(const vm::Program& program, const Facts& facts, const PlanOptions& options);
+
+}  // namespace bpfvm::jit
