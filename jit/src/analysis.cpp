@@ -1,9 +1,8 @@
 #include "analysis.hpp"
 
 #include <algorithm>
+#include <array>
 #include <limits>
-
-#include "bpfvm/vm/flow.hpp"
 
 namespace bpfvm::jit {
 
@@ -14,218 +13,285 @@ using vm::Op;
 using vm::Sem;
 
 constexpr uint16_t bit(unsigned r) {
-    return static_cast<uint16_t>(r < 10 ? 1u << r : 0u);
+    return static_cast<uint16_t>((1u << r) & 0x3ff);  // r10 is never tracked
 }
 constexpr uint16_t kR0 = 1;
-constexpr uint16_t kArgs = 0x3e;   // r1..r5
+constexpr uint16_t kArgs = 0x3e;  // r1..r5
 constexpr uint16_t kR1toR9 = 0x3fe;
+
+constexpr unsigned bits_of(uint64_t v) {
+    return 64 - static_cast<unsigned>(__builtin_clzll(v | 1)) - (v == 0 ? 1 : 0);
+}
+
+constexpr Width width_for_bits(unsigned bits) {
+    return static_cast<Width>((bits > 8 ? 1 : 0) + (bits > 16 ? 1 : 0) + (bits > 32 ? 1 : 0));
+}
+
+constexpr unsigned bits_for(Width w) {
+    return 8u << static_cast<unsigned>(w);
+}
+
+// Widths are kept as a thermometer code, 3 bits per register (W8 = 000, W16 = 001, W32 = 011,
+// W64 = 111): the narrower of two is their bitwise and, the wider their or, and the join of two
+// states is the or of the packed words.
+constexpr uint64_t code(Width w) {
+    return (uint64_t{1} << static_cast<unsigned>(w)) - 1;
+}
+constexpr uint64_t kAllWide = (uint64_t{1} << (3 * vm::kNumRegisters)) - 1;  // every register W64
+constexpr uint8_t kCode32 = static_cast<uint8_t>(code(Width::W32));
+
+// What an instruction does to the widths: dst = ((dst & keep) | (src & take) | value) & mask &
+// (src | src_or). Right shifts by a constant and local calls are the two `special` cases.
+struct WidthOp {
+    uint8_t dst = 0;
+    uint8_t src = 0;
+    uint8_t keep = 7;
+    uint8_t take = 0;
+    uint8_t value = 0;
+    uint8_t mask = 7;
+    uint8_t src_or = 7;
+    uint8_t special = 0;  // kShiftRight (shift count in `value`) or kLocalCall
+};
+constexpr uint8_t kShiftRight = 1;
+constexpr uint8_t kLocalCall = 2;
+
+// Everything the analyses need of an opcode, decided at compile time for each row of the table,
+// so that the passes look an instruction up instead of branching on its kind (the branches of a
+// switch over a program's instructions are mispredicted most of the time).
+struct OpShape {
+    // Liveness: fixed registers, plus dst and src as flagged (bpfvm's rules, see analysis.hpp).
+    uint16_t use = 0;
+    uint16_t def = 0;
+    bool use_dst = false;
+    bool use_src = false;
+    bool def_dst = false;
+    bool def_src = false;
+    bool exit = false;  // also reads r1-r5 where a caller may read them
+    // Flow.
+    bool falls = true;   // reaches the next instruction
+    bool jumps = false;  // has a jump target (not a call)
+    // Widths: the operation, its register (dst, src or r0) and where an immediate goes.
+    WidthOp width;
+    enum : uint8_t { kDst, kSrc, kR0 } width_reg = kDst;
+    enum : uint8_t { kNoImm, kImmValue, kImmMask, kImmShift, kImm64 } imm = kNoImm;
+    bool w64 = true;
+};
+
+constexpr OpShape shape_of(const vm::OpInfo& row) {
+    OpShape s;
+    const bool w64 = row.width == 8;
+    s.w64 = w64;
+    const auto mask = static_cast<uint8_t>(w64 ? 7 : kCode32);
+    const auto set = [&s](Width w) {
+        s.width.keep = 0;
+        s.width.value = static_cast<uint8_t>(code(w));
+    };
+    const Width wide = w64 ? Width::W64 : Width::W32;
+    const bool fetch = row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
+                       row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor || row.sem == Sem::AtomicXchg;
+    switch (row.form) {
+        case Form::AluImm:
+            s.use_dst = row.sem != Sem::Mov;
+            s.def_dst = true;
+            if (row.sem == Sem::Mov) {
+                s.width.keep = 0;
+                s.imm = OpShape::kImmValue;
+            } else if (row.sem == Sem::And) {
+                s.width.mask = mask;
+                s.imm = OpShape::kImmMask;
+            } else if (row.sem == Sem::Or || row.sem == Sem::Xor) {
+                s.width.mask = mask;
+                s.imm = OpShape::kImmValue;
+            } else if (row.sem == Sem::Rsh) {
+                s.width.special = kShiftRight;
+                s.width.mask = mask;
+                s.imm = OpShape::kImmShift;
+            } else {
+                set(wide);
+            }
+            break;
+        case Form::AluReg:
+            s.use_src = true;
+            s.use_dst = row.sem != Sem::Mov && row.sem != Sem::Movsx;
+            s.def_dst = true;
+            if (row.sem == Sem::Mov) {
+                s.width.keep = 0;
+                s.width.take = 7;
+                s.width.mask = mask;
+            } else if (row.sem == Sem::And) {
+                s.width.mask = mask;
+                s.width.src_or = 0;
+            } else if (row.sem == Sem::Or || row.sem == Sem::Xor) {
+                s.width.take = 7;
+                s.width.mask = mask;
+            } else {
+                set(wide);
+            }
+            break;
+        case Form::AluUnary:
+            s.use_dst = s.def_dst = true;
+            set(wide);
+            break;
+        case Form::Endian:
+            s.use_dst = s.def_dst = true;
+            set(row.width == 2 ? Width::W16 : row.width == 4 ? Width::W32 : Width::W64);
+            break;
+        case Form::LoadMem:
+            s.use_src = s.def_dst = true;
+            set(row.sem == Sem::Ldxs ? Width::W64 : width_for_bits(8u * row.width));
+            break;
+        case Form::StoreImm:
+            s.use_dst = true;
+            break;
+        case Form::StoreReg:
+            s.use_dst = s.use_src = true;
+            break;
+        case Form::Atomic:
+            s.use_dst = s.use_src = true;
+            if (row.sem == Sem::AtomicCmpxchg) {
+                s.use = s.def = kR0;
+                s.width_reg = OpShape::kR0;
+                set(wide);
+            } else if (fetch) {
+                s.def_src = true;
+                s.width_reg = OpShape::kSrc;
+                set(wide);
+            }
+            break;
+        case Form::LoadImm64:
+            s.def_dst = true;
+            s.width.keep = 0;
+            if (row.op == Op::LddwImm) {
+                s.imm = OpShape::kImm64;
+            } else {
+                s.width.value = 7;
+            }
+            break;
+        case Form::LoadAbs:
+        case Form::LoadInd:
+            s.use_src = row.form == Form::LoadInd;
+            s.def = kR0;
+            s.width_reg = OpShape::kR0;
+            set(width_for_bits(8u * row.width));
+            break;
+        case Form::Jump:
+        case Form::Jump32:
+            s.falls = false;
+            s.jumps = true;
+            break;
+        case Form::CondImm:
+        case Form::CondReg:
+            s.use_dst = true;
+            s.use_src = row.form == Form::CondReg;
+            s.jumps = true;
+            break;
+        case Form::Call:
+        case Form::Callx:
+            s.use = kArgs;  // r1-r5 keep their values
+            s.use_dst = row.form == Form::Callx;
+            s.def = kR0;
+            s.width_reg = OpShape::kR0;
+            set(Width::W64);
+            break;
+        case Form::CallLocal:
+            s.use = kR1toR9;  // the callee sees r6-r9 too
+            s.def = static_cast<uint16_t>(kR0 | kArgs);
+            s.width.special = kLocalCall;
+            break;
+        case Form::CallBtf:
+            s.falls = false;  // traps
+            break;
+        case Form::Exit:
+            s.use = kR0;
+            s.exit = true;
+            s.falls = false;
+            break;
+    }
+    return s;
+}
+
+constexpr std::array<OpShape, vm::kOpCount> kShapes = [] {
+    std::array<OpShape, vm::kOpCount> t{};
+    for (std::size_t i = 0; i < vm::kOpCount; ++i) {
+        t[i] = shape_of(vm::kOpTable[i]);
+    }
+    return t;
+}();
 
 struct UseDef {
     uint16_t use = 0;
     uint16_t def = 0;
 };
 
-// The registers an instruction reads and writes, by bpfvm's rules (see analysis.hpp).
-UseDef use_def(const vm::Instruction& insn, bool exit_returns_args) {
-    const vm::OpInfo& row = insn.info();
+inline uint16_t when(bool flag, uint16_t bits) {
+    return static_cast<uint16_t>(bits & -static_cast<uint16_t>(flag));
+}
+
+inline UseDef use_def(const OpShape& s, const vm::Instruction& insn, bool exit_returns_args) {
     const uint16_t d = bit(insn.dst);
-    const uint16_t s = bit(insn.src);
-    switch (row.form) {
-        case Form::AluImm:
-            return {row.sem == Sem::Mov ? uint16_t{0} : d, d};
-        case Form::AluReg:
-            return {static_cast<uint16_t>(s | (row.sem == Sem::Mov || row.sem == Sem::Movsx ? 0 : d)), d};
-        case Form::AluUnary:
-        case Form::Endian:
-            return {d, d};
-        case Form::LoadMem:
-            return {s, d};
-        case Form::StoreImm:
-            return {d, 0};
-        case Form::StoreReg:
-            return {static_cast<uint16_t>(d | s), 0};
-        case Form::Atomic: {
-            const bool fetch = row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
-                               row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor ||
-                               row.sem == Sem::AtomicXchg;
-            if (row.sem == Sem::AtomicCmpxchg) {
-                return {static_cast<uint16_t>(d | s | kR0), kR0};
-            }
-            return {static_cast<uint16_t>(d | s), fetch ? s : uint16_t{0}};
+    const uint16_t r = bit(insn.src);
+    return {static_cast<uint16_t>(s.use | when(s.use_dst, d) | when(s.use_src, r) |
+                                  when(s.exit && exit_returns_args, kArgs)),
+            static_cast<uint16_t>(s.def | when(s.def_dst, d) | when(s.def_src, r))};
+}
+
+inline WidthOp width_op(const OpShape& s, const vm::Instruction& insn) {
+    WidthOp op = s.width;
+    const uint8_t regs[3] = {insn.dst, insn.src, 0};
+    op.dst = regs[s.width_reg];
+    op.src = insn.src;
+    const uint64_t v = s.imm == OpShape::kImm64 ? insn.imm64
+                       : s.w64                  ? static_cast<uint64_t>(int64_t{insn.imm})
+                                                : uint64_t{static_cast<uint32_t>(insn.imm)};
+    const auto c = static_cast<uint8_t>(code(width_for_bits(bits_of(v))));
+    op.value = s.imm == OpShape::kImmValue || s.imm == OpShape::kImm64 ? c
+               : s.imm == OpShape::kImmShift ? static_cast<uint8_t>(insn.imm & (s.w64 ? 63 : 31))
+                                             : op.value;
+    op.mask = s.imm == OpShape::kImmMask ? static_cast<uint8_t>(op.mask & c) : op.mask;
+    return op;
+}
+
+inline uint64_t apply(const WidthOp& op, uint64_t w) {
+    const uint64_t d = (w >> (3 * op.dst)) & 7;
+    const uint64_t s = (w >> (3 * op.src)) & 7;
+    uint64_t r = ((d & op.keep) | (s & op.take) | op.value) & op.mask & (s | op.src_or);
+    if (op.special != 0) [[unlikely]] {
+        if (op.special == kLocalCall) {
+            return w | ((uint64_t{1} << 18) - 1);  // r0-r5
         }
-        case Form::LoadImm64:
-            return {0, d};
-        case Form::LoadAbs:
-            return {0, kR0};
-        case Form::LoadInd:
-            return {s, kR0};
-        case Form::Jump:
-        case Form::Jump32:
-        case Form::CallBtf:
-            return {};
-        case Form::CondImm:
-            return {d, 0};
-        case Form::CondReg:
-            return {static_cast<uint16_t>(d | s), 0};
-        case Form::Call:
-            return {kArgs, kR0};  // r1-r5 keep their values
-        case Form::Callx:
-            return {static_cast<uint16_t>(kArgs | d), kR0};
-        case Form::CallLocal:
-            return {kR1toR9, static_cast<uint16_t>(kR0 | kArgs)};  // the callee sees r6-r9 too
-        case Form::Exit:
-            return {exit_returns_args ? static_cast<uint16_t>(kR0 | kArgs) : kR0, 0};
+        const uint64_t c = d & op.mask;
+        const unsigned left = 8u << ((c & 1) + ((c >> 1) & 1) + ((c >> 2) & 1));
+        r = code(width_for_bits(left > op.value ? left - op.value : 0));
     }
-    return {kR1toR9 | kR0, 0};
-}
-
-unsigned bits_of(uint64_t v) {
-    return v == 0 ? 0 : 64 - static_cast<unsigned>(__builtin_clzll(v));
-}
-
-Width width_for_bits(unsigned bits) {
-    return bits <= 8 ? Width::W8 : bits <= 16 ? Width::W16 : bits <= 32 ? Width::W32 : Width::W64;
-}
-
-unsigned bits_for(Width w) {
-    return 8u << static_cast<unsigned>(w);
-}
-
-Width narrower(Width a, Width b) {
-    return std::min(a, b);
-}
-Width wider(Width a, Width b) {
-    return std::max(a, b);
-}
-
-class Widths {
-public:
-    explicit Widths(uint32_t packed) : packed_(packed) {}
-    [[nodiscard]] Width get(unsigned r) const { return static_cast<Width>((packed_ >> (2 * r)) & 3); }
-    void set(unsigned r, Width w) {
-        packed_ = (packed_ & ~(3u << (2 * r))) | (static_cast<uint32_t>(w) << (2 * r));
-    }
-    [[nodiscard]] uint32_t packed() const { return packed_; }
-
-private:
-    uint32_t packed_;
-};
-
-constexpr uint32_t kAllWide = (1u << 22) - 1;  // every register W64
-
-// The widths after `insn`, given those before.
-uint32_t transfer(const vm::Instruction& insn, uint32_t before) {
-    const vm::OpInfo& row = insn.info();
-    Widths w(before);
-    const bool w64 = row.width == 8;
-    const unsigned d = insn.dst;
-    const Width dw = w.get(d);
-    auto clamp32 = [&](Width x) { return w64 ? x : narrower(x, Width::W32); };
-    auto imm_width = [&](int32_t imm) {
-        return w64 ? width_for_bits(bits_of(static_cast<uint64_t>(static_cast<int64_t>(imm))))
-                   : width_for_bits(bits_of(static_cast<uint32_t>(imm)));
-    };
-    switch (row.form) {
-        case Form::AluImm:
-            if (row.sem == Sem::Mov) {
-                w.set(d, imm_width(insn.imm));
-            } else if (row.sem == Sem::And) {
-                w.set(d, clamp32(narrower(dw, imm_width(insn.imm))));
-            } else if (row.sem == Sem::Or || row.sem == Sem::Xor) {
-                w.set(d, clamp32(wider(dw, imm_width(insn.imm))));
-            } else if (row.sem == Sem::Rsh) {
-                const unsigned k = static_cast<unsigned>(insn.imm) & (w64 ? 63 : 31);
-                const unsigned left = bits_for(clamp32(dw));
-                w.set(d, width_for_bits(left > k ? left - k : 0));
-            } else {
-                w.set(d, w64 ? Width::W64 : Width::W32);
-            }
-            break;
-        case Form::AluReg: {
-            const Width sw = w.get(insn.src);
-            if (row.sem == Sem::Mov) {
-                w.set(d, clamp32(sw));
-            } else if (row.sem == Sem::And) {
-                w.set(d, clamp32(narrower(dw, sw)));
-            } else if (row.sem == Sem::Or || row.sem == Sem::Xor) {
-                w.set(d, clamp32(wider(dw, sw)));
-            } else {
-                w.set(d, w64 ? Width::W64 : Width::W32);
-            }
-            break;
-        }
-        case Form::AluUnary:
-            w.set(d, w64 ? Width::W64 : Width::W32);
-            break;
-        case Form::Endian:
-            w.set(d, insn.imm == 16 ? Width::W16 : insn.imm == 32 ? Width::W32 : Width::W64);
-            break;
-        case Form::LoadMem:
-            w.set(d, row.sem == Sem::Ldxs ? Width::W64 : width_for_bits(8 * row.width));
-            break;
-        case Form::LoadImm64:
-            w.set(d, insn.op == Op::LddwImm ? width_for_bits(bits_of(insn.imm64)) : Width::W64);
-            break;
-        case Form::LoadAbs:
-        case Form::LoadInd:
-            w.set(0, width_for_bits(8 * row.width));
-            break;
-        case Form::Atomic:
-            if (row.sem == Sem::AtomicCmpxchg) {
-                w.set(0, w64 ? Width::W64 : Width::W32);
-            } else if (row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
-                       row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor ||
-                       row.sem == Sem::AtomicXchg) {
-                w.set(insn.src, w64 ? Width::W64 : Width::W32);
-            }
-            break;
-        case Form::Call:
-        case Form::Callx:
-            w.set(0, Width::W64);
-            break;
-        case Form::CallLocal:
-            for (unsigned r = 0; r <= 5; ++r) {
-                w.set(r, Width::W64);
-            }
-            break;
-        case Form::StoreImm:
-        case Form::StoreReg:
-        case Form::Jump:
-        case Form::Jump32:
-        case Form::CondImm:
-        case Form::CondReg:
-        case Form::CallBtf:
-        case Form::Exit:
-            break;
-    }
-    return w.packed();
-}
-
-// The join of two width states: the wider of each register's.
-uint32_t join(uint32_t a, uint32_t b) {
-    Widths out(a);
-    const Widths other(b);
-    for (unsigned r = 0; r < vm::kNumRegisters; ++r) {
-        out.set(r, wider(out.get(r), other.get(r)));
-    }
-    return out.packed();
+    return (w & ~(uint64_t{7} << (3 * op.dst))) | (r << (3 * op.dst));
 }
 
 }  // namespace
 
+// Both analyses are one pass each, in program order (widths) and backwards (liveness), taking
+// nothing for known where an edge comes from an instruction not visited yet (a backward jump):
+// every register is then live, or of any width. That is sound (the true facts are at most
+// these), and it costs n steps instead of a fixed point's several passes.
 Facts analyse(const vm::Program& program) {
     const std::size_t n = program.size();
     Facts f;
     f.boundary.assign(n + 1, 0);
+    std::vector<uint8_t> back_target(n + 1, 0);  // the target of a backward (or self) jump
     const auto& fns = program.functions();
     for (uint32_t entry : fns) {
         f.boundary[entry] = 1;
     }
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
         const vm::Instruction& insn = program[pc];
         if (vm::has_target(insn.info().form)) {
-            const int64_t t = vm::branch_target(insn, pc);
-            f.boundary[static_cast<std::size_t>(t)] = 1;
+            const auto t = static_cast<std::size_t>(vm::branch_target(insn, pc));
+            f.boundary[t] = 1;
+            if (t <= pc && insn.op != Op::CallLocal) {
+                back_target[t] = 1;
+            }
             if (t == 0 && insn.op == Op::CallLocal) {
                 f.main_is_called = true;
             }
@@ -235,60 +301,62 @@ Facts analyse(const vm::Program& program) {
         }
     }
 
-    // Liveness, backwards to a fixed point.
-    std::vector<UseDef> ud(n);
-    std::vector<vm::Successors> succ(n);
-    const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-        const bool in_main = pc < main_end;
-        ud[pc] = use_def(program[pc], !in_main || f.main_is_called);
-        succ[pc] = vm::successors(program, pc);
-    }
-    std::vector<uint16_t> live_in(n + 1, 0);
-    f.live_after.assign(n, 0);
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (std::size_t i = n; i-- > 0;) {
-            if (program.is_tail(i)) {
-                continue;
-            }
-            uint16_t out = 0;
-            for (int64_t s : {succ[i].next, succ[i].target}) {
-                if (s >= 0) {
-                    out = static_cast<uint16_t>(out | live_in[static_cast<std::size_t>(s)]);
-                }
-            }
-            const auto in = static_cast<uint16_t>(ud[i].use | (out & ~ud[i].def));
-            if (out != f.live_after[i] || in != live_in[i]) {
-                f.live_after[i] = out;
-                live_in[i] = in;
-                changed = true;
-            }
-        }
-    }
-
-    // Widths, forwards to a fixed point from "nothing known to be reached" (every register W8);
-    // function entries know nothing.
-    f.widths.assign(n, 0);
+    // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
+    // falls through is carried in `carry`; f.widths collects what jumps bring.
+    f.widths.assign(n + 1, 0);
     for (uint32_t entry : fns) {
         f.widths[entry] = kAllWide;
     }
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-            const uint32_t out = transfer(program[pc], f.widths[pc]);
-            for (int64_t s : {succ[pc].next, succ[pc].target}) {
-                if (s < 0) {
-                    continue;
-                }
-                uint32_t& in = f.widths[static_cast<std::size_t>(s)];
-                const uint32_t joined = join(in, out);
-                if (joined != in) {
-                    in = joined;
-                    changed = true;
-                }
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (back_target[pc] != 0) {
+            f.widths[pc] = kAllWide;
+        }
+    }
+    uint64_t carry = 0;
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
+        const vm::Instruction& insn = program[pc];
+        const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
+        const uint64_t in = f.widths[pc] | carry;
+        f.widths[pc] = in;
+        const uint64_t out = apply(width_op(shape, insn), in);
+        carry = shape.falls ? out : 0;
+        if (shape.jumps) {
+            const auto t =
+                static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (insn.op == Op::Ja32 ? insn.imm : insn.off));
+            if (t > pc) {
+                f.widths[t] |= out;
             }
         }
+    }
+    f.widths.pop_back();
+
+    // Liveness, backwards: what is live into pc's later successors; an earlier one (a loop
+    // header) may read anything. What is live into the next instruction is carried in `next_in`.
+    constexpr uint16_t kAll = 0x3ff;
+    std::vector<uint16_t> live_in(n + 1, 0);
+    f.live_after.assign(n, 0);
+    const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
+    uint16_t next_in = 0;
+    std::size_t pc = n;
+    while (pc-- > 0) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
+        const vm::Instruction& insn = program[pc];
+        const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
+        uint16_t out = shape.falls ? next_in : 0;
+        if (shape.jumps) {
+            const auto t =
+                static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (insn.op == Op::Ja32 ? insn.imm : insn.off));
+            out = static_cast<uint16_t>(out | (t > pc ? live_in[t] : kAll));
+        }
+        const UseDef ud = use_def(shape, insn, pc >= main_end || f.main_is_called);
+        f.live_after[pc] = out;
+        next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
+        live_in[pc] = next_in;
     }
     return f;
 }
@@ -325,11 +393,22 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             steps[pc + k].kind = Fused::Covered;
         }
     };
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
         if (steps[pc].kind == Fused::Covered) {
             continue;
         }
         const vm::Instruction& i0 = program[pc];
+        // Only these start a pattern.
+        const Op op = i0.op;
+        const vm::Form form0 = i0.info().form;
+        if (op != Op::Mov64Reg && op != Op::Mov32Reg && op != Op::Add64Reg && op != Op::Add64Imm &&
+            op != Op::And64Imm && op != Op::And32Imm && op != Op::Le16 && op != Op::Le32 && op != Op::Le64 &&
+            form0 != Form::CondImm && form0 != Form::CondReg) {
+            continue;
+        }
         const vm::Instruction* i1 = follower(pc);
         const vm::Instruction* i2 = i1 != nullptr && i1->slots() == 1 ? follower(pc + 1) : nullptr;
         const bool mov64 = i0.op == Op::Mov64Reg && i0.dst != i0.src;
@@ -347,14 +426,14 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             }
         }
         // rX += rZ|imm; memory op on [rX + off]
-        if (i1 != nullptr && ((i0.op == Op::Add64Reg && i0.src != i0.dst) ||
-                              (i0.op == Op::Add64Imm && options.fold_immediates)) &&
+        if (i1 != nullptr &&
+            ((i0.op == Op::Add64Reg && i0.src != i0.dst) || (i0.op == Op::Add64Imm && options.fold_immediates)) &&
             consumes(*i1, pc + 1, i0.dst)) {
             const bool reg = i0.op == Op::Add64Reg;
             const int64_t disp = int64_t{i1->off} + (reg ? 0 : int64_t{i0.imm});
             if (fits(disp)) {
-                cover(pc, {Fused::Address, 2, i0.dst, static_cast<int8_t>(reg ? i0.src : -1),
-                           static_cast<int32_t>(disp)});
+                cover(pc,
+                      {Fused::Address, 2, i0.dst, static_cast<int8_t>(reg ? i0.src : -1), static_cast<int32_t>(disp)});
                 continue;
             }
         }
@@ -382,21 +461,23 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
         // An `and` with all the bits the value can have, a 32-bit self-move of a 32-bit value, a
         // no-op byte-order conversion.
         const Width w = facts.width(pc, i0.dst);
-        const bool no_op_and = (i0.op == Op::And64Imm && (i0.imm == -1 || ((i0.imm == 0xff || i0.imm == 0xffff) &&
-                                                                          bits_for(w) <= bits_of(static_cast<uint32_t>(i0.imm))))) ||
-                               (i0.op == Op::And32Imm && bits_for(w) <= bits_of(static_cast<uint32_t>(i0.imm)) &&
-                                (i0.imm == 0xff || i0.imm == 0xffff || i0.imm == -1));
+        const bool no_op_and =
+            (i0.op == Op::And64Imm && (i0.imm == -1 || ((i0.imm == 0xff || i0.imm == 0xffff) &&
+                                                        bits_for(w) <= bits_of(static_cast<uint32_t>(i0.imm))))) ||
+            (i0.op == Op::And32Imm && bits_for(w) <= bits_of(static_cast<uint32_t>(i0.imm)) &&
+             (i0.imm == 0xff || i0.imm == 0xffff || i0.imm == -1));
         const bool no_op_move = i0.op == Op::Mov32Reg && i0.dst == i0.src && w <= Width::W32;
-        const bool no_op_swap = i0.op == Op::Le64 || (i0.op == Op::Le32 && w <= Width::W32) ||
-                                (i0.op == Op::Le16 && w <= Width::W16);
+        const bool no_op_swap =
+            i0.op == Op::Le64 || (i0.op == Op::Le32 && w <= Width::W32) || (i0.op == Op::Le16 && w <= Width::W16);
         if (no_op_and || no_op_move || no_op_swap) {
             steps[pc].kind = Fused::Nothing;
             continue;
         }
         // if (c) goto pc + 2; goto T
         const vm::Form form = i0.info().form;
-        if ((form == Form::CondImm || form == Form::CondReg) && vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) &&
-            i1 != nullptr && (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {
+        if ((form == Form::CondImm || form == Form::CondReg) &&
+            vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) && i1 != nullptr &&
+            (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {
             cover(pc, {Fused::Inverted, 2, 0, -1, 0});
             continue;
         }

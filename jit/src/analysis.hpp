@@ -31,13 +31,15 @@ struct Facts {
     // call target, or a function entry. Instructions lower together only when no boundary lies
     // inside them.
     std::vector<uint8_t> boundary;
-    // 2 bits per register (Width), the known width of each one before the instruction at pc.
-    std::vector<uint32_t> widths;
+    // The known width of each register before the instruction at pc: 3 bits per register, a
+    // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
+    std::vector<uint64_t> widths;
     bool main_is_called = false;  // the first function is also a call or callback target
 
     [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
     [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {
-        return static_cast<Width>((widths[pc] >> (2 * reg)) & 3);
+        const auto t = static_cast<unsigned>(widths[pc] >> (3 * reg));
+        return static_cast<Width>((t & 1) + ((t >> 1) & 1) + ((t >> 2) & 1));
     }
 };
 
@@ -47,13 +49,13 @@ Facts analyse(const vm::Program& program);
 // including pc + span - 1, which are `Covered` (no code of their own); none of those but the
 // first is a boundary.
 enum class Fused : uint8_t {
-    Alone,     // lowered by itself
-    Covered,   // part of an earlier instruction's fusion
-    Nothing,   // changes nothing (an `and` or a 32-bit self-move of a value that already fits)
-    Address,   // `rX = rY; rX += rZ|imm; memory op on [rX + off]` (span 3), or `rX += rZ|imm;
-               // memory op on [rX + off]` (span 2), rX dead afterwards or the load's
-               // destination: the memory op on [rY + rZ|imm + off]
-    AddMove,   // `rX = rY; rX += rZ|imm` (same width): rX = rY + rZ|imm in one instruction
+    Alone,       // lowered by itself
+    Covered,     // part of an earlier instruction's fusion
+    Nothing,     // changes nothing (an `and` or a 32-bit self-move of a value that already fits)
+    Address,     // `rX = rY; rX += rZ|imm; memory op on [rX + off]` (span 3), or `rX += rZ|imm;
+                 // memory op on [rX + off]` (span 2), rX dead afterwards or the load's
+                 // destination: the memory op on [rY + rZ|imm + off]
+    AddMove,     // `rX = rY; rX += rZ|imm` (same width): rX = rY + rZ|imm in one instruction
     ZeroExtend,  // `rX = rY; rX &= 0xff|0xffff`: rX = the low byte or half of rY
     Inverted,    // `if (c) goto pc + 2; goto T`: if (!c) goto T
 };

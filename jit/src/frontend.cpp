@@ -67,128 +67,31 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
     }
 }
 
-std::vector<uint8_t> live_args_after(const vm::Program& program) {
-    constexpr uint8_t kArgs = 0x3e;  // r1..r5
-    auto bit = [](unsigned r) { return static_cast<uint8_t>(r >= 1 && r <= 5 ? 1u << r : 0u); };
-    const std::size_t n = program.size();
-    bool calls = false;
-    for (const vm::Instruction& insn : program.instructions()) {
-        calls = calls || insn.info().form == vm::Form::Call || insn.info().form == vm::Form::Callx;
-    }
-    if (!calls) {
-        return std::vector<uint8_t>(n, 0);  // only helper calls need it
-    }
-    std::vector<uint8_t> use(n, 0), def(n, 0);
-    std::vector<int64_t> succ1(n, -1), succ2(n, -1);
-    const auto& fns = program.functions();
-    bool main_called = false;
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-        const vm::Instruction& insn = program[pc];
-        if ((insn.op == vm::Op::CallLocal && vm::branch_target(insn, pc) == 0) ||
-            (insn.op == vm::Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + insn.imm == 0)) {
-            main_called = true;
-        }
-    }
-    for (std::size_t pc = 0; pc < n; pc += program[pc].slots()) {
-        const vm::Instruction& insn = program[pc];
-        const vm::OpInfo& row = insn.info();
-        const auto next = static_cast<int64_t>(pc + insn.slots());
-        succ1[pc] = next;
-        uint8_t u = 0;
-        uint8_t d = 0;
-        switch (row.form) {
-            case vm::Form::AluImm:
-                u = row.sem == vm::Sem::Mov ? 0 : bit(insn.dst);
-                d = bit(insn.dst);
-                break;
-            case vm::Form::AluReg:
-                u = static_cast<uint8_t>(bit(insn.src) |
-                                         (row.sem == vm::Sem::Mov || row.sem == vm::Sem::Movsx ? 0 : bit(insn.dst)));
-                d = bit(insn.dst);
-                break;
-            case vm::Form::AluUnary:
-            case vm::Form::Endian:
-                u = d = bit(insn.dst);
-                break;
-            case vm::Form::LoadMem:
-                u = bit(insn.src);
-                d = bit(insn.dst);
-                break;
-            case vm::Form::StoreImm:
-                u = bit(insn.dst);
-                break;
-            case vm::Form::StoreReg:
-            case vm::Form::Atomic:
-                u = static_cast<uint8_t>(bit(insn.dst) | bit(insn.src));
-                break;  // a fetching atomic also writes src: counted as still live (conservative)
-            case vm::Form::LoadImm64:
-                d = bit(insn.dst);
-                break;
-            case vm::Form::LoadAbs:
-                break;
-            case vm::Form::LoadInd:
-                u = bit(insn.src);
-                break;
-            case vm::Form::Jump:
-            case vm::Form::Jump32:
-                succ1[pc] = vm::branch_target(insn, pc);
-                break;
-            case vm::Form::CondImm:
-            case vm::Form::CondReg:
-                u = static_cast<uint8_t>(bit(insn.dst) | (row.form == vm::Form::CondReg ? bit(insn.src) : 0));
-                succ2[pc] = vm::branch_target(insn, pc);
-                break;
-            case vm::Form::Call:
-                u = kArgs;
-                break;
-            case vm::Form::Callx:
-                u = static_cast<uint8_t>(kArgs | bit(insn.dst));
-                break;
-            case vm::Form::CallLocal:
-                u = kArgs;
-                d = kArgs;  // afterwards r1-r5 hold what the callee left
-                break;
-            case vm::Form::CallBtf:
-                succ1[pc] = -1;  // traps
-                break;
-            case vm::Form::Exit: {
-                succ1[pc] = -1;
-                const bool in_main =
-                    std::upper_bound(fns.begin(), fns.end(), static_cast<uint32_t>(pc)) - fns.begin() == 1;
-                u = in_main && !main_called ? 0 : kArgs;
-                break;
-            }
-        }
-        use[pc] = u;
-        def[pc] = d;
-    }
-    std::vector<uint8_t> in(n + 1, 0), out(n, 0);
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (std::size_t i = n; i-- > 0;) {
-            if (program.is_tail(i)) {
-                continue;
-            }
-            uint8_t o = 0;
-            for (int64_t s : {succ1[i], succ2[i]}) {
-                if (s >= 0 && static_cast<std::size_t>(s) < n) {
-                    o = static_cast<uint8_t>(o | in[static_cast<std::size_t>(s)]);
-                }
-            }
-            const auto new_in = static_cast<uint8_t>(use[i] | (o & ~def[i]));
-            if (o != out[i] || new_in != in[i]) {
-                out[i] = o;
-                in[i] = new_in;
-                changed = true;
-            }
-        }
-    }
-    return out;
-}
-
 // ---- executable memory ---------------------------------------------------------------------------
 
 namespace {
+
+// A read-write mapping for code with an inaccessible page on each side: no neighbouring mapping
+// ever has its protection, so the kernel never merges it with one, and switching the whole
+// mapping between read-write and read-execute needs no split of a larger area (a split and a
+// merge were most of a small program's compile time).
+void* map_code(std::size_t size, std::size_t page) {
+    void* area = mmap(nullptr, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) {
+        return nullptr;
+    }
+    void* base = static_cast<uint8_t*>(area) + page;
+    if (mprotect(base, size, PROT_READ | PROT_WRITE) != 0) {
+        munmap(area, size + 2 * page);
+        return nullptr;
+    }
+    return base;
+}
+
+void unmap_code(void* base, std::size_t size) {
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    munmap(static_cast<uint8_t*>(base) - page, size + 2 * page);
+}
 
 // Mappings of programs that were destroyed, already switched back to read-write, kept for the next
 // compiles: a compile then costs one mprotect (and a destroy one), not mmap + page faults +
@@ -223,7 +126,7 @@ public:
                 return;
             }
         }
-        munmap(base, size);
+        unmap_code(base, size);
     }
 
 private:
@@ -246,15 +149,15 @@ Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::
     std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
     void* base = MappingCache::instance().take(size);
     if (base == nullptr) {
-        base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (base == MAP_FAILED) {
+        base = map_code(size, page);
+        if (base == nullptr) {
             return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
         }
     }
     std::memcpy(base, code.data(), code.size());
     // Writable, then executable: never both.
     if (mprotect(base, size, PROT_READ | PROT_EXEC) != 0) {
-        munmap(base, size);
+        unmap_code(base, size);
         return make_error("jit", "cannot make the code executable");
     }
     return std::unique_ptr<ExecutableMemory>(new ExecutableMemory(base, size));
@@ -296,7 +199,10 @@ JitProgram::~JitProgram() = default;
 
 Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& program, const vm::HelperTable& helpers,
                                                           const JitOptions& options) {
-    for (std::size_t pc = 0; pc < program.size(); pc += program[pc].slots()) {
+    for (std::size_t pc = 0; pc < program.size(); ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
         const vm::Op op = program[pc].op;
         if (program[pc].info().form == vm::Form::LoadImm64 && op != vm::Op::LddwImm && op != vm::Op::LddwCodeAddr) {
             return make_error("pc " + std::to_string(pc), "lddw with src " + std::to_string(program[pc].src) +

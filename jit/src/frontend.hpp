@@ -62,12 +62,6 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
 // caches, or records an OutOfBounds / ReadOnly trap in `st`.
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
 
-// Which of r1-r5 the program may still read after each instruction (bit k = rk), by backward
-// liveness over the control flow. Helper calls keep r1-r5 (the interpreter's rule); the JIT saves
-// around a call only those live after it. Conservative where it cannot see: after a local call
-// r1-r5 are the callee's, and a function's exit counts them all as read (a caller may read them).
-std::vector<uint8_t> live_args_after(const vm::Program& program);
-
 // Code pages: written while read-write, then switched to read-execute; never both.
 class ExecutableMemory {
 public:

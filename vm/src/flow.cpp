@@ -7,8 +7,9 @@ namespace bpfvm::vm {
 
 Successors successors(const Program& program, std::size_t pc) {
     const Instruction& insn = program[pc];
-    const auto next = static_cast<int64_t>(pc + insn.slots());
-    switch (insn.info().form) {
+    const OpInfo& row = insn.info();
+    const auto next = static_cast<int64_t>(pc + (row.form == Form::LoadImm64 ? 2 : 1));
+    switch (row.form) {
         case Form::Jump:
         case Form::Jump32:
             return {-1, branch_target(insn, pc)};
@@ -37,7 +38,22 @@ Successors successors(const Program& program, std::size_t pc) {
     return {};
 }
 
+ControlFlow::ControlFlow(const Program& program) : next_(program.size(), -1), target_(program.size(), -1) {
+    for (std::size_t pc = 0; pc < program.size(); ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
+        const Successors s = successors(program, pc);
+        next_[pc] = static_cast<int32_t>(s.next);
+        target_[pc] = static_cast<int32_t>(s.target);
+    }
+}
+
 std::vector<uint32_t> budget_charges(const Program& program) {
+    return budget_charges(program, ControlFlow(program));
+}
+
+std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& flow) {
     const std::size_t n = program.size();
     enum : uint8_t { kUnseen, kOnStack, kDone };
     std::vector<uint8_t> state(n, kUnseen);
@@ -61,8 +77,7 @@ std::vector<uint32_t> budget_charges(const Program& program) {
                 stack.pop_back();
                 continue;
             }
-            const Successors s = successors(program, pc);
-            const int64_t v = left == 2 ? s.next : s.target;
+            const int32_t v = left == 2 ? flow.next(pc) : flow.target(pc);
             --left;
             if (v < 0) {
                 continue;
@@ -80,9 +95,8 @@ std::vector<uint32_t> budget_charges(const Program& program) {
     // finished earlier, and back edges end at charge points, which end a path.
     std::vector<uint32_t> longest(n, 0);
     for (uint32_t pc : order) {
-        const Successors s = successors(program, pc);
         uint32_t best = 0;
-        for (int64_t v : {s.next, s.target}) {
+        for (int32_t v : {flow.next(pc), flow.target(pc)}) {
             if (v >= 0 && charge_point[static_cast<std::size_t>(v)] == 0) {
                 best = std::max(best, longest[static_cast<std::size_t>(v)]);
             }

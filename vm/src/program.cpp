@@ -170,23 +170,6 @@ Expected<Instruction> decode_one(const RawInsn& raw, const RawInsn* next, std::s
     return insn;
 }
 
-bool has_target(Form form) {
-    return form == Form::Jump || form == Form::Jump32 || form == Form::CondImm || form == Form::CondReg ||
-           form == Form::CallLocal;
-}
-
-int64_t branch_target(const Instruction& insn, std::size_t pc) {
-    const int64_t next = static_cast<int64_t>(pc) + 1;
-    const Form form = insn.info().form;
-    if (form == Form::Jump || form == Form::CondImm || form == Form::CondReg) {
-        return next + insn.off;
-    }
-    if (form == Form::Jump32 || form == Form::CallLocal) {
-        return next + insn.imm;
-    }
-    return -1;
-}
-
 Expected<Program> Program::from_bytes(std::span<const uint8_t> bytes) {
     if (bytes.empty()) {
         return make_error("", "empty program");

@@ -80,7 +80,10 @@ public:
         // Labels only where code jumps or calls to (and pc 0): fewer labels, faster compiles.
         labels_.resize(p_.size());
         labels_[0] = a_.newLabel();
-        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+            if (p_.is_tail(pc)) {
+                continue;
+            }
             if (vm::has_target(p_[pc].info().form)) {
                 const auto target = static_cast<std::size_t>(vm::branch_target(p_[pc], pc));
                 if (!labels_[target].isValid()) {
@@ -111,7 +114,10 @@ public:
         } else {
             prologue();
         }
-        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+            if (p_.is_tail(pc)) {
+                continue;
+            }
             if (pc != 0 && is_function_entry(pc)) {
                 // Calls enter here and get a frame; jumps to the function's first instruction
                 // (a loop) land after it.
@@ -200,7 +206,10 @@ private:
         if (checked_ || p_.functions().size() != 1) {
             return false;
         }
-        for (std::size_t pc = 0; pc < p_.size(); pc += p_[pc].slots()) {
+        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+            if (p_.is_tail(pc)) {
+                continue;
+            }
             const vm::Instruction& insn = p_[pc];
             const Form f = insn.info().form;
             if (f == Form::Call || f == Form::Callx || f == Form::CallLocal || f == Form::CallBtf ||
@@ -449,7 +458,8 @@ private:
             }
             case Fused::Inverted: {
                 const vm::Instruction& jump = p_[pc + 1];
-                cond_jump(p_[pc].info(), p_[pc], labels_[static_cast<std::size_t>(vm::branch_target(jump, pc + 1))], true);
+                cond_jump(p_[pc].info(), p_[pc], labels_[static_cast<std::size_t>(vm::branch_target(jump, pc + 1))],
+                          true);
                 return;
             }
         }
@@ -969,8 +979,8 @@ private:
     // common", is lowered as jz: kept as Ja here, which no compare uses).
     static Sem inverse(Sem sem) {
         constexpr std::pair<Sem, Sem> kPairs[] = {
-            {Sem::Jeq, Sem::Jne},   {Sem::Jgt, Sem::Jle},   {Sem::Jge, Sem::Jlt}, {Sem::Jsgt, Sem::Jsle},
-            {Sem::Jsge, Sem::Jslt}, {Sem::Jset, Sem::Ja},
+            {Sem::Jeq, Sem::Jne},   {Sem::Jgt, Sem::Jle},   {Sem::Jge, Sem::Jlt},
+            {Sem::Jsgt, Sem::Jsle}, {Sem::Jsge, Sem::Jslt}, {Sem::Jset, Sem::Ja},
         };
         for (const auto& [a, b] : kPairs) {
             if (sem == a) {
@@ -1233,7 +1243,10 @@ private:
 
 Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTable& helpers,
                                   const JitOptions& options) {
-    CodeHolder code;
+    // One CodeHolder per thread, reset softly: its buffers are kept for the next compile (a fresh
+    // one allocates, and the allocator returns, a program's worth of memory each time).
+    thread_local CodeHolder code;
+    code.reset(ResetPolicy::kSoft);
     Environment env(Arch::kX64);
     if (code.init(env) != kErrorOk) {
         return make_error("jit", "asmjit cannot target x86-64");
@@ -1242,6 +1255,10 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     if (options.keep_listing) {
         code.setLogger(&logger);
     }
+    struct Detach {
+        CodeHolder& code;
+        ~Detach() { code.resetLogger(); }
+    } detach{code};
     Assembler a(&code);
     Lowering lowering(program, helpers, a, options);
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {

@@ -19,6 +19,20 @@ struct Successors {
 };
 Successors successors(const Program& program, std::size_t pc);
 
+// The successors of every instruction, computed once for the passes that walk them many times.
+// The second slot of an lddw has none.
+class ControlFlow {
+public:
+    explicit ControlFlow(const Program& program);
+    [[nodiscard]] int32_t next(std::size_t pc) const { return next_[pc]; }
+    [[nodiscard]] int32_t target(std::size_t pc) const { return target_[pc]; }
+    [[nodiscard]] std::size_t size() const { return next_.size(); }
+
+private:
+    std::vector<int32_t> next_;
+    std::vector<int32_t> target_;
+};
+
 // The instruction budget of checked runs is charged ahead, at charge points: each function
 // entry, and each loop header (the target of a back edge of a depth-first walk from the function
 // entries; every cycle passes through one). A charge point costs the longest path, in
@@ -28,5 +42,6 @@ Successors successors(const Program& program, std::size_t pc);
 //
 // cost[pc] is the charge at pc (0 where pc is not a charge point).
 std::vector<uint32_t> budget_charges(const Program& program);
+std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& flow);
 
 }  // namespace bpfvm::vm

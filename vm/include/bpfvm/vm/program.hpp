@@ -82,9 +82,22 @@ private:
 Expected<Instruction> decode_one(const RawInsn& insn, const RawInsn* next, std::size_t pc);
 
 // True for forms with a pc-relative target (jumps and local calls).
-bool has_target(Form form);
+constexpr bool has_target(Form form) {
+    return form == Form::Jump || form == Form::Jump32 || form == Form::CondImm || form == Form::CondReg ||
+           form == Form::CallLocal;
+}
 
 // Target pc of a jump or local call at `pc` (may be out of range for unvalidated input).
-int64_t branch_target(const Instruction& insn, std::size_t pc);
+inline int64_t branch_target(const Instruction& insn, std::size_t pc) {
+    const int64_t next = static_cast<int64_t>(pc) + 1;
+    const Form form = insn.info().form;
+    if (form == Form::Jump || form == Form::CondImm || form == Form::CondReg) {
+        return next + insn.off;
+    }
+    if (form == Form::Jump32 || form == Form::CallLocal) {
+        return next + insn.imm;
+    }
+    return -1;
+}
 
 }  // namespace bpfvm::vm
