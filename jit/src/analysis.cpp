@@ -333,33 +333,141 @@ Facts analyse(const vm::Program& program) {
     }
     f.widths.pop_back();
 
-    // Liveness, backwards: what is live into pc's later successors; an earlier one (a loop
-    // header) may read anything. What is live into the next instruction is carried in `next_in`.
+    // Liveness, backwards, in two passes. The first takes every register as live into an earlier
+    // successor (a loop header); the second takes what the first found live there. Both are
+    // sound (each pass's facts are at least the true ones when its inputs are), and the second
+    // sees through loops whose body does not read a register before writing it.
     constexpr uint16_t kAll = 0x3ff;
     std::vector<uint16_t> live_in(n + 1, 0);
+    std::vector<uint16_t> first(n + 1, kAll);  // the first pass's facts, read by the second
     f.live_after.assign(n, 0);
     const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
-    uint16_t next_in = 0;
-    std::size_t pc = n;
-    while (pc-- > 0) {
+    for (int round = 0; round < 2; ++round) {
+        uint16_t next_in = 0;
+        std::size_t pc = n;
+        while (pc-- > 0) {
+            if (program.is_tail(pc)) {
+                continue;
+            }
+            const vm::Instruction& insn = program[pc];
+            const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
+            uint16_t out = shape.falls ? next_in : 0;
+            if (shape.jumps) {
+                const auto t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 +
+                                                        (insn.op == Op::Ja32 ? insn.imm : insn.off));
+                out = static_cast<uint16_t>(out | (t > pc ? live_in[t] : first[t]));
+            }
+            const UseDef ud = use_def(shape, insn, pc >= main_end || f.main_is_called);
+            f.live_after[pc] = out;
+            next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
+            live_in[pc] = next_in;
+        }
+        if (round == 0) {
+            first.swap(live_in);
+        }
+    }
+    return f;
+}
+
+namespace {
+
+// Copies made only to be compared or to carry an increment (Step::compare, Fused::AddTo), found
+// by walking back at most kWindow steps inside one block (no boundary between the copy and its
+// use, the use included).
+void forward_copies(const vm::Program& program, const Facts& facts, std::vector<Step>& steps) {
+    constexpr unsigned kWindow = 8;
+    const std::size_t n = program.size();
+    const uint32_t main_end = program.functions().size() > 1 ? program.functions()[1] : static_cast<uint32_t>(n);
+    // The registers the step starting at `at` (all its instructions) reads and writes.
+    auto step_use_def = [&](std::size_t at) {
+        UseDef all;
+        if (steps[at].kind == Fused::Nothing) {
+            return all;  // changes nothing
+        }
+        for (std::size_t k = at; k < at + steps[at].span; k += program[k].slots()) {
+            const vm::Instruction& i = program[k];
+            const UseDef u = use_def(kShapes[static_cast<std::size_t>(i.op)], i, k >= main_end || facts.main_is_called);
+            all.use = static_cast<uint16_t>(all.use | u.use);
+            all.def = static_cast<uint16_t>(all.def | u.def);
+        }
+        return all;
+    };
+    // The start of the step before the one starting at `at` (SIZE_MAX if none, or if a boundary
+    // lies in between: then control may arrive at `at` without passing it).
+    auto step_before = [&](std::size_t at) -> std::size_t {
+        if (at == 0 || facts.boundary[at] != 0) {
+            return SIZE_MAX;
+        }
+        std::size_t j = at >= 2 && program.is_tail(at - 1) ? at - 2 : at - 1;
+        while (steps[j].kind == Fused::Covered) {
+            if (facts.boundary[j] != 0 || j == 0) {
+                return SIZE_MAX;
+            }
+            j = j >= 2 && program.is_tail(j - 1) ? j - 2 : j - 1;
+        }
+        return j;
+    };
+    for (std::size_t pc = 0; pc < n; ++pc) {
         if (program.is_tail(pc)) {
             continue;
         }
         const vm::Instruction& insn = program[pc];
-        const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
-        uint16_t out = shape.falls ? next_in : 0;
-        if (shape.jumps) {
-            const auto t =
-                static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (insn.op == Op::Ja32 ? insn.imm : insn.off));
-            out = static_cast<uint16_t>(out | (t > pc ? live_in[t] : kAll));
+        const vm::Form form = insn.info().form;
+        Step& step = steps[pc];
+        // `if (rX cmp ...)` where rX = rY was made for this compare only: compare rY.
+        const bool compare = (form == Form::CondImm || form == Form::CondReg) &&
+                             (step.kind == Fused::Alone || step.kind == Fused::Inverted) &&
+                             (form == Form::CondImm || insn.src != insn.dst) && !facts.live(pc, insn.dst);
+        // `rA = rB` where rB = rA + imm was made for this move only: rA += imm.
+        const bool increment = (insn.op == Op::Mov64Reg || insn.op == Op::Mov32Reg) && insn.dst != insn.src &&
+                               step.kind == Fused::Alone && !facts.live(pc, insn.src);
+        if (!compare && !increment) {
+            continue;
         }
-        const UseDef ud = use_def(shape, insn, pc >= main_end || f.main_is_called);
-        f.live_after[pc] = out;
-        next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
-        live_in[pc] = next_in;
+        const unsigned x = compare ? insn.dst : insn.src;  // the copy
+        uint16_t written = 0;                              // by the steps walked past
+        uint16_t read = 0;
+        std::size_t j = pc;
+        for (unsigned k = 0; k < kWindow; ++k) {
+            j = step_before(j);
+            if (j == SIZE_MAX) {
+                break;
+            }
+            const vm::Instruction& d = program[j];
+            if (compare && (d.op == Op::Mov64Reg || d.op == Op::Mov32Reg) && d.dst == x && d.src != x &&
+                steps[j].kind == Fused::Alone) {
+                const bool same_value =
+                    d.op == Op::Mov64Reg || insn.info().width == 4 || facts.width(j, d.src) <= Width::W32;
+                if (same_value && (written & bit(d.src)) == 0 && d.src != 10) {
+                    steps[j].kind = Fused::Nothing;
+                    step.compare = d.src;
+                }
+                break;
+            }
+            if (increment && steps[j].kind == Fused::AddMove && steps[j].index < 0 && d.dst == x &&
+                steps[j].base == insn.dst && d.op == insn.op) {
+                if (((written | read) & bit(x)) == 0 && (written & bit(insn.dst)) == 0) {
+                    step.kind = Fused::AddTo;
+                    step.base = insn.dst;
+                    step.disp = steps[j].disp;
+                    steps[j].kind = Fused::Nothing;  // (its second instruction stays Covered)
+                }
+                break;
+            }
+            if (kShapes[static_cast<std::size_t>(d.op)].jumps) {
+                break;  // a branch in between may leave with the copy live
+            }
+            const UseDef u = step_use_def(j);
+            if (((u.use | u.def) & bit(x)) != 0) {
+                break;  // the copy is used or replaced in between
+            }
+            written = static_cast<uint16_t>(written | u.def);
+            read = static_cast<uint16_t>(read | u.use);
+        }
     }
-    return f;
 }
+
+}  // namespace
 
 std::vector<Step> plan(const vm::Program& program, const Facts& facts, const PlanOptions& options) {
     const std::size_t n = program.size();
@@ -482,6 +590,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             continue;
         }
     }
+    forward_copies(program, facts, steps);
     return steps;
 }
 

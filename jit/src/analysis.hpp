@@ -58,6 +58,9 @@ enum class Fused : uint8_t {
     AddMove,     // `rX = rY; rX += rZ|imm` (same width): rX = rY + rZ|imm in one instruction
     ZeroExtend,  // `rX = rY; rX &= 0xff|0xffff`: rX = the low byte or half of rY
     Inverted,    // `if (c) goto pc + 2; goto T`: if (!c) goto T
+    AddTo,       // `rA = rB` where an earlier `rB = rA; rB += imm` (AddMove, now Nothing) left
+                 // rB = rA + imm, nothing in between touched rA or read rB, and rB is dead
+                 // afterwards: rA += imm (an increment clang spreads over three instructions)
 };
 
 struct Step {
@@ -68,6 +71,10 @@ struct Step {
     uint8_t base = 0;
     int8_t index = -1;
     int32_t disp = 0;
+    // Conditional jumps (Alone or Inverted): the register compared in place of dst, when dst was
+    // a copy of it made only for the compare (that move is then Nothing); kNoRegister if none.
+    uint8_t compare = kNoRegister;
+    static constexpr uint8_t kNoRegister = 0xff;
 };
 
 struct PlanOptions {

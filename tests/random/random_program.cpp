@@ -79,8 +79,8 @@ private:
     bool chance(unsigned percent) { return pick(100) < percent; }
 
     int32_t interesting() {
-        static constexpr int32_t kValues[] = {0, 1, -1, 2, 7, 31, 32, 63, 64, 0xff, 0x80, 0x7fffffff, INT32_MIN,
-                                              0x12345678, -0x10000};
+        static constexpr int32_t kValues[] = {0,  1,    -1,   2,          7,         31,         32,      63,
+                                              64, 0xff, 0x80, 0x7fffffff, INT32_MIN, 0x12345678, -0x10000};
         switch (pick(3)) {
             case 0:
                 return kValues[pick(std::size(kValues))];
@@ -121,7 +121,9 @@ private:
     }
     // Offsets from 0 of an aligned access of `width` bytes within `size` bytes.
     int16_t aligned(std::size_t size, unsigned width) { return static_cast<int16_t>(width * pick(size / width)); }
-    int16_t stack_slot(unsigned width) { return static_cast<int16_t>(-(static_cast<int>(aligned(512, width)) + width)); }
+    int16_t stack_slot(unsigned width) {
+        return static_cast<int16_t>(-(static_cast<int>(aligned(512, width)) + width));
+    }
     unsigned width() { return 1u << pick(4); }
 
     void function(bool main) {
@@ -177,6 +179,34 @@ private:
     }
 
     void alu() {
+        if (chance(4)) {
+            // an increment spread over a copy (as in loop counters below, on data registers):
+            // t = a + k; a's old value read, maybe a written; a = t; maybe t dead
+            const uint8_t a = writable();
+            uint8_t t = writable();
+            while (t == a) {
+                t = writable();
+            }
+            const bool wide = chance(60);
+            emit(row_named(wide ? "mov" : "mov32", Form::AluReg), t, a, 0, 0);
+            emit(row_named(wide ? "add" : "add32", Form::AluImm), t, 0, 0, interesting());
+            if (chance(50)) {
+                uint8_t u = writable();
+                while (u == a || u == t) {
+                    u = writable();
+                }
+                emit(row_named("mov", Form::AluReg), u, a, 0, 0);
+            }
+            if (chance(25)) {
+                emit(row_named("xor", Form::AluImm), a, 0, 0, interesting());  // a written between
+            }
+            const bool wide_back = chance(80) ? wide : !wide;  // sometimes the other width
+            emit(row_named(wide_back ? "mov" : "mov32", Form::AluReg), a, t, 0, 0);
+            if (chance(60)) {
+                mov_imm(t, interesting());
+            }
+            return;
+        }
         if (chance(6)) {
             // clang's zero extension of a byte or half: a move, then an `and` with the mask
             const uint8_t dst = writable();
@@ -194,8 +224,8 @@ private:
             if (row.sem == Sem::Lsh || row.sem == Sem::Rsh || row.sem == Sem::Arsh) {
                 imm = static_cast<int32_t>(pick(row.width * 8u));
             }
-            const bool divide = row.sem == Sem::Div || row.sem == Sem::Mod || row.sem == Sem::Sdiv ||
-                                row.sem == Sem::Smod;
+            const bool divide =
+                row.sem == Sem::Div || row.sem == Sem::Mod || row.sem == Sem::Sdiv || row.sem == Sem::Smod;
             if (divide && imm == 0) {
                 imm = 3;  // the kernel refuses a constant zero divisor
             }
@@ -326,13 +356,32 @@ private:
 
     void branch(unsigned depth) {
         const OpInfo& row = *cond_[pick(cond_.size())];
-        const std::size_t jump = emit(row, readable(), row.form == Form::CondReg ? readable() : 0, 0,
+        uint8_t tested = readable();
+        if (chance(25)) {
+            // clang's habit: a copy made for the compare only (then dead on both paths), maybe
+            // with an instruction between (which may touch the source)
+            const uint8_t t = writable();
+            emit(row_named(chance(50) ? "mov" : "mov32", Form::AluReg), t, readable(), 0, 0);
+            if (chance(50)) {
+                alu();
+            }
+            tested = t;
+            const uint8_t other = row.form == Form::CondReg ? readable() : 0;
+            const std::size_t jump = emit(row, t, other, 0, row.form == Form::CondImm ? interesting() : 0);
+            mov_imm(t, interesting());  // dead on the fall-through path...
+            block(1 + static_cast<unsigned>(pick(3)), depth + 1);
+            code_[jump].off = static_cast<int16_t>(code_.size() - jump - 1);
+            mov_imm(t, interesting());  // ...and where the jump lands
+            return;
+        }
+        const std::size_t jump = emit(row, tested, row.form == Form::CondReg ? readable() : 0, 0,
                                       row.form == Form::CondImm ? interesting() : 0);
         block(1 + static_cast<unsigned>(pick(4)), depth + 1);
         if (chance(40)) {
             // if/else: the then-part jumps over the else-part (ja or its 32-bit form).
             const bool wide = chance(30);
-            const std::size_t over = emit(row_named(wide ? "ja32" : "ja", wide ? Form::Jump32 : Form::Jump), 0, 0, 0, 0);
+            const std::size_t over =
+                emit(row_named(wide ? "ja32" : "ja", wide ? Form::Jump32 : Form::Jump), 0, 0, 0, 0);
             code_[jump].off = static_cast<int16_t>(code_.size() - jump - 1);
             block(1 + static_cast<unsigned>(pick(3)), depth + 1);
             const auto distance = static_cast<int32_t>(code_.size() - over - 1);
@@ -358,7 +407,29 @@ private:
         const std::size_t head = code_.size();
         block(1 + static_cast<unsigned>(pick(4)), depth + 1);
         counters_.pop_back();
-        if (chance(50)) {
+        if (chance(25)) {
+            // the decrement as clang sometimes spreads it: t = c - 1 in a copy, the old c still
+            // read, then c = t (t dead afterwards)
+            uint8_t t = writable();
+            while (t == c) {
+                t = writable();
+            }
+            emit(row_named("mov", Form::AluReg), t, c, 0, 0);
+            const bool add = chance(50);
+            emit(row_named(add ? "add" : "sub", Form::AluImm), t, 0, 0, add ? -1 : 1);
+            uint8_t u = writable();
+            while (u == c || u == t) {
+                u = writable();
+            }
+            emit(row_named("mov", Form::AluReg), u, c, 0, 0);
+            if (chance(20)) {
+                emit(row_named("or", Form::AluImm), c, 0, 0, 0);  // c written (same value) between
+            }
+            emit(row_named("mov", Form::AluReg), c, t, 0, 0);
+            if (chance(70)) {
+                mov_imm(t, interesting());  // t dead (else still read, maybe)
+            }
+        } else if (chance(50)) {
             emit(row_named("sub", Form::AluImm), c, 0, 0, 1);
         } else {
             emit(row_named("add", Form::AluImm), c, 0, 0, -1);

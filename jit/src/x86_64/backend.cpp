@@ -429,6 +429,11 @@ private:
     void lower_step(std::size_t pc, const Step& step) {
         switch (step.kind) {
             case Fused::Alone:
+                if (step.compare != Step::kNoRegister) {
+                    cond_jump(p_[pc].info(), compared(p_[pc], step),
+                              labels_[static_cast<std::size_t>(vm::branch_target(p_[pc], pc))], false);
+                    return;
+                }
                 lower(pc, p_[pc]);
                 return;
             case Fused::Covered:
@@ -458,11 +463,26 @@ private:
             }
             case Fused::Inverted: {
                 const vm::Instruction& jump = p_[pc + 1];
-                cond_jump(p_[pc].info(), p_[pc], labels_[static_cast<std::size_t>(vm::branch_target(jump, pc + 1))],
-                          true);
+                cond_jump(p_[pc].info(), compared(p_[pc], step),
+                          labels_[static_cast<std::size_t>(vm::branch_target(jump, pc + 1))], true);
+                return;
+            }
+            case Fused::AddTo: {
+                const bool w64 = p_[pc].info().width == 8;
+                const Gp& d = kRegs[step.base];
+                a_.add(w64 ? d : d.r32(), step.disp);
                 return;
             }
         }
+    }
+
+    // A conditional jump with the register the plan compares in place of dst.
+    static vm::Instruction compared(const vm::Instruction& insn, const Step& step) {
+        vm::Instruction copy = insn;
+        if (step.compare != Step::kNoRegister) {
+            copy.dst = step.compare;
+        }
+        return copy;
     }
 
     void lower(std::size_t pc, const vm::Instruction& insn) {
