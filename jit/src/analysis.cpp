@@ -277,6 +277,8 @@ Facts analyse(const vm::Program& program) {
     Facts f;
     f.boundary.assign(n + 1, 0);
     std::vector<uint8_t> back_target(n + 1, 0);  // the target of a backward (or self) jump
+    std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
+    bool loops = false;                          // any backward jump
     const auto& fns = program.functions();
     for (uint32_t entry : fns) {
         f.boundary[entry] = 1;
@@ -291,6 +293,7 @@ Facts analyse(const vm::Program& program) {
             f.boundary[t] = 1;
             if (t <= pc && insn.op != Op::CallLocal) {
                 back_target[t] = 1;
+                loops = true;
             }
             if (t == 0 && insn.op == Op::CallLocal) {
                 f.main_is_called = true;
@@ -298,6 +301,12 @@ Facts analyse(const vm::Program& program) {
         }
         if (insn.op == Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + insn.imm == 0) {
             f.main_is_called = true;  // a callback may start at pc 0
+        }
+        // The plan asks for widths only at these (see plan and forward_copies).
+        const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
+                          (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
+        if (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32) {
+            last_query = pc;
         }
     }
 
@@ -313,7 +322,7 @@ Facts analyse(const vm::Program& program) {
         }
     }
     uint64_t carry = 0;
-    for (std::size_t pc = 0; pc < n; ++pc) {
+    for (std::size_t pc = 0; pc <= last_query && pc < n; ++pc) {
         if (program.is_tail(pc)) {
             continue;
         }
@@ -331,6 +340,8 @@ Facts analyse(const vm::Program& program) {
             }
         }
     }
+    std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(std::min(last_query + 1, n)), f.widths.end(),
+              kAllWide);  // (not asked for: unknown)
     f.widths.pop_back();
 
     // Liveness, backwards, in two passes. The first takes every register as live into an earlier
@@ -342,7 +353,7 @@ Facts analyse(const vm::Program& program) {
     std::vector<uint16_t> first(n + 1, kAll);  // the first pass's facts, read by the second
     f.live_after.assign(n, 0);
     const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
-    for (int round = 0; round < 2; ++round) {
+    for (int round = 0; round < (loops ? 2 : 1); ++round) {
         uint16_t next_in = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
