@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
         }
         benchmark::RegisterBenchmark(("jit-compile/" + w.name).c_str(), compile_jit, &w);
     }
-    for (const char* sample : {"suricata/xdp_filter.o", "linux/xdp_tx_iptunnel_kern.o", "linux/sockex2_kern.o"}) {
+    for (const char* sample : {"linux/xdp_tx_iptunnel_kern.o", "linux/sockex2_kern.o", "linux/sockex3_kern.o"}) {
         benchmark::RegisterBenchmark((std::string("jit-compile/") + sample).c_str(), compile_sample, sample, false);
         benchmark::RegisterBenchmark((std::string("jit-checked-compile/") + sample).c_str(), compile_sample, sample,
                                      true);

@@ -390,6 +390,33 @@ bool contains(const uint8_t* code, std::size_t size, std::span<const uint8_t> pa
     return std::search(code, code + size, pattern.begin(), pattern.end()) != code + size;
 }
 
+// Legacy packet loads' offsets are constants too (found when LD_IND's lowering changed).
+TEST(Jit, ConstantBlindingCoversLegacyPacketLoadOffsets) {
+    const vm::Program p = program_of("mov %r6, 0x3c3c3c3c\nldindb %r6, 0x3c3c3c3c\nldabsb 0x3c3c3c3c\nexit");
+    const uint8_t pattern[] = {0x3c, 0x3c, 0x3c, 0x3c};
+    for (bool checked : {false, true}) {
+        JitOptions blind;
+        blind.checked = checked;
+        blind.blind_constants = true;
+        auto b = JitProgram::compile(p, {}, blind);
+        ASSERT_TRUE(b);
+        // (The mov's immediate is blinded too; the code must hold the pattern nowhere.)
+        EXPECT_FALSE(contains(static_cast<const uint8_t*>((*b)->code()), (*b)->code_size(), pattern));
+    }
+    // And the loads still read what they should.
+    for (const char* text : {"ldabsb 2\nexit", "mov %r6, 1\nldindh %r6, 2\nexit", "ldabsw 9\nexit"}) {
+        const vm::Program q = program_of(text);
+        JitOptions blind;
+        blind.blind_constants = true;
+        auto b = JitProgram::compile(q, {}, blind);
+        auto plain = JitProgram::compile(q, {});
+        ASSERT_TRUE(b && plain);
+        std::vector<uint8_t> m1 = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        std::vector<uint8_t> m2 = m1;
+        EXPECT_EQ((*b)->run_buffer(m1).r0, (*plain)->run_buffer(m2).r0) << text;
+    }
+}
+
 TEST(Jit, ConstantBlindingLeavesNoChosenImmediateInTheCode) {
     const char* text =
         "mov %r0, 0x3c3c3c3c\nadd %r0, 0x3c3c3c3c\nxor32 %r0, 0x3c3c3c3c\nmul %r0, 0x3c3c3c3c\n"

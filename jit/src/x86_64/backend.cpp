@@ -1226,7 +1226,14 @@ private:
         }
         const auto size = static_cast<int32_t>(row.width);
         Mem m = ptr(r11, r10, 0, 0, row.width);
-        if (row.form == Form::LoadAbs) {
+        if (row.form == Form::LoadAbs && blind_ && insn.imm >= 0) {
+            // The offset, blinded, in r10 (then as LD_IND's): no chosen constant in the code.
+            a_.mov(r10, blinded(insn.imm, true));
+            a_.lea(r11, ptr(r10, size));
+            a_.cmp(r11, field(offsetof(RunState, packet_size)));
+            a_.ja(packet_fail_);
+            a_.mov(r11, field(offsetof(RunState, packet)));
+        } else if (row.form == Form::LoadAbs) {
             if (insn.imm < 0) {
                 a_.jmp(packet_fail_);
                 return;
@@ -1237,9 +1244,16 @@ private:
             m = ptr(r11, insn.imm, row.width);
         } else {
             // offset = (int32)(src + imm), sign-extended
-            a_.mov(r10d, kRegs[insn.src].r32());
-            a_.add(r10d, insn.imm);
-            a_.movsxd(r10, r10d);
+            if (insn.imm == 0 || blind_) {
+                a_.movsxd(r10, kRegs[insn.src].r32());
+                if (insn.imm != 0) {
+                    a_.add(r10d, blinded(insn.imm, false));
+                    a_.movsxd(r10, r10d);
+                }
+            } else {
+                a_.lea(r10d, ptr(kRegs[insn.src], insn.imm));
+                a_.movsxd(r10, r10d);
+            }
             a_.test(r10, r10);
             a_.js(packet_fail_);
             a_.lea(r11, ptr(r10, size));
