@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/helpers/runtime.hpp"
+#include "bpfvm/helpers/test_run.hpp"
 #include "bpfvm/jit/jit.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
@@ -259,12 +261,12 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     // the object's other programs linked too (tail calls reach them).
     std::unique_ptr<helpers::LinkedObject> linked;
     helpers::Runtime* runtime = nullptr;
-    bool xdp = false;
     ProgramType program_type = ProgramType::Unspecified;
-    bool skb = false;
-    bool skb_l2 = false;
-    std::vector<uint8_t> ctx_in;
-    std::vector<uint8_t> ctx_out;  // __sk_buff after the run, for skb programs
+    // Programs of a type the kernel test-runs get their input as BPF_PROG_TEST_RUN gives it
+    // (helpers/test_run.hpp): the packet, and the context (--ctx) where the type takes one.
+    bool test_run = false;
+    helpers::TestInput test_input;
+    std::vector<uint8_t> ctx_out;  // the context after the run (__sk_buff; a syscall's context)
     // The engine asked for, and the checked engine of the same kind that runs first.
     const jit::Engine engine = *jit::engine_from_string(a.engine);
     const jit::Engine first_engine = jit::is_jit(engine) ? jit::Engine::JitChecked : jit::Engine::InterpChecked;
@@ -284,16 +286,21 @@ int cmd_run(const std::string& input, const RunArgs& a) {
         first.emplace(
             must(jit::Executable::create(linked_program, linked->runtime().helpers(), first_engine, jo), input));
         runtime = &linked->runtime();
-        xdp = p.type == ProgramType::Xdp;
         program_type = p.type;
-        skb = p.type == ProgramType::SocketFilter || p.type == ProgramType::SchedCls || p.type == ProgramType::SchedAct;
-        skb_l2 = p.type != ProgramType::SocketFilter;
-        if (skb && !a.ctx_file.empty()) {
-            ctx_in = must(cli::read_bytes(a.ctx_file));
-        }
-        if (skb && !a.ctx_file.empty() && a.packet_file.empty()) {
-            fail(input + ": a " + std::string(to_string(p.type)) +
-                 " program needs --packet (--ctx sets __sk_buff fields)");
+        test_run = helpers::has_test_run(p.type);
+        const bool packets = p.type != ProgramType::Syscall && p.type != ProgramType::RawTracepoint;
+        if (test_run && packets) {
+            if (a.packet_file.empty() && a.mem_file.empty()) {
+                fail(input + ": a " + std::string(to_string(p.type)) + " program needs --packet" +
+                     (p.type == ProgramType::Xdp ? "" : " (--ctx sets __sk_buff fields)"));
+            }
+            test_input.data = must(cli::read_bytes(a.packet_file.empty() ? a.mem_file : a.packet_file));
+            if (!a.ctx_file.empty()) {
+                test_input.ctx = must(cli::read_bytes(a.ctx_file));
+            }
+        } else if (test_run) {
+            test_input.ctx = mem;
+            test_input.repeat = 0;
         }
     } else {
         exe.emplace(must(jit::Executable::create(loaded.program, cli::default_helpers(), engine, jo), input));
@@ -302,31 +309,19 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     // The first run is a checked engine's; the repeated runs are the engine asked for.
     auto execute = [&](const RunInput& in, bool first_run) { return (first_run ? *first : *exe).run(in, a.budget); };
     auto run_once = [&](std::vector<uint8_t>& buf, bool first_run) {
-        if (skb) {
-            // An skb as BPF_PROG_TEST_RUN builds one; tc sees the Ethernet header, socket filters not.
-            helpers::SkbFrame frame(buf, skb_l2, ctx_in);
-            std::vector<Region> regions = frame.regions();
-            RunInput in;
-            in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
-            in.packet = frame.data();
-            runtime->prepare(in, regions, program_type);
-            RunResult r = execute(in, first_run);
-            buf = frame.packet();
-            const auto* c = reinterpret_cast<const uint8_t*>(&frame.context());
-            ctx_out.assign(c, c + offsetof(helpers::SkbContext, data));  // the __sk_buff view
-            return r;
-        }
-        if (xdp) {
-            // The packet in a frame with head- and tailroom; the program may move its ends.
-            helpers::XdpFrame frame(buf);
-            std::vector<Region> regions = frame.regions();
-            RunInput in;
-            in.r1 = reinterpret_cast<uintptr_t>(&frame.context());
-            in.packet = buf;
-            runtime->prepare(in, regions, program_type);
-            RunResult r = execute(in, first_run);
-            buf = frame.packet();
-            return r;
+        if (test_run) {
+            auto out = helpers::test_run(*runtime, program_type, test_input,
+                                         [&](const RunInput& in) { return execute(in, first_run); });
+            if (auto* refused = std::get_if<helpers::InputRefusal>(&out)) {
+                fail(input + ": the kernel refuses this input (" + std::string(std::strerror(refused->err)) +
+                     "): " + refused->reason);
+            }
+            auto& done = std::get<helpers::TestOutput>(out);
+            buf = program_type == ProgramType::Syscall || program_type == ProgramType::RawTracepoint
+                      ? std::vector<uint8_t>{}
+                      : std::move(done.data_out);
+            ctx_out = std::move(done.ctx_out);
+            return done.result;
         }
         std::vector<Region> regions;
         if (!buf.empty()) {
@@ -346,6 +341,19 @@ int cmd_run(const std::string& input, const RunArgs& a) {
 
     // Until the verifier exists, an unchecked engine runs a program only after a checked run of
     // the same input finished without a trap, so an unsafe program cannot crash the command.
+    // What "packet out" is compared with: the packet as a run that changed nothing returns it (a
+    // socket filter's comes back with a cleared Ethernet header); syscall and raw tracepoint runs
+    // have no packet, and a syscall's context may come back changed ("ctx out").
+    const bool no_packet = program_type == ProgramType::Syscall || program_type == ProgramType::RawTracepoint;
+    if (test_run && !no_packet) {
+        mem = test_input.data;
+        if (program_type == ProgramType::SocketFilter) {
+            std::fill(mem.begin(), mem.begin() + std::min<std::ptrdiff_t>(14, static_cast<std::ptrdiff_t>(mem.size())),
+                      0);
+        }
+    } else if (test_run) {
+        mem.clear();
+    }
     std::vector<uint8_t> work = mem;
     RunResult result = run_once(work, true);
     const std::vector<uint8_t> after_first = work;
@@ -399,6 +407,9 @@ int cmd_run(const std::string& input, const RunArgs& a) {
     if (runtime) {
         if (after_first != mem) {
             std::printf("packet out: %s\n", hex_bytes(after_first.data(), after_first.size()).c_str());
+        }
+        if (program_type == ProgramType::Syscall && first_ctx_out != test_input.ctx) {
+            std::printf("ctx out: %s\n", hex_bytes(first_ctx_out.data(), first_ctx_out.size()).c_str());
         }
         for (const std::string& line : runtime->trace_lines()) {
             std::printf("trace: %s\n", line.c_str());

@@ -402,18 +402,32 @@ Expected<std::vector<vm::RawInsn>> rewrite_context_accesses(std::span<const vm::
     return out;
 }
 
+std::size_t XdpFrags::bytes() const {
+    std::size_t n = 0;
+    for (const auto& f : frags) {
+        n += f.size();
+    }
+    return n;
+}
+
 XdpFrame::XdpFrame(std::span<const uint8_t> packet, uint32_t ingress_ifindex, uint32_t rx_queue) {
-    const std::size_t size = std::max(kFrameSize, kHeadroom + packet.size() + kTailroom);
-    frame_.assign(size, 0);
-    std::copy(packet.begin(), packet.end(), frame_.begin() + kHeadroom);
+    frame_.assign(kFrameSize, 0);
+    const std::size_t linear = std::min(packet.size(), kMaxLinear);
+    std::copy(packet.begin(), packet.begin() + static_cast<std::ptrdiff_t>(linear), frame_.begin() + kHeadroom);
+    for (std::size_t at = linear; at < packet.size(); at += XdpFrags::kFragSize) {
+        const std::size_t n = std::min(XdpFrags::kFragSize, packet.size() - at);
+        frags_.frags.emplace_back(packet.begin() + static_cast<std::ptrdiff_t>(at),
+                                  packet.begin() + static_cast<std::ptrdiff_t>(at + n));
+    }
     const auto base = reinterpret_cast<uintptr_t>(frame_.data());
     ctx_.frame_start = base;
-    ctx_.frame_end = base + size - kTailroom;
+    ctx_.frame_end = base + kFrameSize - kTailroom;
     ctx_.data = base + kHeadroom;
-    ctx_.data_end = ctx_.data + packet.size();
+    ctx_.data_end = ctx_.data + linear;
     ctx_.data_meta = ctx_.data;
     ctx_.ingress_ifindex = ingress_ifindex;
     ctx_.rx_queue_index = rx_queue;
+    ctx_.frags = reinterpret_cast<uintptr_t>(&frags_);
 }
 
 std::vector<vm::Region> XdpFrame::regions() const {
@@ -425,10 +439,43 @@ std::vector<vm::Region> XdpFrame::regions() const {
 
 std::vector<uint8_t> XdpFrame::packet() const {
     const auto* start = reinterpret_cast<const uint8_t*>(ctx_.data);
-    return std::vector<uint8_t>(start, start + (ctx_.data_end - ctx_.data));
+    std::vector<uint8_t> out(start, start + (ctx_.data_end - ctx_.data));
+    for (const auto& f : frags_.frags) {
+        out.insert(out.end(), f.begin(), f.end());
+    }
+    return out;
 }
 
-SkbFrame::SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const uint8_t> ctx_in) {
+void XdpFrame::set_metadata(std::size_t meta) {
+    ctx_.data = ctx_.data_meta + std::min<uint64_t>(meta, ctx_.data_end - ctx_.data_meta);
+}
+
+namespace {
+
+// What eth_type_trans decides for a frame arriving on the loopback device (whose address and
+// broadcast address are both zero): the packet type and the protocol, as __sk_buff holds them.
+void eth_type_trans(std::span<const uint8_t> packet, SkbContext& ctx) {
+    constexpr uint32_t kPacketMulticast = 2;
+    constexpr uint32_t kPacketOtherHost = 3;
+    if (packet.size() < 14) {
+        return;
+    }
+    if ((packet[0] & 1) != 0) {
+        ctx.pkt_type = kPacketMulticast;  // (broadcast only for the device's broadcast address)
+    } else if (std::any_of(packet.begin(), packet.begin() + 6, [](uint8_t b) { return b != 0; })) {
+        ctx.pkt_type = kPacketOtherHost;
+    }
+    const uint16_t type = static_cast<uint16_t>(packet[12] << 8 | packet[13]);
+    uint16_t proto = type;
+    if (type < 0x600) {  // an 802.3 length: raw 802.3 (0xffff after the header) or 802.2
+        proto = packet.size() >= 16 && packet[14] == 0xff && packet[15] == 0xff ? 0x0001 : 0x0004;
+    }
+    ctx.protocol = uint32_t{static_cast<uint8_t>(proto >> 8)} | uint32_t{static_cast<uint8_t>(proto)} << 8;
+}
+
+}  // namespace
+
+SkbFrame::SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const uint8_t> ctx_in) : layer2_(layer2) {
     constexpr std::size_t kHeadroom = 64;
     constexpr std::size_t kEth = 14;
     buffer_.assign(kHeadroom + packet.size() + 64, 0);
@@ -439,20 +486,16 @@ SkbFrame::SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const
     ctx_.data_end = start + packet.size();
     ctx_.data_meta = ctx_.data;
     ctx_.len = static_cast<uint32_t>(packet.size() - pulled);
-    ctx_.wire_len = static_cast<uint32_t>(packet.size());
+    ctx_.wire_len = ctx_.len;
     ctx_.ifindex = 1;
-    ctx_.ingress_ifindex = 1;
-    if (packet.size() >= kEth) {
-        ctx_.protocol = uint32_t{packet[12]} | uint32_t{packet[13]} << 8;  // __be16 in memory order
-    }
+    ctx_.ingress_ifindex = 0;
+    eth_type_trans(packet, ctx_);
     if (!ctx_in.empty()) {
         SkbContext in{};
         std::memcpy(&in, ctx_in.data(), std::min(ctx_in.size(), std::size_t{192}));
         ctx_.mark = in.mark;
         ctx_.priority = in.priority;
-        if (in.ingress_ifindex != 0) {
-            ctx_.ingress_ifindex = in.ingress_ifindex;
-        }
+        ctx_.ingress_ifindex = in.ingress_ifindex;
         if (in.ifindex != 0) {
             ctx_.ifindex = in.ifindex;
         }
@@ -460,10 +503,27 @@ SkbFrame::SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const
         ctx_.tstamp = in.tstamp;
         ctx_.gso_segs = in.gso_segs;
         ctx_.gso_size = in.gso_size;
+        ctx_.hwtstamp = in.hwtstamp;
         if (in.wire_len != 0) {
             ctx_.wire_len = in.wire_len;
         }
     }
+}
+
+std::vector<uint8_t> SkbFrame::context_out() const {
+    SkbContext out{};
+    out.mark = ctx_.mark;
+    out.priority = ctx_.priority;
+    out.ingress_ifindex = ctx_.ingress_ifindex;
+    out.ifindex = ctx_.ifindex;
+    std::memcpy(out.cb, ctx_.cb, sizeof out.cb);
+    out.tstamp = ctx_.tstamp;
+    out.wire_len = ctx_.wire_len;
+    out.gso_segs = ctx_.gso_segs;
+    out.gso_size = ctx_.gso_size;
+    out.hwtstamp = ctx_.hwtstamp;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&out);
+    return std::vector<uint8_t>(bytes, bytes + offsetof(SkbContext, data));
 }
 
 std::vector<vm::Region> SkbFrame::regions() const {
@@ -483,7 +543,11 @@ std::span<const uint8_t> SkbFrame::data() const {
 
 std::vector<uint8_t> SkbFrame::packet() const {
     const auto* start = buffer_.data() + 64;
-    return std::vector<uint8_t>(start, reinterpret_cast<const uint8_t*>(ctx_.data_end));
+    std::vector<uint8_t> out(start, reinterpret_cast<const uint8_t*>(ctx_.data_end));
+    if (!layer2_) {
+        std::fill(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(out.size(), 14)), 0);
+    }
+    return out;
 }
 
 }  // namespace bpfvm::helpers

@@ -637,6 +637,35 @@ uint64_t xdp_adjust_tail(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint6
         return 0;
     }
     const int64_t off = static_cast<int32_t>(delta);
+    auto* frags = reinterpret_cast<XdpFrags*>(x->frags);
+    if (frags != nullptr && !frags->frags.empty()) {
+        // A multi-buffer packet, as the kernel treats one: growing extends the last fragment
+        // (within its page); shrinking takes from the fragments first, then the linear part,
+        // and leaves at least an Ethernet header.
+        if (off > 0) {
+            std::vector<uint8_t>& last = frags->frags.back();
+            if (last.size() + static_cast<uint64_t>(off) > XdpFrags::kFragSize) {
+                return neg(kEINVAL);
+            }
+            last.resize(last.size() + static_cast<std::size_t>(off), 0);
+            return 0;
+        }
+        uint64_t shrink = static_cast<uint64_t>(-off);
+        if (shrink + kEthHeader > (x->data_end - x->data) + frags->bytes()) {
+            return neg(kEINVAL);
+        }
+        while (shrink > 0 && !frags->frags.empty()) {
+            std::vector<uint8_t>& last = frags->frags.back();
+            const uint64_t take = std::min<uint64_t>(shrink, last.size());
+            last.resize(last.size() - static_cast<std::size_t>(take));
+            shrink -= take;
+            if (last.empty()) {
+                frags->frags.pop_back();
+            }
+        }
+        x->data_end -= shrink;
+        return 0;
+    }
     const uint64_t end = x->data_end + static_cast<uint64_t>(off);
     if (end > x->frame_end || end < x->data + kEthHeader) {
         return neg(kEINVAL);
@@ -646,6 +675,16 @@ uint64_t xdp_adjust_tail(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint6
     }
     x->data_end = end;
     return 0;
+}
+
+// bpf_xdp_get_buff_len(xdp): the packet's length, fragments included.
+uint64_t xdp_get_buff_len(uint64_t xdp, uint64_t, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
+    XdpContext* x = xdp_arg(ctx, xdp);
+    if (x == nullptr) {
+        return 0;
+    }
+    const auto* frags = reinterpret_cast<const XdpFrags*>(x->frags);
+    return (x->data_end - x->data) + (frags != nullptr ? frags->bytes() : 0);
 }
 
 uint64_t xdp_adjust_meta(uint64_t xdp, uint64_t delta, uint64_t, uint64_t, uint64_t, CallContext* ctx) {
@@ -794,6 +833,7 @@ void add_kernel_helpers(vm::HelperTable& t) {
         {44, "xdp_adjust_head", xdp_adjust_head, proto(R::Integer, {A::Context, A::Scalar})},
         {54, "xdp_adjust_meta", xdp_adjust_meta, proto(R::Integer, {A::Context, A::Scalar})},
         {65, "xdp_adjust_tail", xdp_adjust_tail, proto(R::Integer, {A::Context, A::Scalar})},
+        {188, "xdp_get_buff_len", xdp_get_buff_len, proto(R::Integer, {A::Context})},
         {28, "csum_diff", csum_diff,
          proto(R::Integer, {A::ReadableMem, A::SizeOrZero, A::ReadableMem, A::SizeOrZero, A::Scalar})},
         {45, "probe_read_str", probe_read_str, proto(R::Integer, {A::WritableMem, A::SizeOrZero, A::Anything})},

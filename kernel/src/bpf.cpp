@@ -4,7 +4,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace bpfvm::kernel {
@@ -74,6 +76,39 @@ const Availability& availability() {
     return probed;
 }
 
+unsigned possible_cpus() {
+    static const unsigned count = [] {
+        // "0-3" or "0,2-5": the highest CPU number plus one.
+        std::FILE* f = std::fopen("/sys/devices/system/cpu/possible", "r");
+        unsigned highest = 0;
+        if (f != nullptr) {
+            char buf[256] = {};
+            const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+            std::fclose(f);
+            buf[n] = 0;
+            unsigned value = 0;
+            bool digits = false;
+            for (const char* p = buf; *p != 0; ++p) {
+                if (*p >= '0' && *p <= '9') {
+                    value = value * 10 + static_cast<unsigned>(*p - '0');
+                    digits = true;
+                } else {
+                    if (digits) {
+                        highest = std::max(highest, value);
+                    }
+                    value = 0;
+                    digits = false;
+                }
+            }
+            if (digits) {
+                highest = std::max(highest, value);
+            }
+        }
+        return highest + 1;
+    }();
+    return count;
+}
+
 Expected<Fd> create_map(const MapDefinition& def) {
     union bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
@@ -90,10 +125,10 @@ Expected<Fd> create_map(const MapDefinition& def) {
     return Fd(static_cast<int>(fd));
 }
 
-Expected<Unit> update_map(const Fd& map, std::span<const uint8_t> key, std::span<const uint8_t> value) {
+Expected<Unit> update_map(int map_fd, std::span<const uint8_t> key, std::span<const uint8_t> value) {
     union bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
-    attr.map_fd = static_cast<uint32_t>(map.get());
+    attr.map_fd = static_cast<uint32_t>(map_fd);
     attr.key = ptr(key.data());
     attr.value = ptr(value.data());
     attr.flags = BPF_ANY;
@@ -103,17 +138,41 @@ Expected<Unit> update_map(const Fd& map, std::span<const uint8_t> key, std::span
     return Unit{};
 }
 
-Expected<std::vector<uint8_t>> lookup_map(const Fd& map, std::span<const uint8_t> key, uint32_t value_size) {
+Expected<Unit> update_map(const Fd& map, std::span<const uint8_t> key, std::span<const uint8_t> value) {
+    return update_map(map.get(), key, value);
+}
+
+Expected<std::vector<uint8_t>> lookup_map(int map_fd, std::span<const uint8_t> key, uint32_t value_size) {
     std::vector<uint8_t> value(value_size);
     union bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
-    attr.map_fd = static_cast<uint32_t>(map.get());
+    attr.map_fd = static_cast<uint32_t>(map_fd);
     attr.key = ptr(key.data());
     attr.value = ptr(value.data());
     if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) != 0) {
         return make_error("kernel map", "BPF_MAP_LOOKUP_ELEM failed: " + errno_text(errno));
     }
     return value;
+}
+
+Expected<std::vector<uint8_t>> lookup_map(const Fd& map, std::span<const uint8_t> key, uint32_t value_size) {
+    return lookup_map(map.get(), key, value_size);
+}
+
+Expected<std::optional<std::vector<uint8_t>>> next_key(int map_fd, std::span<const uint8_t> key, uint32_t key_size) {
+    std::vector<uint8_t> next(key_size);
+    union bpf_attr attr;
+    std::memset(&attr, 0, sizeof attr);
+    attr.map_fd = static_cast<uint32_t>(map_fd);
+    attr.key = key.empty() ? 0 : ptr(key.data());
+    attr.next_key = ptr(next.data());
+    if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr) != 0) {
+        if (errno == ENOENT) {
+            return std::optional<std::vector<uint8_t>>{};
+        }
+        return make_error("kernel map", "BPF_MAP_GET_NEXT_KEY failed: " + errno_text(errno));
+    }
+    return std::optional<std::vector<uint8_t>>{std::move(next)};
 }
 
 Expected<Unit> freeze_map(const Fd& map) {
@@ -126,24 +185,28 @@ Expected<Unit> freeze_map(const Fd& map) {
     return Unit{};
 }
 
-Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn> insns, const std::string& license) {
+Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn> insns, const LoadOptions& options) {
     std::vector<uint64_t> slots;
     slots.reserve(insns.size());
     for (const vm::RawInsn& i : insns) {
         slots.push_back(vm::to_u64(i));
     }
-    std::string log(1 << 20, '\0');
+    std::string log(options.log_level != 0 ? std::size_t{1} << 20 : 1, '\0');
     union bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
     attr.prog_type = static_cast<uint32_t>(type);
     attr.insns = ptr(slots.data());
     attr.insn_cnt = static_cast<uint32_t>(slots.size());
-    attr.license = ptr(license.c_str());
-    attr.log_buf = ptr(log.data());
-    attr.log_size = static_cast<uint32_t>(log.size());
-    attr.log_level = 1;
+    attr.license = ptr(options.license.c_str());
+    attr.prog_flags = options.prog_flags;
+    attr.expected_attach_type = options.expected_attach;
+    if (options.log_level != 0) {
+        attr.log_buf = ptr(log.data());
+        attr.log_size = static_cast<uint32_t>(log.size());
+        attr.log_level = options.log_level;
+    }
     long fd = sys_bpf(BPF_PROG_LOAD, &attr);
-    if (fd < 0 && errno == ENOSPC) {
+    if (fd < 0 && errno == ENOSPC && options.log_level != 0) {
         // The log did not fit: load again without it (the verdict is what matters).
         attr.log_buf = 0;
         attr.log_size = 0;
@@ -159,17 +222,21 @@ Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn>
     return Loaded{Fd(static_cast<int>(fd)), std::move(log)};
 }
 
-Expected<TestRun> test_run(const Fd& program, const TestRunInput& input) {
+std::variant<TestRun, TestRunError> test_run_raw(int program_fd, const TestRunInput& input) {
     TestRun out;
-    out.data_out.resize(input.data_out_size != 0 ? input.data_out_size : input.data.size() + 256);
+    out.data_out.resize(input.data_out_size);
     out.ctx_out.resize(input.ctx_out_size);
     union bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
-    attr.test.prog_fd = static_cast<uint32_t>(program.get());
-    attr.test.data_in = ptr(input.data.data());
-    attr.test.data_size_in = static_cast<uint32_t>(input.data.size());
-    attr.test.data_out = ptr(out.data_out.data());
-    attr.test.data_size_out = static_cast<uint32_t>(out.data_out.size());
+    attr.test.prog_fd = static_cast<uint32_t>(program_fd);
+    if (!input.data.empty()) {
+        attr.test.data_in = ptr(input.data.data());
+        attr.test.data_size_in = static_cast<uint32_t>(input.data.size());
+    }
+    if (!out.data_out.empty()) {
+        attr.test.data_out = ptr(out.data_out.data());
+        attr.test.data_size_out = static_cast<uint32_t>(out.data_out.size());
+    }
     if (!input.ctx.empty()) {
         attr.test.ctx_in = ptr(input.ctx.data());
         attr.test.ctx_size_in = static_cast<uint32_t>(input.ctx.size());
@@ -179,14 +246,25 @@ Expected<TestRun> test_run(const Fd& program, const TestRunInput& input) {
         attr.test.ctx_size_out = static_cast<uint32_t>(out.ctx_out.size());
     }
     attr.test.repeat = input.repeat;
+    attr.test.flags = input.flags;
+    attr.test.cpu = input.cpu;
     if (sys_bpf(BPF_PROG_TEST_RUN, &attr) != 0) {
-        return make_error("kernel", "BPF_PROG_TEST_RUN failed: " + errno_text(errno));
+        const int err = errno;
+        return TestRunError{err, "BPF_PROG_TEST_RUN failed: " + errno_text(err)};
     }
     out.retval = attr.test.retval;
     out.duration_ns = attr.test.duration;
-    out.data_out.resize(attr.test.data_size_out);
+    out.data_out.resize(std::min<std::size_t>(out.data_out.size(), attr.test.data_size_out));
     out.ctx_out.resize(std::min<std::size_t>(out.ctx_out.size(), attr.test.ctx_size_out));
     return out;
+}
+
+Expected<TestRun> test_run(const Fd& program, const TestRunInput& input) {
+    auto r = test_run_raw(program.get(), input);
+    if (auto* e = std::get_if<TestRunError>(&r)) {
+        return make_error("kernel", e->message);
+    }
+    return std::get<TestRun>(std::move(r));
 }
 
 }  // namespace bpfvm::kernel

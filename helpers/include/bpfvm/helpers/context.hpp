@@ -66,17 +66,29 @@ struct XdpContext {
     uint32_t magic = kMagic;
     uint64_t frame_start = 0;  // start of the frame buffer (the headroom begins here)
     uint64_t frame_end = 0;    // end of the usable frame (the tailroom ends here)
+    uint64_t frags = 0;        // the XdpFrags after the linear part (a multi-buffer packet), or 0
 
     static constexpr uint32_t kMagic = 0x58445021;  // "XDP!"
 };
 
-// A packet in a frame laid out like the kernel's for XDP test runs: 256 bytes of headroom, the
-// packet, and tailroom up to 4 KiB (longer packets get a bigger frame).
+// The part of a packet beyond the linear frame, as the kernel's test run lays it out: pages of up
+// to 4 KiB that the program cannot address; helpers see them (bpf_xdp_adjust_tail grows and
+// shrinks the last one, bpf_xdp_get_buff_len counts them).
+struct XdpFrags {
+    static constexpr std::size_t kFragSize = 4096;
+    std::vector<std::vector<uint8_t>> frags;
+    [[nodiscard]] std::size_t bytes() const;
+};
+
+// A packet in a frame laid out like the kernel's for XDP test runs: 256 bytes of headroom, up to
+// 3,520 bytes of packet, and 320 bytes of tailroom in a 4 KiB frame; what does not fit follows in
+// fragments (XdpFrags).
 class XdpFrame {
 public:
     static constexpr std::size_t kHeadroom = 256;
     static constexpr std::size_t kFrameSize = 4096;
     static constexpr std::size_t kTailroom = 320;  // the kernel reserves skb_shared_info here
+    static constexpr std::size_t kMaxLinear = kFrameSize - kHeadroom - kTailroom;
 
     explicit XdpFrame(std::span<const uint8_t> packet, uint32_t ingress_ifindex = 1, uint32_t rx_queue = 0);
     XdpFrame(const XdpFrame&) = delete;  // the context holds pointers into the frame
@@ -85,11 +97,15 @@ public:
     XdpContext& context() { return ctx_; }
     // The memory a checked run may touch: the frame, and the context (read-only).
     [[nodiscard]] std::vector<vm::Region> regions() const;
-    // The packet as the program left it: [data, data_end).
+    // The packet as the program left it: [data, data_end), then the fragments.
     [[nodiscard]] std::vector<uint8_t> packet() const;
+    // Moves the start of the data (metadata of `meta` bytes before it), as a test run's xdp_md
+    // does: 0 <= meta <= the linear part's length.
+    void set_metadata(std::size_t meta);
 
 private:
     std::vector<uint8_t> frame_;
+    XdpFrags frags_;
     XdpContext ctx_;
 };
 
@@ -137,9 +153,11 @@ struct SkbContext {
 
 // A packet as an skb for a test run, as BPF_PROG_TEST_RUN builds one: for tc (layer 2) the data
 // starts at the Ethernet header; for socket filters it starts after it (the kernel pulls the
-// 14-byte Ethernet header), and len counts from there. `ctx_in`, if not empty, is a __sk_buff
-// whose settable fields (mark, priority, ingress_ifindex, ifindex, cb, tstamp, wire_len,
-// gso_segs, gso_size) are copied in.
+// 14-byte Ethernet header), and len counts from there. The skb arrives on the loopback device:
+// pkt_type and protocol as eth_type_trans sets them, ifindex 1, ingress_ifindex 0, wire_len the
+// length. `ctx_in`, if not empty, is a __sk_buff whose settable fields (mark, priority,
+// ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size, hwtstamp) are copied in
+// (test_run checks the rest are zero, as the kernel does).
 class SkbFrame {
 public:
     SkbFrame(std::span<const uint8_t> packet, bool layer2, std::span<const uint8_t> ctx_in = {});
@@ -150,12 +168,17 @@ public:
     [[nodiscard]] std::vector<vm::Region> regions() const;
     // What LD_ABS / LD_IND read: [data, data_end).
     [[nodiscard]] std::span<const uint8_t> data() const;
-    // The whole packet as it is now, Ethernet header included.
+    // The packet as a test run returns it: from the Ethernet header, which for socket filters is
+    // 14 zero bytes (the kernel pushes a cleared header back after the run).
     [[nodiscard]] std::vector<uint8_t> packet() const;
+    // The __sk_buff a test run returns (192 bytes): the fields it copies back (mark, priority,
+    // ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size, hwtstamp), the rest 0.
+    [[nodiscard]] std::vector<uint8_t> context_out() const;
 
 private:
     std::vector<uint8_t> buffer_;
     SkbContext ctx_;
+    bool layer2_;
 };
 
 }  // namespace bpfvm::helpers

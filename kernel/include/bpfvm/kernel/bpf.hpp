@@ -1,11 +1,14 @@
 // The running kernel's bpf() (DESIGN.md, kernel/): the thin layer bpfvm's kernel oracle and the
-// benchmarks' kernel column stand on. Raw syscalls, no libbpf: programs are loaded as bpfvm has
-// them (instructions with map references already resolved to the kernel's map fds).
+// benchmarks' kernel column stand on. Raw syscalls: programs are loaded as bpfvm has them
+// (instructions with map references already resolved to the kernel's map fds). Whole ELF objects
+// go through libbpf instead (kernel/object.hpp).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "bpfvm/vm/expected.hpp"
@@ -21,6 +24,9 @@ struct Availability {
     std::string reason;
 };
 const Availability& availability();  // probed once
+
+// CPUs the kernel's per-CPU maps have a slot for (/sys/devices/system/cpu/possible).
+unsigned possible_cpus();
 
 // A file descriptor, closed on destruction.
 class Fd {
@@ -50,7 +56,12 @@ struct MapDefinition {
 
 Expected<Fd> create_map(const MapDefinition& def);
 Expected<Unit> update_map(const Fd& map, std::span<const uint8_t> key, std::span<const uint8_t> value);
+Expected<Unit> update_map(int map_fd, std::span<const uint8_t> key, std::span<const uint8_t> value);
+// A value of `value_size` bytes (all CPUs' for per-CPU maps: the caller sizes it).
 Expected<std::vector<uint8_t>> lookup_map(const Fd& map, std::span<const uint8_t> key, uint32_t value_size);
+Expected<std::vector<uint8_t>> lookup_map(int map_fd, std::span<const uint8_t> key, uint32_t value_size);
+// The key after `key` (the first one for an empty span), or nothing at the end.
+Expected<std::optional<std::vector<uint8_t>>> next_key(int map_fd, std::span<const uint8_t> key, uint32_t key_size);
 // BPF_MAP_FREEZE: no more writes from user space. A frozen map created with BPF_F_RDONLY_PROG
 // (0x80) is constant to the kernel's verifier: loads from it at known offsets give known values.
 Expected<Unit> freeze_map(const Fd& map);
@@ -61,10 +72,17 @@ struct Loaded {
     std::string log;
 };
 
+struct LoadOptions {
+    std::string license = "GPL";
+    uint32_t prog_flags = 0;       // BPF_F_SLEEPABLE (16) for syscall programs, ...
+    uint32_t expected_attach = 0;  // expected_attach_type
+    uint32_t log_level = 1;
+};
+
 // Loads `insns` (lddw src 1 = a map fd in imm) as `type`. When the verifier refuses, the error
 // carries the last lines of its log.
 Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn> insns,
-                              const std::string& license = "GPL");
+                              const LoadOptions& options = {});
 
 // BPF_PROG_TEST_RUN. retval is the low 32 bits of r0; duration_ns is the kernel's mean per run.
 struct TestRun {
@@ -77,9 +95,19 @@ struct TestRunInput {
     std::span<const uint8_t> data;
     std::span<const uint8_t> ctx;
     uint32_t repeat = 1;
-    uint32_t data_out_size = 0;  // 0: as large as the input plus 256
+    // Room for the packet and the context after the run; 0 asks for none (raw tracepoint and
+    // syscall runs refuse a data_out, raw tracepoints a ctx_out too).
+    uint32_t data_out_size = 0;
     uint32_t ctx_out_size = 0;
+    uint32_t flags = 0;
+    uint32_t cpu = 0;
 };
+// An error carries the errno: EINVAL is the kernel refusing the input for this program type.
+struct TestRunError {
+    int err = 0;
+    std::string message;
+};
+std::variant<TestRun, TestRunError> test_run_raw(int program_fd, const TestRunInput& input);
 Expected<TestRun> test_run(const Fd& program, const TestRunInput& input);
 
 }  // namespace bpfvm::kernel
