@@ -17,6 +17,7 @@
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
 #include "bpfvm/vm/interpreter.hpp"
+#include "diff.hpp"
 #include "inputs.hpp"
 #include "objects.hpp"
 
@@ -554,6 +555,26 @@ int main(int argc, char** argv) {
     LoaderArgs jit_loader;
     jit_loader.add_to(jit_cmd);
 
+    cli::DiffArgs diff_args;
+    CLI::App* diff_cmd =
+        app.add_subcommand("diff", "Run a program in the kernel (BPF_PROG_TEST_RUN) and on bpfvm, and compare");
+    CLI::Option* diff_file = diff_cmd->add_option("FILE", diff_args.file, file_help + ", or an ELF object (.o)");
+    CLI::Option* diff_corpus = diff_cmd->add_option(
+        "--corpus", diff_args.corpus,
+        "A folder: every object (with its <name>.*.pkt / .ctx inputs, or the default ones) and raw program in it");
+    diff_file->excludes(diff_corpus);
+    diff_cmd->add_option("--program", diff_args.program, "For an object: only this program (default: all)");
+    diff_cmd->add_option("--packet", diff_args.packet_files,
+                         "A packet to run on (repeatable; default: a set of packets)");
+    diff_cmd->add_option("--ctx", diff_args.ctx_files,
+                         "The context: __sk_buff / xdp_md fields for every packet, or one syscall context or raw "
+                         "tracepoint argument array per --ctx");
+    diff_cmd->add_option("--engine", diff_args.engine, "The bpfvm engines to compare: all, or one of them")
+        ->check(CLI::IsMember({"all", "interp", "interp-checked", "jit", "jit-checked"}));
+    diff_cmd->add_option("--repeat", diff_args.repeat, "Also time N runs on every side (ns per run)")
+        ->check(CLI::Range(uint32_t{1}, uint32_t{1} << 24));
+    diff_cmd->add_flag("--json", diff_args.json, "Print the results as one JSON object");
+
     CLI::App* conf_cmd = app.add_subcommand("conformance", "Run bpf_conformance test files");
     conf_cmd->add_option("PATH", paths, "Test files, or folders of .data files")->required();
     conf_cmd->add_option("--engine", engine, "interp-checked, interp, jit-checked, jit or all")
@@ -592,6 +613,12 @@ int main(int argc, char** argv) {
         }
         if (*conf_cmd) {
             return cmd_conformance(paths, engine);
+        }
+        if (*diff_cmd) {
+            if (diff_args.file.empty() && diff_args.corpus.empty()) {
+                fail("diff: give FILE or --corpus DIR");
+            }
+            return must(cli::cmd_diff(diff_args));
         }
     } catch (const UsageError& e) {
         std::fprintf(stderr, "bpfvm: %s\n", e.message.c_str());

@@ -13,7 +13,7 @@ esac
 
 packages=(
   cmake ninja-build g++ pkgconf
-  libcli11-dev libgtest-dev libbenchmark-dev libasmjit-dev libelf-dev
+  libcli11-dev libgtest-dev libbenchmark-dev libasmjit-dev libelf-dev libbpf-dev zlib1g-dev
   clang-19 llvm-19 libclang-rt-19-dev
 )
 if [ "${BPFVM_SKIP_INSTALL:-0}" != 1 ]; then

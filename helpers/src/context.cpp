@@ -438,8 +438,8 @@ std::vector<vm::Region> XdpFrame::regions() const {
 }
 
 std::vector<uint8_t> XdpFrame::packet() const {
-    const auto* start = reinterpret_cast<const uint8_t*>(ctx_.data);
-    std::vector<uint8_t> out(start, start + (ctx_.data_end - ctx_.data));
+    const auto* start = reinterpret_cast<const uint8_t*>(ctx_.data_meta);
+    std::vector<uint8_t> out(start, start + (ctx_.data_end - ctx_.data_meta));
     for (const auto& f : frags_.frags) {
         out.insert(out.end(), f.begin(), f.end());
     }

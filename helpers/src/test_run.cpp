@@ -55,6 +55,14 @@ std::optional<InputRefusal> refuse_skb(ProgramType type, const TestInput& in) {
         return refusal(kEINVAL, "a packet of " + std::to_string(in.data.size()) + " bytes: skb test runs take 14 to " +
                                     std::to_string(kMaxSkbData) + " bytes");
     }
+    // An IPv4 or IPv6 frame must hold its network header.
+    const uint16_t ethertype = static_cast<uint16_t>(in.data[12] << 8 | in.data[13]);
+    if ((ethertype == 0x0800 && in.data.size() < kEthHeader + 20) ||
+        (ethertype == 0x86dd && in.data.size() < kEthHeader + 40)) {
+        return refusal(
+            kEINVAL, std::string("a packet of ") + std::to_string(in.data.size()) + " bytes is too short for its " +
+                         (ethertype == 0x0800 ? "IPv4 header (34 bytes at least)" : "IPv6 header (54 bytes at least)"));
+    }
     if (in.ctx.empty()) {
         return std::nullopt;
     }

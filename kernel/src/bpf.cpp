@@ -237,9 +237,10 @@ std::variant<TestRun, TestRunError> test_run_raw(int program_fd, const TestRunIn
         attr.test.data_out = ptr(out.data_out.data());
         attr.test.data_size_out = static_cast<uint32_t>(out.data_out.size());
     }
-    if (!input.ctx.empty()) {
-        attr.test.ctx_in = ptr(input.ctx.data());
-        attr.test.ctx_size_in = static_cast<uint32_t>(input.ctx.size());
+    out.ctx_in_after.assign(input.ctx.begin(), input.ctx.end());  // (the kernel may write it)
+    if (!out.ctx_in_after.empty()) {
+        attr.test.ctx_in = ptr(out.ctx_in_after.data());
+        attr.test.ctx_size_in = static_cast<uint32_t>(out.ctx_in_after.size());
     }
     if (!out.ctx_out.empty()) {
         attr.test.ctx_out = ptr(out.ctx_out.data());

@@ -424,22 +424,28 @@ private:
         if (!sec) {
             return Unit{};
         }
-        // clang leaves extern offsets at 0: lay the variables out here, each aligned to its size.
+        // clang leaves extern offsets at 0: lay the variables out here as libbpf does (so the map
+        // reads the same in bpfvm and in the kernel): by alignment (here their size) descending,
+        // then size ascending, then name, each aligned to its size.
         const BtfType& ds = obj_.btf->type(*sec);
         std::vector<std::pair<const BtfType*, uint64_t>> layout;  // (variable, size)
-        uint64_t size = 0;
-        std::vector<uint64_t> offsets;
         for (const BtfMember& e : ds.members) {
             const BtfType& var = obj_.btf->type(e.type);
             Expected<uint64_t> vsize = obj_.btf->size_of(e.type);
             if (var.kind != BtfKind::Var || !vsize || *vsize == 0 || *vsize > 8) {
                 return fail("extern '" + var.name + "'", "a __kconfig value must be a number of 1 to 8 bytes");
             }
-            const uint64_t align = *vsize;
-            size = (size + align - 1) / align * align;
-            offsets.push_back(size);
             layout.emplace_back(&var, *vsize);
-            size += *vsize;
+        }
+        std::sort(layout.begin(), layout.end(), [](const auto& a, const auto& b) {
+            return a.second != b.second ? a.second > b.second : a.first->name < b.first->name;
+        });
+        uint64_t size = 0;
+        std::vector<uint64_t> offsets;
+        for (const auto& [var, vsize] : layout) {
+            size = (size + vsize - 1) / vsize * vsize;
+            offsets.push_back(size);
+            size += vsize;
         }
         if (size == 0) {
             return Unit{};
@@ -957,8 +963,8 @@ private:
     }
 
     template <typename Include>
-    Expected<Unit> apply(const Reloc& rel, vm::RawInsn& insn, vm::RawInsn& next, uint32_t pc,
-                         const std::string& at, const Func& f, Include&& include) {
+    Expected<Unit> apply(const Reloc& rel, vm::RawInsn& insn, vm::RawInsn& next, uint32_t pc, const std::string& at,
+                         const Func& f, Include&& include) {
         const Symbol& sym = symbols_[rel.symbol];
         const std::string what = at + ": relocation " + relocation_type_name(rel.type) + " against '" + sym.name + "'";
         const uint16_t shndx = sym.sym.st_shndx;

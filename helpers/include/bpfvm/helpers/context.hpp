@@ -97,7 +97,8 @@ public:
     XdpContext& context() { return ctx_; }
     // The memory a checked run may touch: the frame, and the context (read-only).
     [[nodiscard]] std::vector<vm::Region> regions() const;
-    // The packet as the program left it: [data, data_end), then the fragments.
+    // The packet as the program left it, as a test run returns it: its metadata and data
+    // [data_meta, data_end), then the fragments.
     [[nodiscard]] std::vector<uint8_t> packet() const;
     // Moves the start of the data (metadata of `meta` bytes before it), as a test run's xdp_md
     // does: 0 <= meta <= the linear part's length.

@@ -7,13 +7,14 @@
 // The kernel's rules, as measured on Linux 6.18 (tests/test_run_rules_test.cpp checks each one
 // against the running kernel):
 //   XDP           packet of at least 14 bytes; at most 3,520 in the linear part, the rest in 4 KiB
-//                 fragments; optional xdp_md: data_meta 0, data (the metadata length) and
-//                 data_end (the packet's length) offsets, ingress_ifindex of an existing device,
-//                 rx_queue_index and egress_ifindex 0.
-//   tc, socket    packet of 14 to 3,712 bytes; optional __sk_buff of which only mark, priority,
-//                 ingress_ifindex, ifindex (an existing device), cb, tstamp, wire_len (at least the
-//                 packet's length, at most 65,536), gso_segs (below 65,536), gso_size and hwtstamp
-//                 may be non-zero; bytes past its 192 must be zero (E2BIG).
+//                 fragments; it comes back with its metadata in front. Optional xdp_md: data_meta
+//                 0, data (the metadata's length) and data_end (the packet's length) offsets,
+//                 ingress_ifindex of an existing device, rx_queue_index and egress_ifindex 0.
+//   tc, socket    packet of 14 to 3,712 bytes (an IPv4 frame at least 34, an IPv6 one 54);
+//                 optional __sk_buff of which only mark, priority, ingress_ifindex, ifindex (an
+//                 existing device), cb, tstamp, wire_len (at least the skb's length, at most
+//                 65,536), gso_segs (below 65,536), gso_size and hwtstamp may be non-zero; bytes
+//                 past its 192 must be zero (E2BIG).
 //   syscall       context of at most 65,535 bytes, no packet, no repeat; the context is copied
 //                 back after the run.
 //   raw tracepoint  1 to 96 bytes of arguments, no packet, no repeat.

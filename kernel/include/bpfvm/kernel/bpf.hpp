@@ -90,6 +90,7 @@ struct TestRun {
     uint32_t duration_ns = 0;
     std::vector<uint8_t> data_out;
     std::vector<uint8_t> ctx_out;
+    std::vector<uint8_t> ctx_in_after;  // the context as the run left it (syscall runs copy it back there)
 };
 struct TestRunInput {
     std::span<const uint8_t> data;
