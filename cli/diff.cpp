@@ -392,15 +392,13 @@ Expected<Unit> diff_file(const std::string& file, const DiffArgs& a, Totals& t) 
                 others.push_back(s->get());
                 owned.push_back(std::move(*s));
             }
-            const kernel::Verdict* v = ko->verdict(p.name);
             Expected<std::vector<kernel::DiffInput>> inputs = inputs_for(p.type, a, nullptr);
             if (!inputs) {
                 return inputs.error();
             }
             for (const kernel::DiffInput& in : *inputs) {
                 const DiffResult d = kernel::diff(*ks, others, in, a.repeat);
-                report(file, p.name, p.type,
-                       v != nullptr && p.type != vm::ProgramType::Unspecified ? v->log : "wrapped", d, a, t);
+                report(file, p.name, p.type, d.outcomes.front().second.verifier, d, a, t);
             }
         }
         if (!found) {
@@ -430,7 +428,7 @@ Expected<Unit> diff_file(const std::string& file, const DiffArgs& a, Totals& t) 
     }
     for (const kernel::DiffInput& in : *inputs) {
         const DiffResult d = kernel::diff(*ks, others, in, a.repeat);
-        report(file, "(program)", vm::ProgramType::Unspecified, "wrapped", d, a, t);
+        report(file, "(program)", vm::ProgramType::Unspecified, d.outcomes.front().second.verifier, d, a, t);
     }
     return Unit{};
 }

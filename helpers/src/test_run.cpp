@@ -169,8 +169,8 @@ std::optional<InputRefusal> refuse_input(ProgramType type, const TestInput& in) 
         if (!in.data.empty() || in.repeat != 0) {
             return refusal(kEINVAL, "raw tracepoint test runs take arguments only: no packet, no repeat");
         }
-        if (in.ctx.empty() || in.ctx.size() > 96) {
-            return refusal(kEINVAL, "raw tracepoint arguments are 1 to 96 bytes (12 arguments)");
+        if (in.ctx.size() > 96) {
+            return refusal(kEINVAL, "raw tracepoint arguments are at most 96 bytes (12 arguments)");
         }
         return std::nullopt;
     }

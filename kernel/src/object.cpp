@@ -161,12 +161,20 @@ Expected<std::unique_ptr<KernelObject>> KernelObject::open(std::span<const uint8
         }
         return k;
     }
-    // All together first; each alone if that fails.
+    // All together first (each program's verifier statistics kept: BPF_LOG_STATS); each alone
+    // if that fails.
+    std::vector<std::vector<char>> logs;
+    bpf_object__for_each_program(p, obj->get()) {
+        logs.emplace_back(4096, 0);
+        (void)bpf_program__set_log_buf(p, logs.back().data(), logs.back().size());
+        (void)bpf_program__set_log_level(p, 4);
+    }
     t_libbpf_log.clear();
     if (bpf_object__load(obj->get()) == 0) {
-        for (Verdict& v : k->verdicts_) {
-            v.accepted = true;
-            v.log = "accepted";
+        for (std::size_t i = 0; i < k->verdicts_.size(); ++i) {
+            k->verdicts_[i].accepted = true;
+            const std::string stats = last_lines(std::string(logs[i].data()), 1);
+            k->verdicts_[i].log = "accepted" + (stats.empty() ? std::string() : ": " + stats);
         }
         return k;
     }
@@ -209,8 +217,10 @@ Outcome KernelObject::run(const std::string& program, const helpers::TestInput& 
     if (v == nullptr || !v->accepted) {
         out.status = Outcome::Status::ProgramRefused;
         out.reason = v == nullptr ? "no program '" + program + "'" : v->log;
+        out.verifier = "refused: " + out.reason;
         return out;
     }
+    out.verifier = v->log;
     Expected<ObjectPtr> obj = open_object(bytes_, name_);
     if (!obj) {
         out.status = Outcome::Status::ProgramRefused;

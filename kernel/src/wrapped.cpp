@@ -159,9 +159,19 @@ Outcome WrappedKernelProgram::run(const DiffInput& input, uint32_t time_repeat) 
         }
         ++pc;  // the second slot
     }
-    Expected<Loaded> prog = load_program(vm::ProgramType::Xdp, code);
+    kernel::LoadOptions lo;
+    lo.log_level = 4;  // BPF_LOG_STATS: the verifier's summary line only
+    Expected<Loaded> prog = load_program(vm::ProgramType::Xdp, code, lo);
     if (!prog) {
+        out.verifier = "refused: " + prog.error().message();
         return refused(prog.error().message());
+    }
+    {
+        std::string log = prog->log;
+        while (!log.empty() && (log.back() == '\n' || log.back() == 0)) {
+            log.pop_back();
+        }
+        out.verifier = "accepted: " + log.substr(log.rfind('\n') == std::string::npos ? 0 : log.rfind('\n') + 1);
     }
     MapWatch watch(watched);
     const uint32_t zero = 0;

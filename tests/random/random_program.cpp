@@ -122,12 +122,17 @@ private:
     // Offsets from 0 of an aligned access of `width` bytes within `size` bytes.
     int16_t aligned(std::size_t size, unsigned width) { return static_cast<int16_t>(width * pick(size / width)); }
     int16_t stack_slot(unsigned width) {
-        return static_cast<int16_t>(-(static_cast<int>(aligned(512, width)) + width));
+        return static_cast<int16_t>(-(static_cast<int>(aligned(o_.stack_size, width)) + width));
     }
     unsigned width() { return 1u << pick(4); }
 
     void function(bool main) {
         emit(row_named("mov", Form::AluReg), kBuffer, 1, 0, 0);
+        if (o_.init_stack) {
+            for (unsigned off = 8; off <= o_.stack_size; off += 8) {
+                emit(row_named("stdw", Form::StoreImm), 10, 0, static_cast<int16_t>(-static_cast<int>(off)), 0);
+            }
+        }
         if (!main && chance(50)) {
             // r5 points into the caller's frame.
             emit(row_named("ldxdw", Form::LoadMem), 0, 5, 0, 0);
@@ -136,6 +141,11 @@ private:
         }
         init_registers({0, 1, 2, 3, 4, 5, 7, 8, 9});
         block(o_.statements, 0);
+        if (main && o_.call_all_functions) {
+            for (unsigned f = 1; f < starts_.size(); ++f) {
+                call_local(f);  // (the kernel refuses a program with unreachable code)
+            }
+        }
         // Every register into r0, so the result sees them.
         for (uint8_t r : {1, 2, 3, 4, 5, 7, 8, 9}) {
             emit(row_named(chance(50) ? "xor" : "add", Form::AluReg), 0, r, 0, 0);
@@ -448,8 +458,8 @@ private:
         code_[back].off = static_cast<int16_t>(static_cast<int64_t>(head) - static_cast<int64_t>(back) - 1);
     }
 
-    void call_local() {
-        const unsigned callee = current_ + 1 + static_cast<unsigned>(pick(starts_.size() - 1 - current_));
+    void call_local() { call_local(current_ + 1 + static_cast<unsigned>(pick(starts_.size() - 1 - current_))); }
+    void call_local(unsigned callee) {
         emit(row_named("mov", Form::AluReg), 1, kBuffer, 0, 0);
         for (uint8_t r : {2, 3, 4}) {
             emit(row_named("mov", Form::AluReg), r, readable(), 0, 0);

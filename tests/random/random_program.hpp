@@ -29,6 +29,14 @@ struct RandomProgramOptions {
     // Set r1-r5 again after every call (the kernel verifier's rule). Off, programs also read the
     // values bpfvm keeps in r1-r5 across helper calls.
     bool reset_after_calls = true;
+    // Bytes of stack each function uses (a multiple of 8, at most 512). The kernel allows 512 for
+    // the whole call chain; bpfvm gives every frame 512.
+    unsigned stack_size = 512;
+    // Zero the stack a function uses when it starts (bpfvm's frames start zeroed; the kernel's
+    // hold whatever was there, and a privileged program may read them).
+    bool init_stack = false;
+    // Call every function from the main one (the kernel refuses unreachable code).
+    bool call_all_functions = false;
 };
 
 inline constexpr int32_t kMixHelper = 0x4d1;

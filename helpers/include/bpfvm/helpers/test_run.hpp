@@ -17,7 +17,7 @@
 //                 past its 192 must be zero (E2BIG).
 //   syscall       context of at most 65,535 bytes, no packet, no repeat; the context is copied
 //                 back after the run.
-//   raw tracepoint  1 to 96 bytes of arguments, no packet, no repeat.
+//   raw tracepoint  at most 96 bytes of arguments, no packet, no repeat.
 // The return value of a test run is the low 32 bits of r0; RunResult keeps all 64.
 #pragma once
 

@@ -48,6 +48,9 @@ struct Outcome {
     std::vector<uint8_t> ctx_out;
     std::vector<MapDump> maps;
     double ns_per_run = 0;  // 0 when not timed
+    // The kernel's side: what its verifier said ("accepted: processed 12 insns ...", or why it
+    // refused), ready to be compared with bpfvm's own verifier.
+    std::string verifier;
 };
 
 std::string_view to_string(Outcome::Status s);
