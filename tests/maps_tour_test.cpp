@@ -163,9 +163,11 @@ TEST_P(MapsTour, PerfEventOutputQueuesSamplesPerCpu) {
     const auto samples = perf->consume();
     ASSERT_EQ(samples.size(), 2u);
     EXPECT_LT(samples[0].first, runtime_->options().cpus);
-    EXPECT_EQ(samples[0].second, (std::vector<uint8_t>{7, 0, 0, 0, 0, 0, 0, 0}));
+    // 8 bytes of data arrive as 12 (a perf buffer's raw samples fill 8-byte words with their
+    // 4-byte size, as the kernel delivers them).
+    EXPECT_EQ(samples[0].second, (std::vector<uint8_t>{7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
     EXPECT_EQ(samples[1].first, 2u);
-    EXPECT_EQ(samples[1].second, (std::vector<uint8_t>{8, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(samples[1].second, (std::vector<uint8_t>{8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
     EXPECT_TRUE(perf->consume().empty());
 }
 

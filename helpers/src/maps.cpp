@@ -164,8 +164,12 @@ std::unique_ptr<Map> make_array(const vm::MapSpec& spec, unsigned cpus) {
 
 }  // namespace detail
 
-Expected<std::unique_ptr<Map>> create_map(const vm::MapSpec& spec, const MapOptions& options) {
+Expected<std::unique_ptr<Map>> create_map(const vm::MapSpec& given, const MapOptions& options) {
     using T = vm::MapType;
+    vm::MapSpec spec = given;
+    if (spec.type == T::PerfEventArray && spec.max_entries == 0) {
+        spec.max_entries = std::max(1u, options.cpus);  // one slot per CPU, as libbpf sizes it
+    }
     const std::string where = "map '" + spec.name + "'";
     auto fail = [&](const std::string& what) -> Expected<std::unique_ptr<Map>> { return make_error(where, what); };
     auto need = [&](bool ok, const std::string& what) { return ok ? std::string() : what; };

@@ -145,7 +145,11 @@ public:
             return -kENOSPC;
         }
         const auto* p = static_cast<const uint8_t*>(data);
-        samples_.emplace_back(static_cast<uint32_t>(cpu), std::vector<uint8_t>(p, p + size));
+        // As a perf buffer delivers a raw sample: its 4-byte size and the data fill whole 8-byte
+        // words, the rest zero.
+        std::vector<uint8_t> sample(p, p + size);
+        sample.resize((size + 4 + 7) / 8 * 8 - 4, 0);
+        samples_.emplace_back(static_cast<uint32_t>(cpu), std::move(sample));
         return 0;
     }
 

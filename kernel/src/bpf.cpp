@@ -216,7 +216,7 @@ Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn>
     log.resize(std::strlen(log.c_str()));
     if (fd < 0) {
         const int err = errno;
-        const std::string tail = log_tail(log, getenv("BPFVM_LOG_LINES") ? atoi(getenv("BPFVM_LOG_LINES")) : 3);
+        const std::string tail = log_tail(log, 3);
         return make_error("kernel", "BPF_PROG_LOAD refused: " + errno_text(err) + (tail.empty() ? "" : ": " + tail));
     }
     return Loaded{Fd(static_cast<int>(fd)), std::move(log)};

@@ -31,7 +31,9 @@ void list_entries(const KernelMap& m, MapDump& d) {
         }
         key = std::move(**next);
         Expected<std::vector<uint8_t>> value = lookup_map(m.fd, key, value_size);
-        d.entries.emplace_back(key, value ? std::move(*value) : std::vector<uint8_t>{});
+        if (value) {  // (an array of programs or maps lists its empty slots too)
+            d.entries.emplace_back(key, std::move(*value));
+        }
     }
     std::sort(d.entries.begin(), d.entries.end());
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstring>
+#include <set>
 
 #include "bpfvm/kernel/bpf.hpp"
 #include "kernel_maps.hpp"
@@ -24,11 +25,16 @@ int capture_libbpf(enum libbpf_print_level level, const char* format, va_list ar
     if (level == LIBBPF_DEBUG) {
         return 0;
     }
-    char buf[4096];
-    const int n = std::vsnprintf(buf, sizeof buf, format, args);
+    va_list again;
+    va_copy(again, args);
+    const int n = std::vsnprintf(nullptr, 0, format, args);  // (a verifier log is long)
     if (n > 0) {
-        t_libbpf_log.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+        const std::size_t at = t_libbpf_log.size();
+        t_libbpf_log.resize(at + static_cast<std::size_t>(n) + 1);
+        std::vsnprintf(t_libbpf_log.data() + at, static_cast<std::size_t>(n) + 1, format, again);
+        t_libbpf_log.resize(at + static_cast<std::size_t>(n));
     }
+    va_end(again);
     return n;
 }
 
@@ -57,7 +63,11 @@ std::string last_lines(const std::string& text, std::size_t count) {
         if (line.rfind("libbpf: ", 0) == 0) {
             line = line.substr(8);
         }
-        if (!line.empty()) {
+        // (the verifier's state dumps and statistics after its message say less than it)
+        const bool noise = line.rfind("cur state:", 0) == 0 || line.rfind("old state:", 0) == 0 ||
+                           line.rfind("verification time", 0) == 0 || line.rfind("stack depth", 0) == 0 ||
+                           line.rfind("processed ", 0) == 0;
+        if (!line.empty() && !noise) {
             lines.push_back(line);
         }
         start = e + 1;
@@ -67,6 +77,16 @@ std::string last_lines(const std::string& text, std::size_t count) {
         out += (out.empty() ? "" : "; ") + lines[i];
     }
     return out;
+}
+
+// The verifier's summary ("processed 42 insns ...") from a BPF_LOG_STATS log.
+std::string stats_line(const std::string& log) {
+    const std::size_t at = log.rfind("processed ");
+    if (at == std::string::npos) {
+        return "";
+    }
+    const std::size_t end = log.find('\n', at);
+    return log.substr(at, end == std::string::npos ? std::string::npos : end - at);
 }
 
 struct ObjectCloser {
@@ -161,24 +181,72 @@ Expected<std::unique_ptr<KernelObject>> KernelObject::open(std::span<const uint8
         }
         return k;
     }
-    // All together first (each program's verifier statistics kept: BPF_LOG_STATS); each alone
-    // if that fails.
-    std::vector<std::vector<char>> logs;
-    bpf_object__for_each_program(p, obj->get()) {
-        logs.emplace_back(4096, 0);
-        (void)bpf_program__set_log_buf(p, logs.back().data(), logs.back().size());
-        (void)bpf_program__set_log_level(p, 4);
+    // All together, as a deployment loads them. A program the verifier refuses stops the load:
+    // record it (libbpf prints the verifier's log then), leave it out, and load the rest again.
+    // A failure that names no program (a map, a prog_array slot) leaves the undecided programs
+    // to be tried each alone.
+    std::set<std::string> refused;
+    bool loaded = false;
+    for (std::size_t attempt = 0; attempt <= k->verdicts_.size() && !loaded; ++attempt) {
+        Expected<ObjectPtr> all = open_object(k->bytes_, name);
+        if (!all) {
+            break;
+        }
+        bpf_object__for_each_program(p, all->get()) {
+            (void)bpf_program__set_autoload(p, refused.count(bpf_program__name(p)) == 0);
+        }
+        t_libbpf_log.clear();
+        if (bpf_object__load(all->get()) == 0) {
+            loaded = true;
+            break;
+        }
+        std::string failed;
+        const std::size_t at = t_libbpf_log.find("': failed to load");
+        if (at != std::string::npos) {
+            const std::size_t open_quote = t_libbpf_log.rfind("prog '", at);
+            if (open_quote != std::string::npos) {
+                failed = t_libbpf_log.substr(open_quote + 6, at - open_quote - 6);
+            }
+        }
+        Verdict* v = nullptr;
+        for (Verdict& x : k->verdicts_) {
+            v = x.program == failed ? &x : v;
+        }
+        if (v == nullptr || refused.count(failed) != 0) {
+            break;
+        }
+        refused.insert(failed);
+        v->log = last_lines(t_libbpf_log, 3);
     }
-    t_libbpf_log.clear();
-    if (bpf_object__load(obj->get()) == 0) {
+    if (loaded) {
+        // Once more with each program's statistics (BPF_LOG_STATS).
+        Expected<ObjectPtr> all = open_object(k->bytes_, name);
+        std::vector<std::vector<char>> logs;
+        if (all) {
+            bpf_object__for_each_program(p, all->get()) {
+                logs.emplace_back(4096, 0);
+                const bool on = refused.count(bpf_program__name(p)) == 0;
+                (void)bpf_program__set_autoload(p, on);
+                (void)bpf_program__set_log_buf(p, logs.back().data(), logs.back().size());
+                (void)bpf_program__set_log_level(p, 4);
+            }
+            (void)bpf_object__load(all->get());
+        }
         for (std::size_t i = 0; i < k->verdicts_.size(); ++i) {
-            k->verdicts_[i].accepted = true;
-            const std::string stats = last_lines(std::string(logs[i].data()), 1);
-            k->verdicts_[i].log = "accepted" + (stats.empty() ? std::string() : ": " + stats);
+            Verdict& v = k->verdicts_[i];
+            if (refused.count(v.program) != 0) {
+                continue;
+            }
+            v.accepted = true;
+            const std::string stats = i < logs.size() ? stats_line(std::string(logs[i].data())) : std::string();
+            v.log = "accepted" + (stats.empty() ? std::string() : ": " + stats);
         }
         return k;
     }
     for (Verdict& v : k->verdicts_) {
+        if (refused.count(v.program) != 0) {
+            continue;
+        }
         Expected<ObjectPtr> one = open_object(k->bytes_, name);
         if (!one) {
             v.log = one.error().message();

@@ -105,7 +105,8 @@ public:
     virtual std::vector<std::vector<uint8_t>> consume() = 0;
 };
 
-// A perf event array: samples from bpf_perf_event_output, per CPU index, consumed in order.
+// A perf event array: samples from bpf_perf_event_output, per CPU index, consumed in order, as a
+// perf buffer delivers them (zero-padded so that with their 4-byte size they fill 8-byte words).
 class PerfEventArray : public Map {
 public:
     using Map::Map;
