@@ -255,3 +255,90 @@ TEST_F(Cli, EverySubcommandHasHelp) {
 
 }  // namespace
 }  // namespace bpfvm
+
+namespace bpfvm {
+namespace {
+
+// `bpfvm diff` needs bpf(); where it is unavailable these skip with the reason.
+class CliDiff : public Cli {
+protected:
+    void SetUp() override {
+        Cli::SetUp();
+        const Outcome probe = run("diff " + conformance("add.data") + " --engine interp");
+        if (probe.status == 2 && probe.err.find("bpf() is not available") != std::string::npos) {
+            GTEST_SKIP() << probe.err;
+        }
+    }
+    static std::string prog(const std::string& name) { return std::string(BPFVM_TEST_PROGS_DIR) + "/" + name; }
+};
+
+TEST_F(CliDiff, PrintsATableAndTheCountsAndExitsZeroWhenAllAgree) {
+    const Outcome o = run("diff " + conformance("mem-len.data"));
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_NE(o.out.find("mem-len.data (program) (unspecified) on mem: agree"), std::string::npos) << o.out;
+    // The kernel and every engine, side by side; "=" where an engine agrees with the kernel.
+    EXPECT_NE(o.out.find("kernel "), std::string::npos) << o.out;
+    for (jit::Engine e : jit::available_engines()) {
+        EXPECT_NE(o.out.find(std::string(jit::to_string(e)) + " "), std::string::npos) << o.out;
+    }
+    EXPECT_NE(o.out.find("retval  0x8 "), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("1 agree, 0 differ, 0 refused by the kernel\n"), std::string::npos) << o.out;
+}
+
+TEST_F(CliDiff, ReportsProgramsTheKernelRefuses) {
+    const Outcome o = run("diff " + conformance("lsh64-imm-high.data") + " --engine jit");
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_NE(o.out.find("refused by the kernel"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("invalid shift"), std::string::npos) << o.out;  // the verifier's words
+    EXPECT_NE(o.out.find("0 agree, 0 differ, 1 refused by the kernel"), std::string::npos) << o.out;
+}
+
+TEST_F(CliDiff, ObjectsRunOnGivenPacketsOrTheDefaultSetAndJsonCarriesEverything) {
+    // An IPv4 header claiming 20 bytes of packet in a 30-byte frame: xdp_swap takes it for short.
+    const std::string pkt = std::string(12, '\0') + std::string("\x08\x00\x45\x00\x00\x14", 6) + std::string(12, '\0');
+    const std::string packet = write("short-ipv4.pkt", pkt);
+    Outcome o = run("diff " + prog("xdp_rewrite.v3.o") + " --program xdp_swap --packet " + packet + " --json");
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_NE(o.out.find("\"program\": \"xdp_swap\""), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("\"input\": \"short-ipv4.pkt\""), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("\"kernel_verifier\": \"accepted: processed"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("\"kernel\": {\"status\": \"ran\", \"retval\": 1, \"retval_bits\": 32"), std::string::npos)
+        << o.out;
+    EXPECT_NE(o.out.find("\"agree\": 1, \"differ\": 0, \"refused_by_kernel\": 0"), std::string::npos) << o.out;
+    // No packets given: the default set, the kernel's input rules included (10 bytes: refused by both).
+    o = run("diff " + prog("xdp_rewrite.v3.o") + " --program xdp_swap --engine interp");
+    EXPECT_EQ(o.status, 0) << o.err;
+    EXPECT_NE(o.out.find("on jumbo-ipv4-udp: agree"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("on too-short: agree"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("9 agree, 0 differ, 0 refused by the kernel"), std::string::npos) << o.out;
+}
+
+TEST_F(CliDiff, ACorpusRunsEveryObjectWithTheInputsBesideIt) {
+    const fs::path corpus = dir_ / "corpus";
+    fs::create_directories(corpus);
+    fs::copy_file(prog("xdp_rewrite.v3.o"), corpus / "rewrite.o");
+    fs::copy_file(conformance("add.data"), corpus / "add.data");
+    fs::copy_file(conformance("callx.data"), corpus / "callx.data");
+    std::ofstream(corpus / "rewrite.vlan.pkt", std::ios::binary)
+        << std::string(12, '\0') + std::string("\x81\x00\x00\x64\x08\x00", 6) + std::string(40, '\x01');
+    const Outcome o = run("diff --corpus " + corpus.string() + " --engine interp-checked");
+    EXPECT_EQ(o.status, 0) << o.err << o.out;
+    // add.data, callx.data (refused: no callx in the kernel), and rewrite.o's three programs on its one packet.
+    EXPECT_NE(o.out.find("rewrite.vlan.pkt"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("4 agree, 0 differ, 1 refused by the kernel\n"), std::string::npos) << o.out;
+}
+
+TEST_F(CliDiff, BadArgumentsGetOneLine) {
+    Outcome o = run("diff");
+    EXPECT_EQ(o.status, 2);
+    EXPECT_EQ(o.err, "bpfvm: diff: give FILE or --corpus DIR\n");
+    o = run("diff " + prog("xdp_rewrite.v3.o") + " --program nope");
+    EXPECT_EQ(o.status, 2);
+    EXPECT_NE(o.err.find("no program 'nope'"), std::string::npos) << o.err;
+    o = run("diff " + prog("maps_tour.v3.o") + " --program lpm_route --packet " + write("p", "x"));
+    EXPECT_EQ(o.status, 2);
+    EXPECT_NE(o.err.find("a syscall program takes --ctx, not --packet"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace bpfvm

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace bpfvm::kernel {
 
@@ -25,17 +26,33 @@ uint64_t ptr(const void* p) {
     return reinterpret_cast<uintptr_t>(p);
 }
 
-// The last lines of a verifier log, joined by "; ": where it stopped and why.
-std::string log_tail(const std::string& log, std::size_t count) {
+}  // namespace
+
+std::string verifier_message(const std::string& log, std::size_t count) {
+    std::string body = log;
+    const std::string begin_mark = "-- BEGIN PROG LOAD LOG --";
+    const std::size_t begin = body.find(begin_mark);
+    const std::size_t end = body.find("-- END PROG LOAD LOG --");
+    if (begin != std::string::npos && end != std::string::npos && end > begin) {
+        body = body.substr(begin + begin_mark.size(), end - begin - begin_mark.size());
+    }
     std::vector<std::string> lines;
     std::size_t start = 0;
-    while (start < log.size()) {
-        std::size_t end = log.find('\n', start);
-        end = end == std::string::npos ? log.size() : end;
-        if (end > start) {
-            lines.push_back(log.substr(start, end - start));
+    while (start < body.size()) {
+        std::size_t e = body.find('\n', start);
+        e = e == std::string::npos ? body.size() : e;
+        std::string line = body.substr(start, e - start);
+        if (line.rfind("libbpf: ", 0) == 0) {
+            line = line.substr(8);
         }
-        start = end + 1;
+        // (the verifier's state dumps and statistics after its message say less than it)
+        const bool noise = line.rfind("cur state:", 0) == 0 || line.rfind("old state:", 0) == 0 ||
+                           line.rfind("verification time", 0) == 0 || line.rfind("stack depth", 0) == 0 ||
+                           line.rfind("processed ", 0) == 0;
+        if (!line.empty() && !noise) {
+            lines.push_back(line);
+        }
+        start = e + 1;
     }
     std::string out;
     for (std::size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i) {
@@ -43,8 +60,6 @@ std::string log_tail(const std::string& log, std::size_t count) {
     }
     return out;
 }
-
-}  // namespace
 
 Fd::~Fd() {
     if (fd_ >= 0) {
@@ -216,7 +231,7 @@ Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn>
     log.resize(std::strlen(log.c_str()));
     if (fd < 0) {
         const int err = errno;
-        const std::string tail = log_tail(log, 3);
+        const std::string tail = verifier_message(log, 3);
         return make_error("kernel", "BPF_PROG_LOAD refused: " + errno_text(err) + (tail.empty() ? "" : ": " + tail));
     }
     return Loaded{Fd(static_cast<int>(fd)), std::move(log)};

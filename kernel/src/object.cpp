@@ -46,38 +46,6 @@ void install_printer() {
     (void)installed;
 }
 
-// The last non-empty lines of `text` (and only the verifier's, when libbpf framed them).
-std::string last_lines(const std::string& text, std::size_t count) {
-    std::string body = text;
-    const std::size_t begin = body.find("-- BEGIN PROG LOAD LOG --");
-    const std::size_t end = body.find("-- END PROG LOAD LOG --");
-    if (begin != std::string::npos && end != std::string::npos && end > begin) {
-        body = body.substr(begin + 26, end - begin - 26);
-    }
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    while (start < body.size()) {
-        std::size_t e = body.find('\n', start);
-        e = e == std::string::npos ? body.size() : e;
-        std::string line = body.substr(start, e - start);
-        if (line.rfind("libbpf: ", 0) == 0) {
-            line = line.substr(8);
-        }
-        // (the verifier's state dumps and statistics after its message say less than it)
-        const bool noise = line.rfind("cur state:", 0) == 0 || line.rfind("old state:", 0) == 0 ||
-                           line.rfind("verification time", 0) == 0 || line.rfind("stack depth", 0) == 0 ||
-                           line.rfind("processed ", 0) == 0;
-        if (!line.empty() && !noise) {
-            lines.push_back(line);
-        }
-        start = e + 1;
-    }
-    std::string out;
-    for (std::size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i) {
-        out += (out.empty() ? "" : "; ") + lines[i];
-    }
-    return out;
-}
 
 // The verifier's summary ("processed 42 insns ...") from a BPF_LOG_STATS log.
 std::string stats_line(const std::string& log) {
@@ -102,7 +70,7 @@ Expected<ObjectPtr> open_object(const std::vector<uint8_t>& bytes, const std::st
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "k");
     bpf_object* obj = bpf_object__open_mem(bytes.data(), bytes.size(), &opts);
     if (obj == nullptr) {
-        return make_error(name, "libbpf cannot open the object: " + last_lines(t_libbpf_log, 2));
+        return make_error(name, "libbpf cannot open the object: " + verifier_message(t_libbpf_log, 2));
     }
     return ObjectPtr(obj);
 }
@@ -216,7 +184,7 @@ Expected<std::unique_ptr<KernelObject>> KernelObject::open(std::span<const uint8
             break;
         }
         refused.insert(failed);
-        v->log = last_lines(t_libbpf_log, 3);
+        v->log = verifier_message(t_libbpf_log, 3);
     }
     if (loaded) {
         // Once more with each program's statistics (BPF_LOG_STATS).
@@ -258,7 +226,7 @@ Expected<std::unique_ptr<KernelObject>> KernelObject::open(std::span<const uint8
         t_libbpf_log.clear();
         const int err = bpf_object__load(one->get());
         v.accepted = err == 0;
-        v.log = err == 0 ? "accepted" : last_lines(t_libbpf_log, 3);
+        v.log = err == 0 ? "accepted" : verifier_message(t_libbpf_log, 3);
     }
     return k;
 }
@@ -303,7 +271,7 @@ Outcome KernelObject::run(const std::string& program, const helpers::TestInput& 
     t_libbpf_log.clear();
     if (bpf_object__load(obj->get()) != 0) {
         out.status = Outcome::Status::ProgramRefused;
-        out.reason = "the object's accepted programs did not load together: " + last_lines(t_libbpf_log, 2);
+        out.reason = "the object's accepted programs did not load together: " + verifier_message(t_libbpf_log, 2);
         return out;
     }
     bpf_program* prog = bpf_object__find_program_by_name(obj->get(), program.c_str());

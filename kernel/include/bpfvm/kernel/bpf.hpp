@@ -66,6 +66,11 @@ Expected<std::optional<std::vector<uint8_t>>> next_key(int map_fd, std::span<con
 // (0x80) is constant to the kernel's verifier: loads from it at known offsets give known values.
 Expected<Unit> freeze_map(const Fd& map);
 
+// The last `count` lines of a verifier log, joined by "; ": where it stopped and why. The
+// state dumps and statistics the verifier prints after its message are left out, as are the
+// "libbpf: " prefixes and the frame libbpf puts around a log it relays.
+std::string verifier_message(const std::string& log, std::size_t count);
+
 // A program the kernel accepted, and what its verifier said about it.
 struct Loaded {
     Fd fd;
