@@ -46,7 +46,6 @@ void install_printer() {
     (void)installed;
 }
 
-
 // The verifier's summary ("processed 42 insns ...") from a BPF_LOG_STATS log.
 std::string stats_line(const std::string& log) {
     const std::size_t at = log.rfind("processed ");
