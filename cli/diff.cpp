@@ -301,8 +301,10 @@ void report(const std::string& file, const std::string& program, vm::ProgramType
     (d.verdict == DiffResult::Verdict::Agree    ? t.agree
      : d.verdict == DiffResult::Verdict::Differ ? t.differ
                                                 : t.refused)++;
-    const std::string title =
-        std::filesystem::path(file).filename().string() + " " + program + " (" + std::string(vm::to_string(type)) + ")";
+    const std::string base = std::filesystem::path(file).filename().string();
+    const std::string title = type == vm::ProgramType::Unspecified
+                                  ? base + " (raw program)"
+                                  : base + " " + program + " (" + std::string(vm::to_string(type)) + ")";
     if (a.json) {
         t.json.push_back(result_json(file, program, std::string(vm::to_string(type)), verdict, d));
     } else if (a.corpus.empty()) {

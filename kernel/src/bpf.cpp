@@ -232,7 +232,7 @@ Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn>
     if (fd < 0) {
         const int err = errno;
         const std::string tail = verifier_message(log, 3);
-        return make_error("kernel", "BPF_PROG_LOAD refused: " + errno_text(err) + (tail.empty() ? "" : ": " + tail));
+        return make_error("BPF_PROG_LOAD", "refused: " + errno_text(err) + (tail.empty() ? "" : ": " + tail));
     }
     return Loaded{Fd(static_cast<int>(fd)), std::move(log)};
 }
