@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The README's demo: assemble, disassemble and run a packet filter, time it, stop a hostile
-# program, and run the conformance suite. BPFVM = path to the bpfvm binary.
+# The README's demo: run a clang-compiled XDP firewall and a socket filter, assemble, disassemble
+# and run a packet filter, time it on the interpreter and the JIT, stop a hostile program, run the
+# conformance suite, and run the firewall in the Linux kernel beside bpfvm and compare.
+# BPFVM = path to the bpfvm binary.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bpfvm=${BPFVM:-$here/../build/release/cli/bpfvm}
@@ -47,3 +49,11 @@ step "$bpfvm" run "$here/http_to_subnet.s" --mem "$tmp/http.pkt" --engine interp
 step "$bpfvm" run "$here/hostile.s"
 echo "(exit status $?: the program trapped; the host is unharmed)"
 step "$bpfvm" conformance "$shared/conformance" --engine all
+
+# 4. The JIT: the native code of the filter, and the firewall timed on it.
+step "$bpfvm" jit-dump "$here/http_to_subnet.s"
+step "$bpfvm" run "$objects/xdp_firewall.o" --packet "$tmp/web.pkt" --engine jit --repeat 1000000
+
+# 5. The kernel as oracle: the firewall run by the kernel's BPF_PROG_TEST_RUN and by every bpfvm
+#    engine on the same packets, compared (needs root for bpf(); otherwise it says why).
+step "$bpfvm" diff "$objects/xdp_firewall.o" --packet "$tmp/telnet.pkt" --packet "$tmp/web.pkt" --repeat 100000

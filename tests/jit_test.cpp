@@ -16,6 +16,7 @@
 #include "bpfvm/jit/engine.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/flow.hpp"
 #include "random/random_program.hpp"
 
 namespace bpfvm::jit {
@@ -131,6 +132,30 @@ TEST(Jit, FramesStartZeroedAndLoopsToAFunctionEntryKeepTheFrame) {
     same_on_both(
         "ldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\ncall local f\nexit\n"
         "f: ldxdw %r1, [%r10-16]\nadd %r1, 1\nstxdw [%r10-16], %r1\njlt %r1, 3, f\nadd %r0, %r1\nexit\n");
+}
+
+// Engines zero only as much of a frame as a program can address (vm::frame_bytes_used): a
+// program that reads deeper than it writes still sees zeros after another program, whose frame
+// pointer escaped (so its whole frame is in play), left data there on the same thread.
+TEST(Jit, AFrameZeroedOnlyAsDeepAsTheProgramAddressesStillReadsZeros) {
+    const vm::Program dirty = program_of(
+        "mov %r1, %r10\nlddw %r2, 0x5555555555555555\nstxdw [%r1-8], %r2\nstxdw [%r1-40], %r2\n"
+        "stxdw [%r1-200], %r2\nstxdw [%r1-512], %r2\nmov %r0, 0\nexit");
+    const vm::Program shallow = program_of(
+        "ldxdw %r0, [%r10-40]\nldxdw %r1, [%r10-8]\nor %r0, %r1\nstdw [%r10-8], 7\nexit");
+    ASSERT_EQ(vm::frame_bytes_used(dirty), vm::kStackFrameBytes);
+    ASSERT_EQ(vm::frame_bytes_used(shallow), 64u);
+    for (Engine e : available_engines()) {
+        Expected<Executable> d = Executable::create(dirty, helpers(), e);
+        Expected<Executable> s = Executable::create(shallow, helpers(), e);
+        ASSERT_TRUE(d && s);
+        for (int round = 0; round < 3; ++round) {
+            ASSERT_TRUE(d->run_buffer({}, is_checked(e) ? 1000 : 0).ok());
+            const vm::RunResult r = s->run_buffer({}, is_checked(e) ? 1000 : 0);
+            ASSERT_TRUE(r.ok()) << to_string(e);
+            EXPECT_EQ(r.r0, 0u) << to_string(e) << " round " << round;
+        }
+    }
 }
 
 TEST(Jit, LegacyPacketLoads) {

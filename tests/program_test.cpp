@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/flow.hpp"
 
 namespace bpfvm::vm {
 namespace {
@@ -116,6 +117,39 @@ TEST(Program, KeepsControlInsideFunctions) {
     Expected<Program> p = Program::from_raw(*assemble("call local f\nexit\nf:\nmov %r0, 1\nexit\n"));
     ASSERT_TRUE(p) << p.error().message();
     EXPECT_EQ(p->functions(), (std::vector<uint32_t>{0, 2}));
+}
+
+uint32_t frame_bytes_of(std::string_view text) {
+    Expected<std::vector<RawInsn>> raw = assemble(text);
+    EXPECT_TRUE(raw) << raw.error().message();
+    Expected<Program> p = Program::from_raw(*raw);
+    EXPECT_TRUE(p) << p.error().message();
+    return frame_bytes_used(*p);
+}
+
+TEST(Program, FrameBytesUsedIsTheDeepestConstantOffsetWhileR10StaysABase) {
+    EXPECT_EQ(frame_bytes_of("mov %r0, 0\nexit"), 0u);
+    EXPECT_EQ(frame_bytes_of("stdw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit"), 32u);
+    EXPECT_EQ(frame_bytes_of("stb [%r10-33], 1\nmov %r0, 0\nexit"), 64u);
+    EXPECT_EQ(frame_bytes_of("mov %r1, 1\nlock add [%r10-96], %r1\nmov %r0, 0\nexit"), 96u);
+    EXPECT_EQ(frame_bytes_of("call local f\nexit\nf: stw [%r10-100], 1\nmov %r0, 0\nexit"), 128u);
+    // deeper than a frame: the whole frame (the access itself traps in checked runs)
+    EXPECT_EQ(frame_bytes_of("ldxdw %r0, [%r10-600]\nexit"), kStackFrameBytes);
+}
+
+TEST(Program, FrameBytesUsedIsTheWholeFrameOnceR10IsAValue) {
+    for (const char* text : {
+             "mov %r1, %r10\nmov %r0, 0\nexit",                        // copied
+             "add %r0, %r10\nexit",                                     // in arithmetic
+             "stxdw [%r10-8], %r10\nmov %r0, 0\nexit",                 // stored
+             "mov %r1, 1\nlock add [%r1+0], %r10\nmov %r0, 0\nexit",  // added to memory
+             "jeq %r10, 0, +0\nmov %r0, 0\nexit",                      // compared
+             "jgt %r1, %r10, +0\nmov %r0, 0\nexit",
+             "ldxdw %r0, [%r10+0]\nexit",  // at or above r10: a caller's frame in checked runs
+             "ldxw %r0, [%r10-2]\nexit",
+         }) {
+        EXPECT_EQ(frame_bytes_of(text), kStackFrameBytes) << text;
+    }
 }
 
 TEST(Program, PacksAndUnpacksLittleEndianSlots) {

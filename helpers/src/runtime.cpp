@@ -125,7 +125,12 @@ Expected<Unit> Runtime::set_tail_call_target(std::string_view prog_array, uint32
 
 std::vector<std::string> Runtime::trace_lines() const {
     std::lock_guard lock(trace_mutex_);
-    return trace_lines_;
+    return {trace_lines_.begin(), trace_lines_.end()};
+}
+
+uint64_t Runtime::trace_lines_dropped() const {
+    std::lock_guard lock(trace_mutex_);
+    return trace_dropped_;
 }
 
 void Runtime::trace(std::string_view line) {
@@ -134,6 +139,14 @@ void Runtime::trace(std::string_view line) {
         return;
     }
     std::lock_guard lock(trace_mutex_);
+    if (options_.trace_capacity == 0) {
+        ++trace_dropped_;
+        return;
+    }
+    if (trace_lines_.size() >= options_.trace_capacity) {
+        trace_lines_.pop_front();
+        ++trace_dropped_;
+    }
     trace_lines_.emplace_back(line);
 }
 

@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "bpfvm/helpers/context.hpp"
@@ -178,11 +179,29 @@ std::optional<InputRefusal> refuse_input(ProgramType type, const TestInput& in) 
 }
 
 std::variant<TestOutput, InputRefusal> test_run(const Runtime& runtime, ProgramType type, const TestInput& input,
-                                                const Execute& execute) {
+                                                const Execute& execute_once) {
     if (auto r = refuse_input(type, input)) {
         return *r;
     }
     TestOutput out;
+    // The kernel's loop: the program runs `repeat` times on the context as the previous run left it,
+    // and only the loop is timed. A trap ends it (a kernel program cannot trap).
+    auto execute = [&](const vm::RunInput& in) {
+        const uint32_t runs = std::max<uint32_t>(input.repeat, 1);
+        const auto start = std::chrono::steady_clock::now();
+        vm::RunResult result;
+        uint32_t done = 0;
+        while (done < runs) {
+            result = execute_once(in);
+            ++done;
+            if (!result.ok()) {
+                break;
+            }
+        }
+        const auto end = std::chrono::steady_clock::now();
+        out.ns_per_run = std::chrono::duration<double, std::nano>(end - start).count() / done;
+        return result;
+    };
     std::vector<vm::Region> regions;
     vm::RunInput in;
     if (type == ProgramType::Xdp) {

@@ -112,4 +112,69 @@ std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& 
     return cost;
 }
 
+uint32_t frame_bytes_used(const Program& program) {
+    int64_t deepest = 0;
+    bool whole = false;
+    // An access r10 + off: below r10 it reaches `off` deep; one reaching r10 or above may be in
+    // a caller's frame (checked runs allow the frames entered), so every frame is in play.
+    auto access = [&](const Instruction& insn) {
+        whole = whole || insn.off + static_cast<int64_t>(insn.info().width) > 0;
+        deepest = std::min<int64_t>(deepest, insn.off);
+    };
+    for (std::size_t pc = 0; pc < program.size() && !whole; ++pc) {
+        if (program.is_tail(pc)) {
+            continue;
+        }
+        const Instruction& insn = program[pc];
+        const bool r10_dst = insn.dst == kFramePointer;
+        const bool r10_src = insn.src == kFramePointer;
+        switch (insn.info().form) {
+            case Form::LoadMem:  // dst = *(src + off)
+                if (r10_src) {
+                    access(insn);
+                }
+                whole = whole || r10_dst;
+                break;
+            case Form::StoreImm:  // *(dst + off) = imm
+                if (r10_dst) {
+                    access(insn);
+                }
+                break;
+            case Form::StoreReg:  // *(dst + off) = src, and atomics alike
+            case Form::Atomic:
+                if (r10_dst) {
+                    access(insn);
+                }
+                whole = whole || r10_src;
+                break;
+            case Form::LoadImm64:  // (src is the kind of immediate)
+                whole = whole || r10_dst;
+                break;
+            case Form::LoadAbs:
+            case Form::Jump:
+            case Form::Jump32:
+            case Form::Call:
+            case Form::CallLocal:
+            case Form::CallBtf:
+            case Form::Exit:
+                break;
+            case Form::AluImm:  // ALU, compares, LD_IND, callx: any use of r10 is of its value
+            case Form::AluReg:
+            case Form::AluUnary:
+            case Form::Endian:
+            case Form::LoadInd:
+            case Form::CondImm:
+            case Form::CondReg:
+            case Form::Callx:
+                whole = whole || r10_dst || r10_src;
+                break;
+        }
+    }
+    if (whole) {
+        return kStackFrameBytes;
+    }
+    const auto bytes = static_cast<uint32_t>(std::min<int64_t>(-deepest, kStackFrameBytes));
+    return std::min<uint32_t>((bytes + 31) & ~uint32_t{31}, kStackFrameBytes);
+}
+
 }  // namespace bpfvm::vm

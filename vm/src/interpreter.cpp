@@ -66,7 +66,8 @@ bool packet_read(std::span<const uint8_t> packet, int64_t offset, unsigned size,
 // of each Op's label from `trapped`), which create() stores in the slots: direct threading.
 template <bool kChecked>
 RunResult execute(const Slot* const base, std::span<const Helper> bound, const HelperTable& helpers,
-                  const RunInput& input, uint64_t budget, const uint32_t* charges, uint32_t tail_calls,
+                  const RunInput& input, uint64_t budget, const uint32_t* charges, uint32_t zero_bytes,
+                  uint32_t tail_calls,
                   const void* engine, decltype(CallContext::invoke) invoke,
                   const int32_t** handler_offsets = nullptr) {
     // One handler per Op, then the charge point's (kChargeHandler).
@@ -108,7 +109,8 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
     R[5] = input.r5;
     // Frames grow down from the top of the stack block: frame k has r10 = end - k * 512.
     R[10] = stack_top;
-    std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
+    // (only the part of the frame the program can address: see frame_bytes_used)
+    std::memset(reinterpret_cast<void*>(R[10] - zero_bytes), 0, zero_bytes);
 
     Frame frames[kMaxCallFrames];
     unsigned depth = 0;
@@ -455,7 +457,7 @@ L_CallLocal: {
     f.ret = s + 1;
     std::memcpy(f.saved, &R[6], sizeof f.saved);
     R[10] -= kStackFrameBytes;
-    std::memset(reinterpret_cast<void*>(R[10] - kStackFrameBytes), 0, kStackFrameBytes);
+    std::memset(reinterpret_cast<void*>(R[10] - zero_bytes), 0, zero_bytes);
     stack_region.begin -= kStackFrameBytes;
     stack_region.size += kStackFrameBytes;
     s = base + s->off;
@@ -596,8 +598,8 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
     // One copy of the slots per mode, each pointing at that mode's handlers.
     const int32_t* checked = nullptr;
     const int32_t* fast = nullptr;
-    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, nullptr, nullptr, &checked);
-    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, nullptr, nullptr, &fast);
+    (void)execute<true>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, 0, nullptr, nullptr, &checked);
+    (void)execute<false>(nullptr, {}, helpers, RunInput{}, 0, nullptr, 0, 0, nullptr, nullptr, &fast);
     interp.is_function_.assign(program.size(), 0);
     for (uint32_t f : program.functions()) {
         interp.is_function_[f] = 1;
@@ -609,6 +611,7 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
         interp.fast_[pc].handler = fast[interp.fast_[pc].op];
     }
     interp.charges_ = budget_charges(program);
+    interp.zero_bytes_ = frame_bytes_used(program);
     for (std::size_t pc = 0; pc < program.size(); ++pc) {
         if (interp.charges_[pc] != 0) {
             interp.checked_[pc].handler = checked[kChargeHandler];
@@ -619,9 +622,10 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
 
 RunResult Interpreter::run_from(const RunInput& input, Mode mode, uint64_t budget, uint32_t tail_calls) const {
     return mode == Mode::Checked
-               ? execute<true>(checked_.data(), bound_, helpers_, input, budget, charges_.data(), tail_calls, this,
-                               &invoke_callback)
-               : execute<false>(fast_.data(), bound_, helpers_, input, 0, nullptr, tail_calls, this, &invoke_callback);
+               ? execute<true>(checked_.data(), bound_, helpers_, input, budget, charges_.data(), zero_bytes_,
+                               tail_calls, this, &invoke_callback)
+               : execute<false>(fast_.data(), bound_, helpers_, input, 0, nullptr, zero_bytes_, tail_calls, this,
+                                &invoke_callback);
 }
 
 RunResult Interpreter::run(const RunInput& input, const RunOptions& options) const {

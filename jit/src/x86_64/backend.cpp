@@ -66,6 +66,7 @@ public:
         if (checked_) {
             costs_ = vm::budget_charges(program);
         }
+        zero_bytes_ = vm::frame_bytes_used(program);
         facts_ = analyse(program);
         steps_ = plan(program, facts_, PlanOptions{!blind_});
         if (blind_ && options.blinding_seed != 0) {
@@ -168,6 +169,7 @@ private:
     bool blind_;
     std::mt19937_64 keys_;  // constant blinding: a fresh key per immediate
     std::vector<uint32_t> costs_;
+    uint32_t zero_bytes_ = vm::kStackFrameBytes;  // of each frame, zeroed on entry
     Facts facts_;              // liveness, boundaries, widths (analysis.hpp)
     std::vector<Step> steps_;  // how each instruction is lowered
     Label check_stub_;
@@ -239,7 +241,7 @@ private:
             // r10 is 16-byte aligned, as in the other engines: the call left rsp 8 below a
             // multiple of 16, and each push moves it by 8.
             a_.sub(rsp, leaf_frame_bytes());
-            a_.lea(rbp, ptr(rsp, vm::kStackFrameBytes));
+            a_.lea(rbp, ptr(rsp, static_cast<int32_t>(zero_bytes_)));
             zero_frame();
         }
         a_.xor_(eax, eax);
@@ -252,7 +254,8 @@ private:
 
     int32_t leaf_frame_bytes() const {
         const bool aligned_after_pushes = leaf_saved().size() % 2 == 1;
-        return static_cast<int32_t>(vm::kStackFrameBytes + (aligned_after_pushes ? 0 : 8));
+        // (the frame is as deep as the program addresses it: a leaf runs verified, without checks)
+        return static_cast<int32_t>(zero_bytes_ + (aligned_after_pushes ? 0 : 8));
     }
 
     void leaf_epilogue() {
@@ -310,14 +313,25 @@ private:
         zero_frame();
     }
 
-    // Each frame starts zeroed, as in the interpreter: [rbp - 512, rbp).
+    // Each frame starts zeroed, as in the interpreter, as far down as the program can address it:
+    // [rbp - zero_bytes_, rbp) (vm::frame_bytes_used; a multiple of 32).
     void zero_frame() {
+        if (zero_bytes_ == 0) {
+            return;
+        }
         a_.xorps(xmm15, xmm15);
-        a_.mov(r11, -static_cast<int64_t>(vm::kStackFrameBytes));
+        if (zero_bytes_ <= 128) {
+            for (uint32_t at = 16; at <= zero_bytes_; at += 16) {
+                a_.movups(ptr(rbp, -static_cast<int32_t>(at)), xmm15);
+            }
+            return;
+        }
+        a_.mov(r11, -static_cast<int64_t>(zero_bytes_));
         Label loop = a_.newLabel();
         a_.bind(loop);
         a_.movups(ptr(rbp, r11), xmm15);
-        a_.add(r11, 16);
+        a_.movups(ptr(rbp, r11, 0, 16), xmm15);
+        a_.add(r11, 32);
         a_.jnz(loop);
     }
 

@@ -3,6 +3,7 @@
 // against it at once.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,9 @@ struct RuntimeOptions {
     // Where bpf_trace_printk lines go (without their trailing newline). Default: kept in the
     // runtime, read with trace_lines().
     std::function<void(std::string_view)> trace_sink;
+    // How many of the latest lines are kept without a sink (the kernel's trace buffer is a ring
+    // too): a program printing in a loop cannot exhaust the host's memory.
+    std::size_t trace_capacity = 4096;
     // What bpf_get_current_pid_tgid / uid_gid / comm report; the host's when unset.
     std::optional<uint64_t> pid_tgid;
     std::optional<uint64_t> uid_gid;
@@ -64,8 +68,10 @@ public:
     [[nodiscard]] std::optional<std::pair<uint32_t, uint64_t>> last_redirect() const;
     void record_redirect(uint32_t ifindex, uint64_t flags);
 
-    // bpf_trace_printk output kept when no sink was given.
+    // bpf_trace_printk output kept when no sink was given: the latest trace_capacity lines, and
+    // how many older ones were dropped to keep to it.
     [[nodiscard]] std::vector<std::string> trace_lines() const;
+    [[nodiscard]] uint64_t trace_lines_dropped() const;
     void trace(std::string_view line);
 
     [[nodiscard]] const RuntimeOptions& options() const { return options_; }
@@ -82,7 +88,8 @@ private:
     vm::HelperTable helpers_;
     RuntimeOptions options_;
     mutable std::mutex trace_mutex_;
-    std::vector<std::string> trace_lines_;
+    std::deque<std::string> trace_lines_;
+    uint64_t trace_dropped_ = 0;
     std::optional<std::pair<uint32_t, uint64_t>> redirect_;
 };
 

@@ -36,13 +36,16 @@ namespace bpfvm::helpers {
 struct TestInput {
     std::vector<uint8_t> data;  // the packet (XDP, tc, socket filters)
     std::vector<uint8_t> ctx;   // xdp_md, __sk_buff, the syscall context, the raw tracepoint arguments
-    uint32_t repeat = 1;        // how many runs the caller will time (only checked: 0 or 1 where the kernel insists)
+    // Runs of the program on the same context, one after another, as the kernel's repeat (0 counts
+    // as 1; syscall and raw tracepoint runs must have 0). The outputs are the last run's.
+    uint32_t repeat = 1;
 };
 
 struct TestOutput {
     vm::RunResult result;           // r0 (all 64 bits) or the trap
     std::vector<uint8_t> data_out;  // the packet after the run, as the kernel copies it out
     std::vector<uint8_t> ctx_out;   // the context after the run (tc and socket filters: __sk_buff; syscall)
+    double ns_per_run = 0;          // the runs' mean wall time, the context's set-up excluded (the kernel's duration)
 };
 
 // Why the kernel refuses an input: the errno BPF_PROG_TEST_RUN would fail with, and the rule.

@@ -44,4 +44,11 @@ private:
 std::vector<uint32_t> budget_charges(const Program& program);
 std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& flow);
 
+// How many bytes below r10 a run of `program` can touch in any frame: when r10 is used only as
+// the base of loads, stores and atomics with constant offsets (never copied, compared, stored
+// or passed on), the deepest such offset rounded up to 32 bytes; otherwise the whole frame
+// (kStackFrameBytes). Engines zero only this much of each frame they enter: the rest is memory
+// the program has no way to address.
+uint32_t frame_bytes_used(const Program& program);
+
 }  // namespace bpfvm::vm

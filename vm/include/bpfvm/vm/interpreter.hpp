@@ -104,6 +104,7 @@ private:
     std::vector<Helper> bound_;         // helpers called by id (index in Slot::imm)
     std::vector<uint8_t> is_function_;  // per pc: a function entry (valid callback targets)
     std::vector<uint32_t> charges_;     // the budget charged at each pc (budget_charges)
+    uint32_t zero_bytes_ = 0;           // of each frame entered, zeroed (frame_bytes_used)
 
     static uint64_t invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                     uint64_t r5);
