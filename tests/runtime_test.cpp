@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bpfvm/helpers/context.hpp"
+#include "bpfvm/helpers/test_run.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "object_fixture.hpp"
@@ -171,6 +172,61 @@ TEST(Runtime, LinkRefusesUnknownHelpersAndBadMapIndices) {
               "pc 0: call to helper 9999, which this runtime does not provide (register it before linking)");
     const std::vector<vm::RawInsn> bad_map = {{0x18, 1, 5, 0, 3}, {0, 0, 0, 0, 0}, {0x95, 0, 0, 0, 0}};
     EXPECT_EQ((*rt)->link(bad_map).error().message(), "pc 0: lddw names map index 3, but there are 0 maps");
+}
+
+TEST(Runtime, TraceKeepsTheLatestLinesUpToItsCapacityAndCountsTheDropped) {
+    RuntimeOptions options;
+    options.trace_capacity = 3;
+    Expected<std::unique_ptr<Runtime>> rt = Runtime::create({}, options);
+    ASSERT_TRUE(rt);
+    for (int i = 0; i < 10; ++i) {
+        (*rt)->trace("line " + std::to_string(i));
+    }
+    EXPECT_EQ((*rt)->trace_lines(), (std::vector<std::string>{"line 7", "line 8", "line 9"}));
+    EXPECT_EQ((*rt)->trace_lines_dropped(), 7u);
+
+    options.trace_capacity = 0;  // none kept
+    Expected<std::unique_ptr<Runtime>> none = Runtime::create({}, options);
+    ASSERT_TRUE(none);
+    (*none)->trace("x");
+    EXPECT_TRUE((*none)->trace_lines().empty());
+    EXPECT_EQ((*none)->trace_lines_dropped(), 1u);
+}
+
+TEST(TestRun, RepeatRunsTheProgramThatOftenOnWhatTheLastRunLeftAndStopsAtATrap) {
+    Expected<std::unique_ptr<Runtime>> rt = Runtime::create({});
+    ASSERT_TRUE(rt);
+    TestInput input;
+    input.data.assign(64, 0);
+    input.repeat = 5;
+    unsigned runs = 0;
+    // Each run moves the packet's start 2 bytes on (as bpf_xdp_adjust_head would) and returns
+    // how many runs it has seen: the next run sees the packet as this one left it.
+    auto outcome = test_run(**rt, vm::ProgramType::Xdp, input, [&](const vm::RunInput& in) {
+        auto* md = reinterpret_cast<XdpContext*>(in.r1);
+        md->data += 2;
+        md->data_meta += 2;
+        vm::RunResult r;
+        r.r0 = ++runs;
+        return r;
+    });
+    ASSERT_TRUE(std::holds_alternative<TestOutput>(outcome));
+    const TestOutput& out = std::get<TestOutput>(outcome);
+    EXPECT_EQ(runs, 5u);
+    EXPECT_EQ(out.result.r0, 5u);
+    EXPECT_EQ(out.data_out.size(), 64u - 10u);
+    EXPECT_GT(out.ns_per_run, 0.0);
+
+    runs = 0;
+    auto trapped = test_run(**rt, vm::ProgramType::Xdp, input, [&](const vm::RunInput&) {
+        vm::RunResult r;
+        if (++runs == 2) {
+            r.trap = vm::Trap{};
+        }
+        return r;
+    });
+    EXPECT_EQ(runs, 2u);
+    EXPECT_FALSE(std::get<TestOutput>(trapped).result.ok());
 }
 
 TEST(Runtime, ManyThreadsCountWithoutLosingUpdates) {

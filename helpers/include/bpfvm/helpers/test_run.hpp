@@ -4,8 +4,8 @@
 // errno it gives. This is what `bpfvm run OBJ` and the kernel oracle (`bpfvm diff`) use, so that
 // bpfvm and the kernel are always handed the same thing.
 //
-// The kernel's rules, as measured on Linux 6.18 (tests/test_run_rules_test.cpp checks each one
-// against the running kernel):
+// The kernel's rules, as measured on Linux 6.18 (Oracle.TestRunInputRulesAreTheKernels in
+// tests/kernel_oracle_test.cpp checks them against the running kernel on a grid of inputs):
 //   XDP           packet of at least 14 bytes; at most 3,520 in the linear part, the rest in 4 KiB
 //                 fragments; it comes back with its metadata in front. Optional xdp_md: data_meta
 //                 0, data (the metadata's length) and data_end (the packet's length) offsets,
