@@ -87,7 +87,7 @@ uint32_t kernel_repeat_for(const kernel::Fd& prog) {
 }
 
 // Loads the wrapped workload with its input in a one-slot array map, or says why not.
-Expected<Unit> load_with_map(Workload& w, bool frozen) {
+Expected<Unit> load_with_map(Workload& w, bool frozen, bool explain) {
     kernel::MapDefinition def;
     def.value_size = static_cast<uint32_t>(w.input.size());
     def.name = "bench_input";
@@ -107,7 +107,9 @@ Expected<Unit> load_with_map(Workload& w, bool frozen) {
     }
     const std::vector<RawInsn> insns =
         kernel_wrapper(map->get(), static_cast<uint32_t>(w.input.size()), w.program->raw());
-    Expected<kernel::Loaded> prog = kernel::load_program(ProgramType::SchedCls, insns);
+    kernel::LoadOptions options;
+    options.log_level = explain ? 1 : 0;  // (a log costs the verifier time on every instruction)
+    Expected<kernel::Loaded> prog = kernel::load_program(ProgramType::SchedCls, insns, options);
     if (!prog) {
         return prog.error();
     }
@@ -126,12 +128,12 @@ void load_into_kernel(Workload& w, bool writes_input) {
         w.kernel_note = kernel::availability().reason;
         return;
     }
-    Expected<Unit> plain = load_with_map(w, false);
+    Expected<Unit> plain = load_with_map(w, false, writes_input);
     if (plain || writes_input) {
         w.kernel_note = plain ? "" : plain.error().message();
         return;
     }
-    Expected<Unit> frozen = load_with_map(w, true);
+    Expected<Unit> frozen = load_with_map(w, true, true);
     w.kernel_note = frozen ? "" : frozen.error().message() + " (also with the input in a frozen map)";
 }
 

@@ -348,5 +348,20 @@ TEST(HelperTable, RefusesDuplicateIdsAndNullFunctions) {
     EXPECT_EQ(t.find(2), nullptr);
 }
 
+TEST(HelperTable, CopiesShareTheHelpersButAddingToOneLeavesTheOthersAsTheyWere) {
+    HelperTable a;
+    ASSERT_TRUE(a.add(3, "three", add_all));
+    ASSERT_TRUE(a.add(1, "one", add_all));
+    const HelperTable b = a;
+    EXPECT_EQ(&b.all(), &a.all());  // shared, not copied
+    ASSERT_TRUE(a.add(2, "two", add_all));
+    EXPECT_EQ(a.all().size(), 3u);
+    EXPECT_EQ(a.all()[1].name, "two");  // still sorted by id
+    EXPECT_EQ(b.all().size(), 2u);
+    EXPECT_EQ(b.find(2), nullptr);
+    EXPECT_EQ(b.find(3)->name, "three");
+    EXPECT_TRUE(HelperTable{}.all().empty());
+}
+
 }  // namespace
 }  // namespace bpfvm::vm

@@ -206,31 +206,50 @@ Expected<Loaded> load_program(vm::ProgramType type, std::span<const vm::RawInsn>
     for (const vm::RawInsn& i : insns) {
         slots.push_back(vm::to_u64(i));
     }
-    std::string log(options.log_level != 0 ? std::size_t{1} << 20 : 1, '\0');
-    union bpf_attr attr;
-    std::memset(&attr, 0, sizeof attr);
-    attr.prog_type = static_cast<uint32_t>(type);
-    attr.insns = ptr(slots.data());
-    attr.insn_cnt = static_cast<uint32_t>(slots.size());
-    attr.license = ptr(options.license.c_str());
-    attr.prog_flags = options.prog_flags;
-    attr.expected_attach_type = options.expected_attach;
-    if (options.log_level != 0) {
-        attr.log_buf = ptr(log.data());
-        attr.log_size = static_cast<uint32_t>(log.size());
-        attr.log_level = options.log_level;
+    auto attempt = [&](uint32_t log_level, std::string& log, bool verdict) {
+        log.assign(log_level != 0 ? std::size_t{1} << 20 : 1, '\0');
+        union bpf_attr attr;
+        std::memset(&attr, 0, sizeof attr);
+        attr.prog_type = static_cast<uint32_t>(type);
+        attr.insns = ptr(slots.data());
+        attr.insn_cnt = static_cast<uint32_t>(slots.size());
+        attr.license = ptr(options.license.c_str());
+        attr.prog_flags = options.prog_flags;
+        attr.expected_attach_type = options.expected_attach;
+        if (log_level != 0) {
+            attr.log_buf = ptr(log.data());
+            attr.log_size = static_cast<uint32_t>(log.size());
+            attr.log_level = log_level;
+        }
+        long fd = sys_bpf(BPF_PROG_LOAD, &attr);
+        if (fd < 0 && errno == ENOSPC && log_level != 0 && verdict) {
+            // The log did not fit: load again without it (the verdict is what matters). (The
+            // kernel keeps a log's end when it overflows: an explanation is still there.)
+            attr.log_buf = 0;
+            attr.log_size = 0;
+            attr.log_level = 0;
+            fd = sys_bpf(BPF_PROG_LOAD, &attr);
+        }
+        log.resize(std::strlen(log.c_str()));
+        return fd;
+    };
+    // A full log (level 1) costs the verifier a line per instruction it walks, up to a million:
+    // the program is loaded with statistics only, and again with the full log only to say why
+    // it was refused.
+    constexpr uint32_t kLogStats = 4;
+    std::string log;
+    long fd = attempt(options.log_level == 0 ? 0 : kLogStats, log, true);
+    int err = errno;
+    if (fd < 0 && options.log_level != 0 && options.log_level != kLogStats) {
+        std::string full;
+        const long again = attempt(options.log_level, full, false);
+        if (again >= 0) {
+            close(static_cast<int>(again));  // (accepted the second time: the first verdict stands)
+        } else if (!full.empty()) {
+            log = std::move(full);
+        }
     }
-    long fd = sys_bpf(BPF_PROG_LOAD, &attr);
-    if (fd < 0 && errno == ENOSPC && options.log_level != 0) {
-        // The log did not fit: load again without it (the verdict is what matters).
-        attr.log_buf = 0;
-        attr.log_size = 0;
-        attr.log_level = 0;
-        fd = sys_bpf(BPF_PROG_LOAD, &attr);
-    }
-    log.resize(std::strlen(log.c_str()));
     if (fd < 0) {
-        const int err = errno;
         const std::string tail = verifier_message(log, 3);
         return make_error("BPF_PROG_LOAD", "refused: " + errno_text(err) + (tail.empty() ? "" : ": " + tail));
     }

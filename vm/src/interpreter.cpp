@@ -722,20 +722,29 @@ Expected<Unit> HelperTable::add(uint32_t id, std::string name, HelperFn fn, Help
     if (fn == nullptr) {
         return make_error("helper " + std::to_string(id), "no function given for '" + name + "'");
     }
-    auto it = std::lower_bound(helpers_.begin(), helpers_.end(), id,
-                               [](const Helper& h, uint32_t key) { return h.id < key; });
-    if (it != helpers_.end() && it->id == id) {
+    const std::vector<Helper>& now = all();
+    auto it = std::lower_bound(now.begin(), now.end(), id, [](const Helper& h, uint32_t key) { return h.id < key; });
+    if (it != now.end() && it->id == id) {
         return make_error("helper " + std::to_string(id),
                           "id already registered as '" + it->name + "', cannot add '" + name + "'");
     }
-    helpers_.insert(it, Helper{id, std::move(name), fn, prototype});
+    const auto at = it - now.begin();
+    if (!helpers_ || helpers_.use_count() > 1) {
+        helpers_ = std::make_shared<std::vector<Helper>>(now);  // (copies sharing the old one keep it)
+    }
+    helpers_->insert(helpers_->begin() + at, Helper{id, std::move(name), fn, prototype});
     return Unit{};
 }
 
+const std::vector<Helper>& HelperTable::all() const {
+    static const std::vector<Helper> kNone;
+    return helpers_ ? *helpers_ : kNone;
+}
+
 const Helper* HelperTable::find(uint32_t id) const {
-    auto it = std::lower_bound(helpers_.begin(), helpers_.end(), id,
-                               [](const Helper& h, uint32_t key) { return h.id < key; });
-    return it != helpers_.end() && it->id == id ? &*it : nullptr;
+    const std::vector<Helper>& h = all();
+    auto it = std::lower_bound(h.begin(), h.end(), id, [](const Helper& x, uint32_t key) { return x.id < key; });
+    return it != h.end() && it->id == id ? &*it : nullptr;
 }
 
 // ---- memory.hpp ------------------------------------------------------------------------------

@@ -81,6 +81,8 @@ struct LoadOptions {
     std::string license = "GPL";
     uint32_t prog_flags = 0;       // BPF_F_SLEEPABLE (16) for syscall programs, ...
     uint32_t expected_attach = 0;  // expected_attach_type
+    // 1: when the program is refused, the verifier's log says why (Loaded::log of an accepted
+    // program has its statistics: BPF_LOG_STATS, 4); 0: no log.
     uint32_t log_level = 1;
 };
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -98,15 +99,17 @@ struct Helper {
 };
 
 // The helpers a program may call, by id.
+// Copies share the helpers (each engine keeps the table it was made with, so copying must be
+// cheap); add() gives this table its own copy first when it is shared.
 class HelperTable {
 public:
     // Fails if the id is already taken or fn is null.
     Expected<Unit> add(uint32_t id, std::string name, HelperFn fn, HelperPrototype prototype = {});
     [[nodiscard]] const Helper* find(uint32_t id) const;
-    [[nodiscard]] const std::vector<Helper>& all() const { return helpers_; }
+    [[nodiscard]] const std::vector<Helper>& all() const;
 
 private:
-    std::vector<Helper> helpers_;  // sorted by id
+    std::shared_ptr<std::vector<Helper>> helpers_;  // sorted by id; null when empty
 };
 
 }  // namespace bpfvm::vm
