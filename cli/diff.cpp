@@ -227,6 +227,7 @@ std::string result_json(const std::string& file, const std::string& program, con
 
 struct Totals {
     unsigned agree = 0, differ = 0, refused = 0;
+    unsigned unreadable = 0;  // corpus files bpfvm cannot read as a program or object
     std::vector<std::string> json;
 };
 
@@ -458,14 +459,14 @@ Expected<int> cmd_diff(const DiffArgs& a) {
         for (const auto& f : files) {
             const DiffArgs per = f.extension() == ".o" ? corpus_inputs(f, a) : a;
             if (Expected<Unit> r = diff_file(f.string(), per, t); !r) {
-                // (bpfvm cannot read the file at all: counted as a difference)
+                // (bpfvm cannot read the file at all: counted apart, and the exit status is 1)
                 if (a.json) {
                     t.json.push_back("{\"file\": " + json_string(f.string()) +
                                      ", \"error\": " + json_string(r.error().message()) + "}");
                 } else {
                     std::printf("%-60s error: %s\n", f.filename().string().c_str(), r.error().message().c_str());
                 }
-                ++t.differ;
+                ++t.unreadable;
             }
         }
     } else if (Expected<Unit> r = diff_file(a.file, a, t); !r) {
@@ -476,11 +477,16 @@ Expected<int> cmd_diff(const DiffArgs& a) {
         for (std::size_t i = 0; i < t.json.size(); ++i) {
             std::printf("%s%s", i ? ",\n " : "", t.json[i].c_str());
         }
-        std::printf("],\n \"agree\": %u, \"differ\": %u, \"refused_by_kernel\": %u}\n", t.agree, t.differ, t.refused);
+        std::printf("],\n \"agree\": %u, \"differ\": %u, \"refused_by_kernel\": %u, \"unreadable\": %u}\n", t.agree,
+                    t.differ, t.refused, t.unreadable);
     } else {
-        std::printf("%u agree, %u differ, %u refused by the kernel\n", t.agree, t.differ, t.refused);
+        std::printf("%u agree, %u differ, %u refused by the kernel", t.agree, t.differ, t.refused);
+        if (t.unreadable != 0) {
+            std::printf(", %u unreadable", t.unreadable);
+        }
+        std::printf("\n");
     }
-    return t.differ == 0 ? 0 : 1;
+    return t.differ == 0 && t.unreadable == 0 ? 0 : 1;
 }
 
 }  // namespace bpfvm::cli

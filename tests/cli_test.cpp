@@ -326,6 +326,15 @@ TEST_F(CliDiff, ACorpusRunsEveryObjectWithTheInputsBesideIt) {
     // add.data, callx.data (refused: no callx in the kernel), and rewrite.o's three programs on its one packet.
     EXPECT_NE(o.out.find("rewrite.vlan.pkt"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("4 agree, 0 differ, 1 refused by the kernel\n"), std::string::npos) << o.out;
+
+    // A file that is no program is counted apart, named with the reason, and fails the run.
+    std::ofstream(corpus / "odd.bin", std::ios::binary) << "1234567";
+    const Outcome bad = run("diff --corpus " + corpus.string() + " --engine interp-checked");
+    EXPECT_EQ(bad.status, 1) << bad.err << bad.out;
+    EXPECT_NE(bad.out.find("odd.bin"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("not a multiple of the 8-byte instruction size"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("4 agree, 0 differ, 1 refused by the kernel, 1 unreadable\n"), std::string::npos)
+        << bad.out;
 }
 
 TEST_F(CliDiff, BadArgumentsGetOneLine) {
