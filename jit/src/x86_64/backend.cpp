@@ -167,7 +167,19 @@ private:
     bool listing_;
     bool checked_;
     bool blind_;
-    std::mt19937_64 keys_;  // constant blinding: a fresh key per immediate
+    // Constant blinding: a fresh key per immediate, from a 64-bit secret seed (splitmix64; made
+    // only when blinding: a std::mt19937_64 costs a microsecond to construct on every compile).
+    struct KeyStream {
+        uint64_t state = 0;
+        void seed(uint64_t s) { state = s; }
+        uint64_t operator()() {
+            uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            return z ^ (z >> 31);
+        }
+    };
+    KeyStream keys_;
     std::vector<uint32_t> costs_;
     uint32_t zero_bytes_ = vm::kStackFrameBytes;  // of each frame, zeroed on entry
     Facts facts_;              // liveness, boundaries, widths (analysis.hpp)
