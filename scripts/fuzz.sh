@@ -12,7 +12,7 @@ cmake --build --preset fuzz
 
 corpus=build/fuzz/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus/bytecode" "$corpus/assembler" "$corpus/conformance_file" "$corpus/loader"
+mkdir -p "$corpus/bytecode" "$corpus/assembler" "$corpus/conformance_file" "$corpus/loader" "$corpus/test_run"
 for f in "$shared"/conformance/*.data; do
   name=$(basename "$f" .data)
   "$bpfvm" asm "$f" -o "$corpus/bytecode/$name.bin"
@@ -24,7 +24,19 @@ find "$shared/ebpf-samples" -type f ! -name '*.csv' ! -name '*.md' | while read 
   cp "$f" "$corpus/loader/$(echo "$f" | md5sum | cut -c1-16)"
 done
 
-for target in bytecode assembler conformance_file loader; do
+# Test-run inputs: each program type (first byte), no context, an Ethernet + IPv4 frame; and each
+# with a zeroed context of its type's size.
+frame=$(printf '\\x%02x' 0 0 0 0 0 0 2 0 0 0 0 1 8 0 69 0 0 46 0 1 0 0 64 17 0 0 10 0 0 1 10 0 0 2 0 53 0 53 0 26 0 0 $(seq 1 18))
+for t in 0 1 2 3 4; do
+  printf "\\x$(printf %02x $t)\\x00\\x00$frame" > "$corpus/test_run/type$t"
+done
+printf '\x00\x18\x00' > "$corpus/test_run/xdp_md"; head -c 24 /dev/zero >> "$corpus/test_run/xdp_md"
+printf "$frame" >> "$corpus/test_run/xdp_md"
+printf '\x01\xc0\x00' > "$corpus/test_run/skb"; head -c 192 /dev/zero >> "$corpus/test_run/skb"
+printf "$frame" >> "$corpus/test_run/skb"
+printf '\x03\x08\x00\x01\x02\x03\x04\x05\x06\x07\x08' > "$corpus/test_run/syscall"
+
+for target in bytecode assembler conformance_file loader test_run; do
   echo "== fuzz_$target for ${seconds}s"
   mkdir -p "build/fuzz/artifacts/$target"
   build/fuzz/fuzz/fuzz_$target "$corpus/$target" -max_total_time="$seconds" -max_len=$([ "$target" = loader ] && echo 65536 || echo 4096) -timeout=10 \
