@@ -14,6 +14,7 @@
 
 #include "bpfvm/helpers/linked_object.hpp"
 #include "bpfvm/jit/engine.hpp"
+#include "bpfvm/vm/files.hpp"
 #include "bpfvm/jit/jit.hpp"
 #include "bpfvm/kernel/bpf.hpp"
 #include "bpfvm/loader/object.hpp"
@@ -213,9 +214,12 @@ bool load_workloads() {
     for (const auto& [name, fn] : list) {
         const std::string file = std::string(name) == "switch64_random" ? "switch64" : name;
         const std::string path = std::string(BPFVM_BENCH_DIR) + "/" + file + ".bin";
-        std::ifstream in(path, std::ios::binary);
-        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        Expected<Program> program = Program::from_bytes(bytes);
+        Expected<std::vector<uint8_t>> bytes = vm::read_file(path);
+        if (!bytes) {
+            std::fprintf(stderr, "%s\n", bytes.error().message().c_str());
+            return false;
+        }
+        Expected<Program> program = Program::from_bytes(*bytes);
         if (!program) {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), program.error().message().c_str());
             return false;

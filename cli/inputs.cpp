@@ -9,6 +9,7 @@
 
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/conformance_file.hpp"
+#include "bpfvm/vm/files.hpp"
 
 namespace bpfvm::cli {
 
@@ -25,19 +26,7 @@ uint64_t unwind(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallCon
 }  // namespace
 
 Expected<std::vector<uint8_t>> read_bytes(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-        return make_error(path, "is a folder, not a file");
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return make_error(path, std::string("cannot read: ") + std::strerror(errno));
-    }
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        return make_error(path, "read failed");
-    }
-    return bytes;
+    return vm::read_file(path);
 }
 
 bool is_elf(const std::vector<uint8_t>& bytes) {
@@ -65,7 +54,7 @@ Expected<loader::LoadOptions> load_options(const std::string& btf_file, bool ker
         if (!btf) {
             return btf.error();
         }
-        options.target_btf = std::move(*btf);
+        options.target_btf = std::make_shared<const loader::Btf>(std::move(*btf));
     }
     for (const std::string& kv : kconfig) {
         Expected<std::pair<std::string, uint64_t>> a = parse_assignment(kv, "--kconfig");

@@ -64,7 +64,7 @@ TEST_P(Core, FieldsSizesAndEnumValuesFollowTheTargetBtf) {
     Expected<Btf> target = load_btf_file(prog(std::string("core_target.") + GetParam() + ".o"));
     ASSERT_TRUE(target) << target.error().message();
     LoadOptions options;
-    options.target_btf = std::move(*target);
+    options.target_btf = std::make_shared<const Btf>(std::move(*target));
     Expected<Object> obj = load_object_file(prog(std::string("core_access.") + GetParam() + ".o"), options);
     ASSERT_TRUE(obj) << obj.error().message();
     const vm::RunResult r = run(*obj, "read_task", bytes_of(TargetTask{}));
@@ -76,7 +76,7 @@ TEST_P(Core, AnAccessWithNoMatchFailsOnlyWhenReached) {
     Expected<Btf> unrelated = load_btf_file(prog(std::string("parse_packet.") + GetParam() + ".o"));
     ASSERT_TRUE(unrelated) << unrelated.error().message();
     LoadOptions options;
-    options.target_btf = std::move(*unrelated);
+    options.target_btf = std::make_shared<const Btf>(std::move(*unrelated));
     Expected<Object> obj = load_object_file(prog(std::string("core_access.") + GetParam() + ".o"), options);
     ASSERT_TRUE(obj) << obj.error().message();  // loading succeeds
     const vm::RunResult r = run(*obj, "read_task", bytes_of(TargetTask{}));

@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "bpfvm/vm/assembler.hpp"
+#include "bpfvm/vm/files.hpp"
 #include "bpfvm/vm/flow.hpp"
 
 namespace bpfvm::vm {
@@ -161,6 +163,36 @@ TEST(Program, PacksAndUnpacksLittleEndianSlots) {
     EXPECT_EQ(unpack(bytes), insn);
     EXPECT_EQ(to_u64(insn), 0x89abcdeffffe1318ull);
     EXPECT_EQ(from_u64(0x89abcdeffffe1318ull), insn);
+}
+
+}  // namespace
+}  // namespace bpfvm::vm
+
+namespace bpfvm::vm {
+namespace {
+
+TEST(Files, ReadFileReadsWholeFilesEvenWhenStatKnowsNoSize) {
+    const std::string path = testing::TempDir() + "/bpfvm_read_file_test.bin";
+    std::string big(200'000, 'x');
+    big[199'999] = 'y';
+    {
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        ASSERT_NE(f, nullptr);
+        std::fwrite(big.data(), 1, big.size(), f);
+        std::fclose(f);
+    }
+    Expected<std::vector<uint8_t>> bytes = read_file(path);
+    ASSERT_TRUE(bytes) << bytes.error().message();
+    EXPECT_EQ(std::string(bytes->begin(), bytes->end()), big);
+    std::remove(path.c_str());
+
+    Expected<std::vector<uint8_t>> proc = read_file("/proc/self/status");  // (stat says 0 bytes)
+    ASSERT_TRUE(proc) << proc.error().message();
+    EXPECT_NE(std::string(proc->begin(), proc->end()).find("Name:"), std::string::npos);
+
+    EXPECT_EQ(read_file("/nonexistent/x").error().message(),
+              "/nonexistent/x: cannot read: No such file or directory");
+    EXPECT_EQ(read_file("/tmp").error().message(), "/tmp: is a folder, not a file");
 }
 
 }  // namespace

@@ -315,13 +315,16 @@ std::vector<uint8_t> packet(bool ipv6, bool tcp, std::size_t payload, bool vlan 
 }  // namespace
 
 loader::LoadOptions kernel_like_load_options() {
-    loader::LoadOptions o;
-    if (std::filesystem::exists("/sys/kernel/btf/vmlinux")) {
-        Expected<loader::Btf> btf = loader::load_btf_file("/sys/kernel/btf/vmlinux");
-        if (btf) {
-            o.target_btf = std::move(*btf);
+    // The running kernel's BTF, read and parsed once (it is megabytes, and the same every time).
+    static const std::shared_ptr<const loader::Btf> vmlinux = []() -> std::shared_ptr<const loader::Btf> {
+        if (!std::filesystem::exists("/sys/kernel/btf/vmlinux")) {
+            return nullptr;
         }
-    }
+        Expected<loader::Btf> btf = loader::load_btf_file("/sys/kernel/btf/vmlinux");
+        return btf ? std::make_shared<const loader::Btf>(std::move(*btf)) : nullptr;
+    }();
+    loader::LoadOptions o;
+    o.target_btf = vmlinux;
     o.kconfig = running_kconfig();
     return o;
 }

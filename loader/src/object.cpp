@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 
+#include "bpfvm/vm/files.hpp"
 #include "byte_reader.hpp"
 #include "core.hpp"
 
@@ -1098,11 +1099,11 @@ const char* relocation_type_name(uint32_t type) {
 }
 
 Expected<Btf> load_btf_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+    Expected<std::vector<uint8_t>> read = vm::read_file(path);
+    if (!read) {
+        return read.error();
     }
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t>& bytes = *read;
     if (bytes.size() >= 2 && bytes[0] == 0x9f && bytes[1] == 0xeb) {
         return Btf::parse(bytes, path);  // raw BTF, as /sys/kernel/btf/vmlinux
     }
@@ -1209,12 +1210,11 @@ Expected<Object> load_object(std::span<const uint8_t> bytes, const std::string& 
 }
 
 Expected<Object> load_object_file(const std::string& path, const LoadOptions& options) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+    Expected<std::vector<uint8_t>> bytes = vm::read_file(path);
+    if (!bytes) {
+        return bytes.error();
     }
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return load_object(bytes, path, options);
+    return load_object(*bytes, path, options);
 }
 
 }  // namespace bpfvm::loader

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -78,7 +79,8 @@ struct Object {
 struct LoadOptions {
     // CO-RE: the BTF that relocations are resolved against. Unset: the object's own BTF (every
     // relocation keeps its compiled value).
-    std::optional<Btf> target_btf;
+    // (shared: a kernel's BTF is megabytes, parsed once and used for every object)
+    std::shared_ptr<const Btf> target_btf;
     // Values of `extern ... __kconfig` variables (LINUX_KERNEL_VERSION, CONFIG_*), by name.
     std::map<std::string, uint64_t> kconfig;
 };
