@@ -210,13 +210,20 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
     return s;
 }
 
-constexpr std::array<OpShape, vm::kOpCount> kShapes = [] {
-    std::array<OpShape, vm::kOpCount> t{};
+// One row per opcode, and a last one (kTailShape) for the second slot of an lddw: it changes
+// nothing and falls through, so that the passes need not branch around it.
+constexpr std::size_t kTailShape = vm::kOpCount;
+constexpr std::array<OpShape, vm::kOpCount + 1> kShapes = [] {
+    std::array<OpShape, vm::kOpCount + 1> t{};
     for (std::size_t i = 0; i < vm::kOpCount; ++i) {
         t[i] = shape_of(vm::kOpTable[i]);
     }
     return t;
 }();
+
+inline const OpShape& shape_at(const vm::Program& program, std::size_t pc) {
+    return kShapes[program.is_tail(pc) ? kTailShape : static_cast<std::size_t>(program[pc].op)];
+}
 
 struct UseDef {
     uint16_t use = 0;
@@ -272,43 +279,47 @@ inline uint64_t apply(const WidthOp& op, uint64_t w) {
 // nothing for known where an edge comes from an instruction not visited yet (a backward jump):
 // every register is then live, or of any width. That is sound (the true facts are at most
 // these), and it costs n steps instead of a fixed point's several passes.
+//
+// The passes do not branch on what an instruction is (those branches are mispredicted most of
+// the time on real code, and were most of the analysis's time): each reads its instruction's
+// row in kShapes, and an instruction without a jump target uses slot n, a dummy, as its target.
 Facts analyse(const vm::Program& program) {
     const std::size_t n = program.size();
+    const auto none = static_cast<uint32_t>(n);
     Facts f;
     f.boundary.assign(n + 1, 0);
+    std::vector<uint32_t> jump(n + 1, none);     // the target of a jump at pc (not a call), or n
     std::vector<uint8_t> back_target(n + 1, 0);  // the target of a backward (or self) jump
     std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
     bool loops = false;                          // any backward jump
     const auto& fns = program.functions();
-    for (uint32_t entry : fns) {
-        f.boundary[entry] = 1;
-    }
     for (std::size_t pc = 0; pc < n; ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
         const vm::Instruction& insn = program[pc];
-        if (vm::has_target(insn.info().form)) {
-            const auto t = static_cast<std::size_t>(vm::branch_target(insn, pc));
-            f.boundary[t] = 1;
-            if (t <= pc && insn.op != Op::CallLocal) {
-                back_target[t] = 1;
-                loops = true;
-            }
-            if (t == 0 && insn.op == Op::CallLocal) {
-                f.main_is_called = true;
-            }
-        }
-        if (insn.op == Op::LddwCodeAddr && static_cast<int64_t>(pc) + 1 + insn.imm == 0) {
-            f.main_is_called = true;  // a callback may start at pc 0
+        const bool tail = program.is_tail(pc);
+        const OpShape& shape = kShapes[tail ? kTailShape : static_cast<std::size_t>(insn.op)];
+        const bool call = insn.op == Op::CallLocal && !tail;
+        const bool targets = shape.jumps || call;
+        const int64_t rel = insn.op == Op::Ja32 || insn.op == Op::CallLocal ? insn.imm : insn.off;
+        const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
+        f.boundary[t] = Facts::kTarget;
+        jump[pc] = shape.jumps ? t : none;
+        const bool back = shape.jumps && t <= pc;
+        back_target[back ? t : none] = 1;
+        loops = loops || back;
+        if ((call && t == 0) || (insn.op == Op::LddwCodeAddr && !tail && static_cast<int64_t>(pc) + 1 + insn.imm == 0))
+            [[unlikely]] {
+            f.main_is_called = true;  // a call, or a callback, may start at pc 0
         }
         // The plan asks for widths only at these (see plan and forward_copies).
         const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
                           (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
-        if (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32) {
-            last_query = pc;
-        }
+        const bool query = !tail && (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32);
+        last_query = query ? pc : last_query;
     }
+    for (uint32_t entry : fns) {
+        f.boundary[entry] |= Facts::kEntry;
+    }
+    f.boundary[n] = 0;
 
     // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
     // falls through is carried in `carry`; f.widths collects what jumps bring.
@@ -317,30 +328,20 @@ Facts analyse(const vm::Program& program) {
         f.widths[entry] = kAllWide;
     }
     for (std::size_t pc = 0; pc < n; ++pc) {
-        if (back_target[pc] != 0) {
-            f.widths[pc] = kAllWide;
-        }
+        f.widths[pc] = back_target[pc] != 0 ? kAllWide : f.widths[pc];
     }
     uint64_t carry = 0;
-    for (std::size_t pc = 0; pc <= last_query && pc < n; ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
-        const vm::Instruction& insn = program[pc];
-        const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
+    const std::size_t widths_end = std::min(last_query + 1, n);
+    for (std::size_t pc = 0; pc < widths_end; ++pc) {
+        const OpShape& shape = shape_at(program, pc);
         const uint64_t in = f.widths[pc] | carry;
         f.widths[pc] = in;
-        const uint64_t out = apply(width_op(shape, insn), in);
+        const uint64_t out = apply(width_op(shape, program[pc]), in);
         carry = shape.falls ? out : 0;
-        if (shape.jumps) {
-            const auto t =
-                static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (insn.op == Op::Ja32 ? insn.imm : insn.off));
-            if (t > pc) {
-                f.widths[t] |= out;
-            }
-        }
+        const uint32_t t = jump[pc];
+        f.widths[t > pc ? t : none] |= out;  // forward jumps only
     }
-    std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(std::min(last_query + 1, n)), f.widths.end(),
+    std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(widths_end), f.widths.end(),
               kAllWide);  // (not asked for: unknown)
     f.widths.pop_back();
 
@@ -351,30 +352,25 @@ Facts analyse(const vm::Program& program) {
     constexpr uint16_t kAll = 0x3ff;
     std::vector<uint16_t> live_in(n + 1, 0);
     std::vector<uint16_t> first(n + 1, kAll);  // the first pass's facts, read by the second
+    first[n] = 0;
     f.live_after.assign(n, 0);
     const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
     for (int round = 0; round < (loops ? 2 : 1); ++round) {
         uint16_t next_in = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
-            if (program.is_tail(pc)) {
-                continue;
-            }
-            const vm::Instruction& insn = program[pc];
-            const OpShape& shape = kShapes[static_cast<std::size_t>(insn.op)];
-            uint16_t out = shape.falls ? next_in : 0;
-            if (shape.jumps) {
-                const auto t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 +
-                                                        (insn.op == Op::Ja32 ? insn.imm : insn.off));
-                out = static_cast<uint16_t>(out | (t > pc ? live_in[t] : first[t]));
-            }
-            const UseDef ud = use_def(shape, insn, pc >= main_end || f.main_is_called);
+            const OpShape& shape = shape_at(program, pc);
+            const uint32_t t = jump[pc];
+            const uint16_t jumped = t > pc ? live_in[t] : first[t];  // slot n: nothing
+            const auto out = static_cast<uint16_t>((shape.falls ? next_in : 0) | jumped);
+            const UseDef ud = use_def(shape, program[pc], pc >= main_end || f.main_is_called);
             f.live_after[pc] = out;
             next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
             live_in[pc] = next_in;
         }
         if (round == 0) {
             first.swap(live_in);
+            live_in[n] = 0;
         }
     }
     return f;

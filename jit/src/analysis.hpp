@@ -30,7 +30,11 @@ struct Facts {
     // Control enters pc other than by falling through from the instruction before it: a jump or
     // call target, or a function entry. Instructions lower together only when no boundary lies
     // inside them.
+    // Nonzero at a boundary: kTarget (a jump or call lands there), kEntry (a function starts
+    // there), or both.
     std::vector<uint8_t> boundary;
+    static constexpr uint8_t kTarget = 1;
+    static constexpr uint8_t kEntry = 2;
     // The known width of each register before the instruction at pc: 3 bits per register, a
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;

@@ -80,26 +80,13 @@ public:
     asmjit::Error run() {
         // Labels only where code jumps or calls to (and pc 0): fewer labels, faster compiles.
         labels_.resize(p_.size());
-        labels_[0] = a_.newLabel();
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
-            if (p_.is_tail(pc)) {
-                continue;
-            }
-            if (vm::has_target(p_[pc].info().form)) {
-                const auto target = static_cast<std::size_t>(vm::branch_target(p_[pc], pc));
-                if (!labels_[target].isValid()) {
-                    labels_[target] = a_.newLabel();
-                }
+            if (pc == 0 || (facts_.boundary[pc] & Facts::kTarget) != 0) {
+                labels_[pc] = a_.newLabel();
             }
         }
-        function_of_.assign(p_.size(), 0);
-        const auto& fns = p_.functions();
-        for (std::size_t f = 0; f < fns.size(); ++f) {
-            const std::size_t end = f + 1 < fns.size() ? fns[f + 1] : p_.size();
-            for (std::size_t pc = fns[f]; pc < end; ++pc) {
-                function_of_[pc] = static_cast<uint32_t>(f);
-            }
-        }
+        // Exits in the first function end the run; others return (pcs past main_end_).
+        main_end_ = p_.functions().size() > 1 ? p_.functions()[1] : p_.size();
         epilogue_ = a_.newLabel();
         unwind_ = a_.newLabel();
         check_stub_ = a_.newLabel();
@@ -195,7 +182,7 @@ private:
     std::vector<SlowAccess> slow_accesses_;
     std::vector<Label> labels_;
     std::vector<Label> call_labels_;
-    std::vector<uint32_t> function_of_;
+    std::size_t main_end_ = 0;  // the first pc past the first function
     Label epilogue_;
     Label unwind_;
     bool main_is_called_ = false;
@@ -579,7 +566,7 @@ private:
             case Form::Exit:
                 if (leaf_) {
                     leaf_return();  // the epilogue in place: pops and ret
-                } else if (function_of_[pc] != 0) {
+                } else if (pc >= main_end_) {
                     a_.ret();
                 } else if (!main_is_called_) {
                     a_.jmp(epilogue_);
