@@ -355,8 +355,11 @@ Facts analyse(const vm::Program& program) {
     first[n] = 0;
     f.live_after.assign(n, 0);
     const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
+    f.function_writes.assign(fns.size(), 0);
     for (int round = 0; round < (loops ? 2 : 1); ++round) {
         uint16_t next_in = 0;
+        uint16_t writes = 0;                // of the function pc is in (the first round)
+        std::size_t function = fns.size();  // its index + 1
         std::size_t pc = n;
         while (pc-- > 0) {
             const OpShape& shape = shape_at(program, pc);
@@ -367,6 +370,12 @@ Facts analyse(const vm::Program& program) {
             f.live_after[pc] = out;
             next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
             live_in[pc] = next_in;
+            writes = static_cast<uint16_t>(writes | ud.def);
+            if (pc == fns[function - 1]) {
+                f.function_writes[function - 1] |= writes;
+                writes = 0;
+                --function;
+            }
         }
         if (round == 0) {
             first.swap(live_in);

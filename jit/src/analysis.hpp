@@ -39,6 +39,9 @@ struct Facts {
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;
     bool main_is_called = false;  // the first function is also a call or callback target
+    // Per function (in Program::functions() order), bit k set: the function's own instructions
+    // may write rk (what its calls write of r6-r9, they restore).
+    std::vector<uint16_t> function_writes;
 
     [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
     [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {

@@ -321,7 +321,9 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
     st.args[2] = r3;
     st.args[3] = r4;
     st.args[4] = r5;
-    st.depth = 1;
+    // The function's call entry enters the first frame (depth 1, [top - 512, top)).
+    st.depth = 0;
+    st.stack_region = vm::Region{lease.top(), 0, true, "stack"};
     st.callback_target = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(impl->memory->base()) + offset);
     const uint64_t r0 = call_entry(impl->callback_entry, &st);
     if (ctx->budget_left != nullptr) {

@@ -109,6 +109,7 @@ public:
             if (pc != 0 && is_function_entry(pc)) {
                 // Calls enter here and get a frame; jumps to the function's first instruction
                 // (a loop) land after it.
+                ++function_;
                 a_.bind(call_labels_[pc]);
                 enter_frame();
             }
@@ -183,6 +184,7 @@ private:
     std::vector<Label> labels_;
     std::vector<Label> call_labels_;
     std::size_t main_end_ = 0;  // the first pc past the first function
+    std::size_t function_ = 0;  // the function being lowered (an index into functions())
     Label epilogue_;
     Label unwind_;
     bool main_is_called_ = false;
@@ -334,10 +336,55 @@ private:
         a_.jnz(loop);
     }
 
+    // A call's frame is made and unmade by the callee, once per function rather than at every
+    // call site: one more frame entered (depth, and the stack helpers and checked accesses may
+    // use), the caller's r6-r9 that this function writes saved, r10 one frame down.
     void enter_frame() {
-        // The caller pushed r6-r9 and r10 and called us: this function's frame is 512 below.
+        a_.inc(field(offsetof(RunState, depth), 4));
+        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
+        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
+        for (const Gp& g : saved_by(function_)) {
+            a_.push(g);
+        }
         a_.sub(rbp, vm::kStackFrameBytes);
         zero_frame();
+    }
+
+    // A called function's return: the frame unmade, the caller's registers back.
+    void return_from_call() {
+        const std::vector<Gp> saved = saved_by(function_);
+        for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+            a_.pop(*it);
+        }
+        if (saved.empty() || saved.back() != rbp) {
+            a_.add(rbp, vm::kStackFrameBytes);
+        }
+        a_.dec(field(offsetof(RunState, depth), 4));
+        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
+        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
+        if (checked_) {
+            // The returned frame is no longer the program's: caches that may hold it are dropped.
+            a_.mov(field(offsetof(RunState, rd) + offsetof(AccessCache, lo)), -1);
+            a_.mov(field(offsetof(RunState, wr) + offsetof(AccessCache, lo)), -1);
+        }
+        a_.ret();
+    }
+
+    // What a called function saves: the r6-r9 it writes, and r10 when that keeps the count odd
+    // (the call pushed a return address: function bodies run with rsp 16-byte aligned, so that
+    // their C calls are).
+    std::vector<Gp> saved_by(std::size_t function) const {
+        std::vector<Gp> saved;
+        const uint16_t writes = facts_.function_writes[function];
+        for (unsigned r = 6; r <= 9; ++r) {
+            if (((writes >> r) & 1) != 0) {
+                saved.push_back(kRegs[r]);
+            }
+        }
+        if (saved.size() % 2 == 0) {
+            saved.push_back(rbp);
+        }
+        return saved;
     }
 
 public:
@@ -347,11 +394,7 @@ public:
         a_.bind(callback_entry_);
         enter();
         a_.add(rbp, vm::kStackFrameBytes);  // the call entry takes one frame: [top - 512, top)
-        // Function bodies run with rsp 16-byte aligned (so their C calls are): a call from an
-        // aligned rsp would leave it 8 off.
-        a_.sub(rsp, 8);
         a_.call(field(offsetof(RunState, callback_target)));
-        a_.add(rsp, 8);
         a_.jmp(epilogue_);
     }
     Label callback_entry_;
@@ -361,6 +404,7 @@ private:
     void tails() {
         // A call to the first function: a frame, then its code (after the prologue).
         a_.bind(call_labels_[0]);
+        function_ = 0;
         enter_frame();
         a_.jmp(labels_[0]);
         // Normal exit of the main function.
@@ -567,14 +611,14 @@ private:
                 if (leaf_) {
                     leaf_return();  // the epilogue in place: pops and ret
                 } else if (pc >= main_end_) {
-                    a_.ret();
+                    return_from_call();
                 } else if (!main_is_called_) {
                     a_.jmp(epilogue_);
                 } else {
                     // The first function is also called: depth tells an exit from a return.
                     a_.cmp(field(offsetof(RunState, depth), 4), 0);
                     a_.je(epilogue_);
-                    a_.ret();
+                    return_from_call();
                 }
                 break;
         }
@@ -1205,29 +1249,7 @@ private:
     void call_local(const vm::Instruction& insn, std::size_t pc) {
         a_.cmp(field(offsetof(RunState, depth), 4), vm::kMaxCallFrames - 2);
         a_.ja(trap(vm::TrapKind::CallDepthExceeded, static_cast<uint32_t>(pc)));
-        a_.inc(field(offsetof(RunState, depth), 4));
-        // One more frame entered: helpers and checked accesses may use it.
-        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
-        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
-        a_.push(rbx);
-        a_.push(r13);
-        a_.push(r14);
-        a_.push(r15);
-        a_.push(rbp);
-        a_.call(call_labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))]);
-        a_.pop(rbp);
-        a_.pop(r15);
-        a_.pop(r14);
-        a_.pop(r13);
-        a_.pop(rbx);
-        a_.dec(field(offsetof(RunState, depth), 4));
-        a_.add(field(offsetof(RunState, stack_region) + offsetof(vm::Region, begin)), vm::kStackFrameBytes);
-        a_.sub(field(offsetof(RunState, stack_region) + offsetof(vm::Region, size)), vm::kStackFrameBytes);
-        if (checked_) {
-            // The returned frame is no longer the program's: caches that may hold it are dropped.
-            a_.mov(field(offsetof(RunState, rd) + offsetof(AccessCache, lo)), -1);
-            a_.mov(field(offsetof(RunState, wr) + offsetof(AccessCache, lo)), -1);
-        }
+        a_.call(call_labels_[static_cast<std::size_t>(vm::branch_target(insn, pc))]);  // see enter_frame
     }
 
     // LD_ABS / LD_IND, inline: r0 = the packet's bytes at the offset in network order, or the
