@@ -268,6 +268,33 @@ TEST(Jit, RegressionHelpersAreCalledWithAnAlignedStack) {
     }
 }
 
+// A program may make a function's opaque address itself, without lddw: the first function (which
+// nothing calls or names) passed to a helper as a callback runs as a callee, on every engine.
+TEST(Jit, AForgedAddressOfTheFirstFunctionRunsAsACallback) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    // r1 = the address of pc 0, built from the tag; the callback run of pc 0 sees r1 = 0x12 and
+    // returns it plus 1 (r6 written, so the callee saves it); the outer run returns 2 * 0x13 + 7.
+    const char* text =
+        "mov %r6, %r1\n"
+        "jeq %r6, 0x12, +6\n"
+        "lddw %r1, 0xca11bacc00000000\n"
+        "mov %r2, 0x12\n"
+        "call 100\n"
+        "add %r0, 7\n"
+        "exit\n"
+        "mov %r0, %r6\n"
+        "add %r0, 1\n"
+        "exit";
+    for (Engine e : available_engines()) {
+        Expected<Executable> exe = Executable::create(program_of(text), h, e);
+        ASSERT_TRUE(exe) << exe.error().message();
+        const vm::RunResult r = exe->run_buffer({});
+        ASSERT_TRUE(r.ok()) << to_string(e) << ": " << r.trap->message();
+        EXPECT_EQ(r.r0, 2u * 0x13 + 7) << to_string(e);
+    }
+}
+
 // ---- checked mode ---------------------------------------------------------------------------
 
 TEST(JitChecked, StrayLoadsAndStoresTrapWithPcAndAddress) {

@@ -310,6 +310,7 @@ Facts analyse(const vm::Program& program) {
             [[unlikely]] {
             f.main_is_called = true;  // a call, or a callback, may start at pc 0
         }
+        f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
         // The plan asks for widths only at these (see plan and forward_copies).
         const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
                           (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);

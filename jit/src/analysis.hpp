@@ -39,6 +39,8 @@ struct Facts {
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;
     bool main_is_called = false;  // the first function is also a call or callback target
+    bool calls_helpers = false;   // a helper call (call or callx): a helper may run callbacks, and
+                                  // a forged function address may make the first function one
     // Per function (in Program::functions() order), bit k set: the function's own instructions
     // may write rk (what its calls write of r6-r9, they restore).
     std::vector<uint16_t> function_writes;

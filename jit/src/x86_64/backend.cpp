@@ -95,7 +95,9 @@ public:
         for (uint32_t f : p_.functions()) {
             call_labels_[f] = a_.newLabel();
         }
-        main_is_called_ = facts_.main_is_called;
+        // The first function runs as a callee when it is called, and may run as a callback
+        // whenever a helper is called (a program can make any function's address itself).
+        main_is_called_ = facts_.main_is_called || facts_.calls_helpers;
         leaf_ = is_leaf();
         if (leaf_) {
             leaf_prologue();
