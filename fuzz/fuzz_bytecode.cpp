@@ -3,6 +3,7 @@
 // touching memory outside its regions (AddressSanitizer watches). The checked JIT runs every such
 // program and must end the same way (same r0, memory and budget charged, or the same trap at the
 // same pc); where the checked interpreter finished, the unchecked engines must agree with it too.
+// Helper 5 returns its r1; helper 6 runs r1 as a callback.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +63,13 @@ bool reads_frame_pointer_value(const bpfvm::vm::Program& program) {
 uint64_t echo(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext*) {
     return r1;
 }
+
+// Runs r1 as a callback with r2 as its argument (as bpf_loop does): programs may pass any value,
+// including addresses of their functions they build themselves.
+uint64_t call_back(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, bpfvm::vm::CallContext* ctx) {
+    const uint64_t r0 = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+    return ctx->fault != nullptr ? 0 : r0;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -79,6 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     HelperTable helpers;
     (void)helpers.add(5, "echo", echo);
+    (void)helpers.add(6, "call_back", call_back);
     std::vector<uint8_t> input(64);
     for (size_t i = 0; i < input.size(); ++i) {
         input[i] = static_cast<uint8_t>(i * 7);

@@ -20,6 +20,16 @@ for f in "$shared"/conformance/*.data; do
   cp "$f" "$corpus/conformance_file/"
 done
 
+# Callbacks (fuzz_bytecode's helper 6 runs r1 as one): a function's address from lddw, and one the
+# program builds from the tag itself, of the first function and of another.
+printf 'lddw %%r1, 4, 4\nmov %%r2, 5\ncall 6\nexit\nmov %%r0, %%r1\nexit\n' > "$corpus/callback_lddw.s"
+printf 'jeq %%r1, 5, +5\nlddw %%r1, 0xca11bacc00000000\nmov %%r2, 5\ncall 6\nexit\nmov %%r0, 1\nexit\n' > "$corpus/callback_main.s"
+printf 'lddw %%r1, 0xca11bacc00000005\nmov %%r2, 5\ncall 6\nexit\nmov %%r6, %%r1\nmov %%r0, %%r6\nexit\n' > "$corpus/callback_forged.s"
+for f in "$corpus"/callback_*.s; do
+  "$bpfvm" asm "$f" -o "$corpus/bytecode/$(basename "$f" .s).bin"
+  mv "$f" "$corpus/assembler/"
+done
+
 find "$shared/ebpf-samples" -type f ! -name '*.csv' ! -name '*.md' | while read -r f; do
   cp "$f" "$corpus/loader/$(echo "$f" | md5sum | cut -c1-16)"
 done

@@ -295,6 +295,47 @@ TEST(Jit, AForgedAddressOfTheFirstFunctionRunsAsACallback) {
     }
 }
 
+uint64_t call_once(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm::CallContext* ctx) {
+    const uint64_t r0 = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
+    return ctx->fault != nullptr ? 0 : r0;
+}
+
+// Found by fuzz_bytecode (with a helper that runs callbacks): a callback that runs itself as a
+// callback nested without end and overflowed the native stack, on every engine. A callback takes a
+// call frame as a bpf-to-bpf call does, and a chain of them stops at 8 frames.
+TEST(Jit, RegressionCallbacksNestAtMostEightFramesDeep) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(101, "call_once", call_once));
+    // f(n) = n ? 1 + f(n - 1), run as a callback : 0; the program runs f(N) as a callback: N + 2
+    // frames in all.
+    auto text = [](int n) {
+        return "lddw %r1, 4, 4\nmov %r2, " + std::to_string(n) +
+               "\ncall 101\nexit\n"
+               "mov %r0, 0\njeq %r1, 0, +6\nmov %r2, %r1\nsub %r2, 1\nlddw %r1, -5, 4\ncall 101\nadd %r0, 1\nexit";
+    };
+    // The fuzzer's program: the first function runs itself as a callback, forever.
+    const std::string forever = "jeq %r1, 244, +5\nlddw %r1, 0xca11bacc00000000\nmov %r2, 5\ncall 101\nexit\nmov %r0, 1\nexit";
+    for (Engine e : available_engines()) {
+        for (int n : {0, 6}) {
+            Expected<Executable> exe = Executable::create(program_of(text(n)), h, e);
+            ASSERT_TRUE(exe) << exe.error().message();
+            const vm::RunResult r = exe->run_buffer({});
+            ASSERT_TRUE(r.ok()) << to_string(e) << " " << n << ": " << r.trap->message();
+            EXPECT_EQ(r.r0, static_cast<uint64_t>(n)) << to_string(e);
+        }
+        for (const std::string& program : {text(7), forever}) {
+            Expected<Executable> exe = Executable::create(program_of(program), h, e);
+            ASSERT_TRUE(exe) << exe.error().message();
+            const vm::RunResult r = exe->run_buffer({});
+            ASSERT_FALSE(r.ok()) << to_string(e);
+            EXPECT_EQ(r.trap->kind, vm::TrapKind::HelperFault) << to_string(e);
+            EXPECT_NE(r.trap->message().find("helper call_once: the callback would nest deeper than 8 call frames"),
+                      std::string::npos)
+                << to_string(e) << ": " << r.trap->message();
+        }
+    }
+}
+
 // ---- checked mode ---------------------------------------------------------------------------
 
 TEST(JitChecked, StrayLoadsAndStoresTrapWithPcAndAddress) {

@@ -23,6 +23,7 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
         return 0;
     }
     st->call_ctx->pc = pc;
+    st->call_ctx->depth = st->depth;
     st->spill[1] = h->id;
     return h->fn(st->args[0], st->args[1], st->args[2], st->args[3], st->args[4], st->call_ctx);
 }
@@ -302,6 +303,10 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
         ctx->fault = "the callback argument is not one of the program's functions";
         return 0;
     }
+    if (ctx->depth + 1 >= vm::kMaxCallFrames) {
+        ctx->fault = vm::kCallbackTooDeep;
+        return 0;
+    }
     vm::StackLease lease;
     std::vector<vm::Region> regions(ctx->regions.begin(), ctx->regions.end());
     regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
@@ -321,8 +326,9 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
     st.args[2] = r3;
     st.args[3] = r4;
     st.args[4] = r5;
-    // The function's call entry enters the first frame (depth 1, [top - 512, top)).
-    st.depth = 0;
+    // The function's call entry enters the callback's frame, one deeper than its caller's
+    // ([top - 512, top) of a fresh stack block).
+    st.depth = ctx->depth;
     st.stack_region = vm::Region{lease.top(), 0, true, "stack"};
     st.callback_target = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(impl->memory->base()) + offset);
     const uint64_t r0 = call_entry(impl->callback_entry, &st);

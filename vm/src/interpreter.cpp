@@ -114,6 +114,7 @@ RunResult execute(const Slot* const base, std::span<const Helper> bound, const H
 
     Frame frames[kMaxCallFrames];
     unsigned depth = 0;
+    const unsigned outer = input.frames_above;  // a callback's: frames of the runs outside it
     const uint64_t budget_start = budget == 0 ? ~uint64_t{0} : budget;
     uint64_t remaining = budget_start;
     RunResult result;
@@ -407,6 +408,7 @@ L_CallHelper: {
     }
     const Helper& h = bound[static_cast<std::size_t>(s->imm)];
     call_ctx.pc = PC();
+    call_ctx.depth = outer + depth;
     R[0] = h.fn(R[1], R[2], R[3], R[4], R[5], &call_ctx);
     if (call_ctx.fault != nullptr) {
         if (call_ctx.callback_trap) {
@@ -435,6 +437,7 @@ L_Callx: {
         goto trapped;
     }
     call_ctx.pc = PC();
+    call_ctx.depth = outer + depth;
     R[0] = h->fn(R[1], R[2], R[3], R[4], R[5], &call_ctx);
     if (call_ctx.fault != nullptr) {
         trap.kind = TrapKind::HelperFault;
@@ -449,7 +452,7 @@ L_CallBtf:
     trap.address = static_cast<uint32_t>(s->imm);
     goto trapped;
 L_CallLocal: {
-    if (depth + 1 >= kMaxCallFrames) {
+    if (outer + depth + 1 >= kMaxCallFrames) {
         trap.kind = TrapKind::CallDepthExceeded;
         goto trapped;
     }
@@ -657,6 +660,10 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
         ctx->fault = "the callback argument is not one of the program's functions";
         return 0;
     }
+    if (ctx->depth + 1 >= kMaxCallFrames) {
+        ctx->fault = kCallbackTooDeep;
+        return 0;
+    }
     // The callback may use memory the caller may, its stack included (a callback context there).
     std::vector<Region> regions(ctx->regions.begin(), ctx->regions.end());
     regions.insert(regions.end(), ctx->stack.begin(), ctx->stack.end());
@@ -674,6 +681,7 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
     in.program_type = ctx->program_type;
     in.regions = regions;
     in.start_pc = pc;
+    in.frames_above = ctx->depth + 1;
     const bool checked = ctx->checked;
     uint64_t budget = 0;
     if (checked && ctx->budget_left != nullptr && *ctx->budget_left != ~uint64_t{0}) {

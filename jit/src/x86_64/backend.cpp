@@ -1208,6 +1208,8 @@ private:
         }
         a_.mov(r9, field(offsetof(RunState, call_ctx)));
         a_.mov(ptr(r9, offsetof(vm::CallContext, pc), 4), static_cast<uint32_t>(pc));
+        a_.mov(r10d, field(offsetof(RunState, depth), 4));  // (callbacks nest below it)
+        a_.mov(ptr(r9, offsetof(vm::CallContext, depth), 4), r10d);
         a_.mov(r10, reinterpret_cast<uint64_t>(h->fn));
         a_.call(r10);
         restore_args(saved);

@@ -17,6 +17,9 @@
 namespace bpfvm::vm {
 
 // What a helper receives besides r1..r5.
+// What invoke sets as the fault for a callback that would be the (kMaxCallFrames + 1)th frame.
+inline constexpr const char* kCallbackTooDeep = "the callback would nest deeper than 8 call frames";
+
 struct CallContext {
     void* user = nullptr;  // the embedder's pointer from RunInput::user
     void* runtime = nullptr;
@@ -40,6 +43,10 @@ struct CallContext {
     uint64_t (*invoke)(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                        uint64_t r5) = nullptr;
     const void* engine = nullptr;     // the engine running the program (for invoke)
+    // The calls the helper's caller is inside: bpf-to-bpf calls, and callbacks with theirs, of
+    // every run up to this one (the frames in use, minus one). A callback takes one more frame,
+    // and no chain may use more than kMaxCallFrames: invoke refuses one that would.
+    uint32_t depth = 0;
     uint64_t* budget_left = nullptr;  // checked runs: the instructions the run may still execute
     std::optional<Trap> callback_trap;
     // One more region the next invoked callback may read (a key a helper lends it).

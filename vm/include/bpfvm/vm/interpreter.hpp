@@ -50,6 +50,7 @@ struct RunInput {
     uint64_t r4 = 0;
     uint64_t r5 = 0;
     uint32_t start_pc = 0;                                // a function's entry (callbacks); 0 for the program
+    uint32_t frames_above = 0;                            // callbacks: the frames the runs outside it use
     ProgramType program_type = ProgramType::Unspecified;  // helpers whose result depends on it read it
     std::span<const Region> regions;                      // memory the program may touch besides its stack
     std::span<const uint8_t> packet;                      // what LD_ABS / LD_IND read (RFC 9669, 5.5)
