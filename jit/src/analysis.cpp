@@ -289,6 +289,9 @@ Facts analyse(const vm::Program& program) {
     Facts f;
     f.boundary.assign(n + 1, 0);
     std::vector<uint32_t> jump(n + 1, none);     // the target of a jump at pc (not a call), or n
+    // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
+    // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
+    std::vector<uint32_t> flow(n);
     std::vector<uint8_t> back_target(n + 1, 0);  // the target of a backward (or self) jump
     std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
     bool loops = false;                          // any backward jump
@@ -303,6 +306,8 @@ Facts analyse(const vm::Program& program) {
         const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
         f.boundary[t] = Facts::kTarget;
         jump[pc] = shape.jumps ? t : none;
+        const UseDef ud = use_def(shape, insn, false);
+        flow[pc] = ud.use | (uint32_t{ud.def} << 10) | (uint32_t{shape.falls} << 20) | (uint32_t{shape.exit} << 21);
         const bool back = shape.jumps && t <= pc;
         back_target[back ? t : none] = 1;
         loops = loops || back;
@@ -363,15 +368,17 @@ Facts analyse(const vm::Program& program) {
         std::size_t function = fns.size();  // its index + 1
         std::size_t pc = n;
         while (pc-- > 0) {
-            const OpShape& shape = shape_at(program, pc);
+            const uint32_t fl = flow[pc];
             const uint32_t t = jump[pc];
             const uint16_t jumped = t > pc ? live_in[t] : first[t];  // slot n: nothing
-            const auto out = static_cast<uint16_t>((shape.falls ? next_in : 0) | jumped);
-            const UseDef ud = use_def(shape, program[pc], pc >= main_end || f.main_is_called);
+            const auto out = static_cast<uint16_t>(((fl >> 20) & 1 ? next_in : 0) | jumped);
+            const bool exit_args = (fl >> 21) != 0 && (pc >= main_end || f.main_is_called);
+            const auto use = static_cast<uint16_t>((fl & 0x3ff) | (exit_args ? kArgs : 0));
+            const auto def = static_cast<uint16_t>((fl >> 10) & 0x3ff);
             f.live_after[pc] = out;
-            next_in = static_cast<uint16_t>(ud.use | (out & ~ud.def));
+            next_in = static_cast<uint16_t>(use | (out & ~def));
             live_in[pc] = next_in;
-            writes = static_cast<uint16_t>(writes | ud.def);
+            writes = static_cast<uint16_t>(writes | def);
             if (pc == fns[function - 1]) {
                 f.function_writes[function - 1] |= writes;
                 writes = 0;
