@@ -4,6 +4,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -378,6 +380,61 @@ void run_engine(benchmark::State& state, const Workload* w, jit::Engine engine) 
     state.counters["insns"] = static_cast<double>(w->instructions);
 }
 
+// Ratios that noise on a shared machine cannot skew: each iteration is one round that times a
+// batch of about 0.5 ms on native code, the JIT in both modes and the kernel's JIT, back to back,
+// so all of them see the same machine; the counters are the medians of the per-round ratios.
+double time_batch_ns(const std::function<void()>& run_once, uint32_t batch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint32_t i = 0; i < batch; ++i) {
+        run_once();
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double, std::nano>(t1 - t0).count() / batch;
+}
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void paired(benchmark::State& state, const Workload* w) {
+    std::vector<uint8_t> native_mem = w->input;
+    std::vector<uint8_t> jit_mem = w->input;
+    std::vector<uint8_t> chk_mem = w->input;
+    const jit::Executable& jit = *w->engines.at(jit::Engine::Jit);
+    const jit::Executable& chk = *w->engines.at(jit::Engine::JitChecked);
+    const std::function<void()> native_once = [&] {
+        benchmark::DoNotOptimize(w->native(native_mem.data(), native_mem.size()));
+        benchmark::ClobberMemory();
+    };
+    const std::function<void()> jit_once = [&] { benchmark::DoNotOptimize(jit.run_buffer(jit_mem).r0); };
+    const std::function<void()> chk_once = [&] { benchmark::DoNotOptimize(chk.run_buffer(chk_mem).r0); };
+    // Batches of about 0.5 ms of native code.
+    const double probe = std::max(time_batch_ns(native_once, 64), 1.0);
+    const auto batch = static_cast<uint32_t>(std::clamp(5e5 / probe, 1.0, 1e6));
+    const uint32_t kernel_repeat = std::max<uint32_t>(w->kernel_repeat / 4, 1);
+    const std::vector<uint8_t> packet(64);
+    std::vector<double> jit_native, chk_jit, jit_kernel;
+    for (auto _ : state) {
+        const double n = time_batch_ns(native_once, batch);
+        const double j = time_batch_ns(jit_once, batch);
+        const double c = time_batch_ns(chk_once, batch);
+        jit_native.push_back(j / n);
+        chk_jit.push_back(c / j);
+        if (w->kernel_prog) {
+            Expected<kernel::TestRun> run = kernel::test_run(*w->kernel_prog, {packet, {}, kernel_repeat, 0, 0});
+            if (run && run->duration_ns > 0) {
+                jit_kernel.push_back(j / static_cast<double>(run->duration_ns));
+            }
+        }
+    }
+    state.counters["jit/native"] = median_of(jit_native);
+    state.counters["chk/jit"] = median_of(chk_jit);
+    if (!jit_kernel.empty()) {
+        state.counters["jit/kern"] = median_of(jit_kernel);
+    }
+}
+
 // Collects each run's time so the summary can print ratios measured in this one run.
 class SummaryReporter : public benchmark::ConsoleReporter {
 public:
@@ -387,6 +444,11 @@ public:
                 continue;
             }
             ns_[r.run_name.function_name] = r.GetAdjustedRealTime();
+            for (const auto& [name, counter] : r.counters) {
+                if (r.run_name.function_name.rfind("paired/", 0) == 0) {
+                    ratios_[r.run_name.function_name + " " + name] = counter.value;
+                }
+            }
         }
         ConsoleReporter::ReportRuns(runs);
     }
@@ -404,6 +466,9 @@ public:
             const double jit_checked = get("jit-checked/" + w.name);
             const double interp = get("interp/" + w.name);
             const double checked = get("interp-checked/" + w.name);
+            if (native <= 0 || jitted <= 0) {
+                continue;  // (filtered out of this run)
+            }
             char kcol[32] = "-";
             char kratio[32] = "-";
             char jk[32] = "-";
@@ -428,6 +493,25 @@ public:
         for (const std::string& n : notes) {
             std::printf("no kernel number for %s\n", n.c_str());
         }
+        bool any = false;
+        for (const Workload& w : workloads()) {
+            const double jn = ratio("paired/" + w.name + " jit/native");
+            if (jn <= 0) {
+                continue;
+            }
+            if (!any) {
+                std::printf("\npaired ratios: engines timed back to back in each round, medians of the rounds' ratios\n");
+                std::printf("%-16s %10s %10s %10s\n", "workload", "jit/native", "chk/jit", "jit/kern");
+                any = true;
+            }
+            const double jk = ratio("paired/" + w.name + " jit/kern");
+            char jkcol[32] = "-";
+            if (jk > 0) {
+                std::snprintf(jkcol, sizeof jkcol, "%.2fx", jk);
+            }
+            std::printf("%-16s %9.2fx %9.2fx %10s\n", w.name.c_str(), jn, ratio("paired/" + w.name + " chk/jit"),
+                        jkcol);
+        }
     }
 
 private:
@@ -435,7 +519,12 @@ private:
         auto it = ns_.find(name);
         return it == ns_.end() ? 0.0 : it->second;
     }
+    double ratio(const std::string& name) const {
+        auto it = ratios_.find(name);
+        return it == ratios_.end() ? 0.0 : it->second;
+    }
     std::map<std::string, double> ns_;
+    std::map<std::string, double> ratios_;  // "paired/W counter": the last (or median) value
 };
 
 }  // namespace
@@ -457,6 +546,9 @@ int main(int argc, char** argv) {
             benchmark::RegisterBenchmark(("kernel/" + w.name).c_str(), run_kernel, &w)->UseManualTime()->Iterations(25);
         }
         benchmark::RegisterBenchmark(("jit-compile/" + w.name).c_str(), compile_jit, &w);
+        if (jit::kHaveJit) {
+            benchmark::RegisterBenchmark(("paired/" + w.name).c_str(), paired, &w)->Iterations(31);
+        }
     }
     for (const char* sample : {"linux/xdp_tx_iptunnel_kern.o", "linux/sockex2_kern.o", "linux/sockex3_kern.o"}) {
         benchmark::RegisterBenchmark((std::string("jit-compile/") + sample).c_str(), compile_sample, sample, false);
