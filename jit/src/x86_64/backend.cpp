@@ -391,7 +391,8 @@ private:
 
 public:
     // Callbacks: an entry with the same prologue that calls the function RunState names and
-    // returns its r0 (run with depth 1, so exits of the first function return).
+    // returns its r0. The function's call entry counts its frame (depth is then at least 1, so
+    // exits of the first function return).
     void callback_entry() {
         a_.bind(callback_entry_);
         enter();
