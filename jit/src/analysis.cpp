@@ -275,20 +275,22 @@ inline uint64_t apply(const WidthOp& op, uint64_t w) {
 
 }  // namespace
 
-// Both analyses are one pass each, in program order (widths) and backwards (liveness), taking
-// nothing for known where an edge comes from an instruction not visited yet (a backward jump):
-// every register is then live, or of any width. That is sound (the true facts are at most
-// these), and it costs n steps instead of a fixed point's several passes.
+// Widths are one pass in program order, liveness one backwards (and a second when there are
+// loops), taking nothing for known where an edge comes from an instruction not visited yet (a
+// backward jump): every register is then live, or of any width. That is sound (the true facts
+// are at most these), and it costs n steps instead of a fixed point's several passes. The first
+// liveness round also decodes what the others need, so the program is read three times at most.
 //
-// The passes do not branch on what an instruction is (those branches are mispredicted most of
-// the time on real code, and were most of the analysis's time): each reads its instruction's
-// row in kShapes, and an instruction without a jump target uses slot n, a dummy, as its target.
+// The passes read each instruction's row in kShapes instead of switching on its kind, and an
+// instruction without a jump target uses slot n, a dummy, as its target.
 Facts analyse(const vm::Program& program) {
     const std::size_t n = program.size();
     const auto none = static_cast<uint32_t>(n);
+    constexpr uint16_t kAll = 0x3ff;
     Facts f;
+    f.main_is_called = program.first_function_is_named();  // a call, or a callback, may start at pc 0
     f.boundary.assign(n + 1, 0);
-    std::vector<uint32_t> jump(n + 1, none);     // the target of a jump at pc (not a call), or n
+    std::vector<uint32_t> jump(n + 1, none);  // the target of a jump at pc (not a call), or n
     // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
     // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
     std::vector<uint32_t> flow(n);
@@ -296,31 +298,60 @@ Facts analyse(const vm::Program& program) {
     std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
     bool loops = false;                          // any backward jump
     const auto& fns = program.functions();
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        const vm::Instruction& insn = program[pc];
-        const bool tail = program.is_tail(pc);
-        const OpShape& shape = kShapes[tail ? kTailShape : static_cast<std::size_t>(insn.op)];
-        const bool call = insn.op == Op::CallLocal && !tail;
-        const bool targets = shape.jumps || call;
-        const int64_t rel = insn.op == Op::Ja32 || insn.op == Op::CallLocal ? insn.imm : insn.off;
-        const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
-        f.boundary[t] = Facts::kTarget;
-        jump[pc] = shape.jumps ? t : none;
-        const UseDef ud = use_def(shape, insn, false);
-        flow[pc] = ud.use | (uint32_t{ud.def} << 10) | (uint32_t{shape.falls} << 20) | (uint32_t{shape.exit} << 21);
-        const bool back = shape.jumps && t <= pc;
-        back_target[back ? t : none] = 1;
-        loops = loops || back;
-        if ((call && t == 0) || (insn.op == Op::LddwCodeAddr && !tail && static_cast<int64_t>(pc) + 1 + insn.imm == 0))
-            [[unlikely]] {
-            f.main_is_called = true;  // a call, or a callback, may start at pc 0
+    const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
+    f.function_writes.assign(fns.size(), 0);
+    f.live_after.assign(n, 0);
+    std::vector<uint16_t> live_in(n + 1, 0);
+
+    // Liveness, backwards, in up to two rounds. The first takes every register as live into an
+    // earlier successor (a loop header); the second, run when there are loops, takes what the
+    // first found live there. Both are sound (each round's facts are at least the true ones when
+    // its inputs are), and the second sees through loops whose body does not read a register
+    // before writing it. The first round also decodes what the other passes need: jump targets,
+    // boundaries, loop headers, the per-pc flow word, the registers each function writes.
+    {
+        uint16_t next_in = 0;
+        uint16_t writes = 0;                // of the function pc is in
+        std::size_t function = fns.size();  // its index + 1
+        std::size_t pc = n;
+        while (pc-- > 0) {
+            const vm::Instruction& insn = program[pc];
+            const bool tail = program.is_tail(pc);
+            const OpShape& shape = kShapes[tail ? kTailShape : static_cast<std::size_t>(insn.op)];
+            const bool call = insn.op == Op::CallLocal && !tail;
+            const bool targets = shape.jumps || call;
+            const int64_t rel = insn.op == Op::Ja32 || insn.op == Op::CallLocal ? insn.imm : insn.off;
+            const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
+            f.boundary[t] = Facts::kTarget;
+            const uint32_t jt = shape.jumps ? t : none;
+            jump[pc] = jt;
+            const bool back = shape.jumps && t <= pc;
+            back_target[back ? t : none] = 1;
+            loops = loops || back;
+            f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
+            // The plan asks for widths only at these (see plan and forward_copies).
+            const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
+                              (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
+            const bool query =
+                !tail && (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32);
+            last_query = query && pc > last_query ? pc : last_query;
+
+            const UseDef ud = use_def(shape, insn, false);
+            flow[pc] =
+                ud.use | (uint32_t{ud.def} << 10) | (uint32_t{shape.falls} << 20) | (uint32_t{shape.exit} << 21);
+            const uint16_t jumped = jt > pc ? live_in[jt] : kAll;  // slot n: nothing
+            const auto out = static_cast<uint16_t>((shape.falls ? next_in : 0) | jumped);
+            const bool exit_args = shape.exit && (pc >= main_end || f.main_is_called);
+            f.live_after[pc] = out;
+            next_in = static_cast<uint16_t>(ud.use | (exit_args ? kArgs : 0) | (out & ~ud.def));
+            live_in[pc] = next_in;
+            writes = static_cast<uint16_t>(writes | ud.def);
+            if (pc == fns[function - 1]) {
+                f.function_writes[function - 1] = writes;
+                writes = 0;
+                --function;
+            }
         }
-        f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
-        // The plan asks for widths only at these (see plan and forward_copies).
-        const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
-                          (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
-        const bool query = !tail && (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32);
-        last_query = query ? pc : last_query;
     }
     for (uint32_t entry : fns) {
         f.boundary[entry] |= Facts::kEntry;
@@ -351,21 +382,12 @@ Facts analyse(const vm::Program& program) {
               kAllWide);  // (not asked for: unknown)
     f.widths.pop_back();
 
-    // Liveness, backwards, in two passes. The first takes every register as live into an earlier
-    // successor (a loop header); the second takes what the first found live there. Both are
-    // sound (each pass's facts are at least the true ones when its inputs are), and the second
-    // sees through loops whose body does not read a register before writing it.
-    constexpr uint16_t kAll = 0x3ff;
-    std::vector<uint16_t> live_in(n + 1, 0);
-    std::vector<uint16_t> first(n + 1, kAll);  // the first pass's facts, read by the second
-    first[n] = 0;
-    f.live_after.assign(n, 0);
-    const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
-    f.function_writes.assign(fns.size(), 0);
-    for (int round = 0; round < (loops ? 2 : 1); ++round) {
+    if (loops) {
+        std::vector<uint16_t> first;  // the first round's facts, read by the second
+        first.swap(live_in);
+        first[n] = 0;
+        live_in.assign(n + 1, 0);
         uint16_t next_in = 0;
-        uint16_t writes = 0;                // of the function pc is in (the first round)
-        std::size_t function = fns.size();  // its index + 1
         std::size_t pc = n;
         while (pc-- > 0) {
             const uint32_t fl = flow[pc];
@@ -378,16 +400,6 @@ Facts analyse(const vm::Program& program) {
             f.live_after[pc] = out;
             next_in = static_cast<uint16_t>(use | (out & ~def));
             live_in[pc] = next_in;
-            writes = static_cast<uint16_t>(writes | def);
-            if (pc == fns[function - 1]) {
-                f.function_writes[function - 1] |= writes;
-                writes = 0;
-                --function;
-            }
-        }
-        if (round == 0) {
-            first.swap(live_in);
-            live_in[n] = 0;
         }
     }
     return f;

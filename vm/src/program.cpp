@@ -241,6 +241,7 @@ Expected<Program> Program::from_raw(std::vector<RawInsn> raw) {
         }
         if (insn.info().form == Form::CallLocal || function_address) {
             functions.push_back(static_cast<uint32_t>(target));
+            p.first_function_named_ = p.first_function_named_ || target == 0;
         }
     }
     std::sort(functions.begin(), functions.end());

@@ -68,6 +68,9 @@ public:
     [[nodiscard]] bool is_tail(std::size_t pc) const { return tail_[pc] != 0; }
     // Entry pc of every function: 0, then each bpf-to-bpf call target, ascending.
     [[nodiscard]] const std::vector<uint32_t>& functions() const { return functions_; }
+    // A local call or a function address (lddw src 4) names pc 0: the first function may run as
+    // a callee too.
+    [[nodiscard]] bool first_function_is_named() const { return first_function_named_; }
     [[nodiscard]] std::vector<uint8_t> bytes() const;
 
 private:
@@ -75,6 +78,7 @@ private:
     std::vector<Instruction> insns_;
     std::vector<uint8_t> tail_;
     std::vector<uint32_t> functions_;
+    bool first_function_named_ = false;
 };
 
 // Decodes one slot (and its successor, for lddw) against the table without the whole-program
