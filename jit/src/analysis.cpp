@@ -329,7 +329,7 @@ Facts analyse(const vm::Program& program) {
             back_target[back ? t : none] = 1;
             loops = loops || back;
             f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
-            // The plan asks for widths only at these (see plan and forward_copies).
+            // The plan asks for widths only at these (see plan and CopySearch).
             const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
                               (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
             const bool query =
@@ -409,13 +409,17 @@ namespace {
 
 // Copies made only to be compared or to carry an increment (Step::compare, Fused::AddTo), found
 // by walking back at most kWindow steps inside one block (no boundary between the copy and its
-// use, the use included).
-void forward_copies(const vm::Program& program, const Facts& facts, std::vector<Step>& steps) {
-    constexpr unsigned kWindow = 8;
-    const std::size_t n = program.size();
-    const uint32_t main_end = program.functions().size() > 1 ? program.functions()[1] : static_cast<uint32_t>(n);
+// use, the use included). The plan visits each pc (not a tail, not covered) once its own step is
+// decided, in program order: a visit reads and changes only the steps before pc and pc's own.
+struct CopySearch {
+    static constexpr unsigned kWindow = 8;
+    const vm::Program& program;
+    const Facts& facts;
+    std::vector<Step>& steps;
+    uint32_t main_end;
+
     // The registers the step starting at `at` (all its instructions) reads and writes.
-    auto step_use_def = [&](std::size_t at) {
+    UseDef step_use_def(std::size_t at) const {
         UseDef all;
         if (steps[at].kind == Fused::Nothing) {
             return all;  // changes nothing
@@ -427,10 +431,11 @@ void forward_copies(const vm::Program& program, const Facts& facts, std::vector<
             all.def = static_cast<uint16_t>(all.def | u.def);
         }
         return all;
-    };
+    }
+
     // The start of the step before the one starting at `at` (SIZE_MAX if none, or if a boundary
     // lies in between: then control may arrive at `at` without passing it).
-    auto step_before = [&](std::size_t at) -> std::size_t {
+    std::size_t step_before(std::size_t at) const {
         if (at == 0 || facts.boundary[at] != 0) {
             return SIZE_MAX;
         }
@@ -442,11 +447,9 @@ void forward_copies(const vm::Program& program, const Facts& facts, std::vector<
             j = j >= 2 && program.is_tail(j - 1) ? j - 2 : j - 1;
         }
         return j;
-    };
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
+    }
+
+    void visit(std::size_t pc) {
         const vm::Instruction& insn = program[pc];
         const vm::Form form = insn.info().form;
         Step& step = steps[pc];
@@ -458,7 +461,7 @@ void forward_copies(const vm::Program& program, const Facts& facts, std::vector<
         const bool increment = (insn.op == Op::Mov64Reg || insn.op == Op::Mov32Reg) && insn.dst != insn.src &&
                                step.kind == Fused::Alone && !facts.live(pc, insn.src);
         if (!compare && !increment) {
-            continue;
+            return;
         }
         const unsigned x = compare ? insn.dst : insn.src;  // the copy
         uint16_t written = 0;                              // by the steps walked past
@@ -501,7 +504,7 @@ void forward_copies(const vm::Program& program, const Facts& facts, std::vector<
             read = static_cast<uint16_t>(read | u.use);
         }
     }
-}
+};
 
 }  // namespace
 
@@ -537,13 +540,8 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             steps[pc + k].kind = Fused::Covered;
         }
     };
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
-        if (steps[pc].kind == Fused::Covered) {
-            continue;
-        }
+    // How the step at pc (not a tail, not covered) is lowered.
+    auto decide = [&](std::size_t pc) {
         const vm::Instruction& i0 = program[pc];
         // Only these start a pattern.
         const Op op = i0.op;
@@ -551,7 +549,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
         if (op != Op::Mov64Reg && op != Op::Mov32Reg && op != Op::Add64Reg && op != Op::Add64Imm &&
             op != Op::And64Imm && op != Op::And32Imm && op != Op::Le16 && op != Op::Le32 && op != Op::Le64 &&
             form0 != Form::CondImm && form0 != Form::CondReg) {
-            continue;
+            return;
         }
         const vm::Instruction* i1 = follower(pc);
         const vm::Instruction* i2 = i1 != nullptr && i1->slots() == 1 ? follower(pc + 1) : nullptr;
@@ -566,7 +564,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             if (fits(disp)) {
                 const auto index = static_cast<int8_t>(!reg ? -1 : i1->src == i0.dst ? i0.src : i1->src);
                 cover(pc, {Fused::Address, 3, i0.src, index, static_cast<int32_t>(disp)});
-                continue;
+                return;
             }
         }
         // rX += rZ|imm; memory op on [rX + off]
@@ -578,7 +576,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             if (fits(disp)) {
                 cover(pc,
                       {Fused::Address, 2, i0.dst, static_cast<int8_t>(reg ? i0.src : -1), static_cast<int32_t>(disp)});
-                continue;
+                return;
             }
         }
         // rX = rY; rX += rZ|imm (or -= imm)
@@ -588,11 +586,11 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             const Op sub_imm = mov64 ? Op::Sub64Imm : Op::Sub32Imm;
             if (i1->op == add_reg) {
                 cover(pc, {Fused::AddMove, 2, i0.src, static_cast<int8_t>(i1->src == i0.dst ? i0.src : i1->src), 0});
-                continue;
+                return;
             }
             if (options.fold_immediates && (i1->op == add_imm || (i1->op == sub_imm && i1->imm != INT32_MIN))) {
                 cover(pc, {Fused::AddMove, 2, i0.src, -1, i1->op == add_imm ? i1->imm : -i1->imm});
-                continue;
+                return;
             }
         }
         // rX = rY; rX &= 0xff|0xffff, where rY may be wider (else the move alone does it)
@@ -600,7 +598,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             (i1->op == Op::And64Imm || i1->op == Op::And32Imm) && (i1->imm == 0xff || i1->imm == 0xffff) &&
             bits_for(facts.width(pc, i0.src)) > bits_of(static_cast<uint32_t>(i1->imm))) {
             cover(pc, {Fused::ZeroExtend, 2, i0.src, -1, i1->imm == 0xff ? 8 : 16});
-            continue;
+            return;
         }
         // An `and` with all the bits the value can have, a 32-bit self-move of a 32-bit value, a
         // no-op byte-order conversion.
@@ -615,7 +613,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             i0.op == Op::Le64 || (i0.op == Op::Le32 && w <= Width::W32) || (i0.op == Op::Le16 && w <= Width::W16);
         if (no_op_and || no_op_move || no_op_swap) {
             steps[pc].kind = Fused::Nothing;
-            continue;
+            return;
         }
         // if (c) goto pc + 2; goto T
         const vm::Form form = i0.info().form;
@@ -623,10 +621,18 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) && i1 != nullptr &&
             (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {
             cover(pc, {Fused::Inverted, 2, 0, -1, 0});
+            return;
+        }
+    };
+    CopySearch copies{program, facts, steps,
+                      program.functions().size() > 1 ? program.functions()[1] : static_cast<uint32_t>(n)};
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        if (program.is_tail(pc) || steps[pc].kind == Fused::Covered) {
             continue;
         }
+        decide(pc);
+        copies.visit(pc);
     }
-    forward_copies(program, facts, steps);
     return steps;
 }
 
