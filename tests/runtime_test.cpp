@@ -174,6 +174,27 @@ TEST(Runtime, LinkRefusesUnknownHelpersAndBadMapIndices) {
     EXPECT_EQ((*rt)->link(bad_map).error().message(), "pc 0: lddw names map index 3, but there are 0 maps");
 }
 
+// Found by fuzz_loader under UBSan: bpf_probe_read of 0 bytes from a null address called memmove
+// with a null source. Copies of nothing touch no memory, on every engine.
+TEST(Runtime, ProbeReadOfNothingFromNullCopiesNothing) {
+    Expected<std::unique_ptr<Runtime>> rt = Runtime::create({});
+    ASSERT_TRUE(rt);
+    const std::vector<vm::RawInsn> read_nothing = {
+        {0xb7, 1, 0, 0, 0}, {0xb7, 2, 0, 0, 0}, {0xb7, 3, 0, 0, 0}, {0x85, 0, 0, 0, 4}, {0x95, 0, 0, 0, 0}};
+    Expected<vm::Program> prog = (*rt)->link(read_nothing);
+    ASSERT_TRUE(prog) << prog.error().message();
+    for (jit::Engine e : jit::available_engines()) {
+        Expected<jit::Executable> exe = jit::Executable::create(*prog, (*rt)->helpers(), e);
+        ASSERT_TRUE(exe) << exe.error().message();
+        vm::RunInput in;
+        std::vector<vm::Region> regions;
+        (*rt)->prepare(in, regions);
+        const vm::RunResult r = exe->run(in, 1000);
+        ASSERT_TRUE(r.ok()) << jit::to_string(e) << ": " << r.trap->message();
+        EXPECT_EQ(r.r0, 0u) << jit::to_string(e);
+    }
+}
+
 TEST(Runtime, TraceKeepsTheLatestLinesUpToItsCapacityAndCountsTheDropped) {
     RuntimeOptions options;
     options.trace_capacity = 3;

@@ -284,7 +284,10 @@ uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src, uint64_t, uint64_
     if (!mem_ok(ctx, dst, size, true, "probe_read: destination is not writable memory")) {
         return 0;
     }
-    if (size > 0 && !ctx->allowed(src, size, false)) {
+    if (size == 0) {
+        return 0;  // (no copy: the addresses may be null)
+    }
+    if (!ctx->allowed(src, size, false)) {
         std::memset(wptr(dst), 0, size);
         return neg(kEFAULT);
     }
@@ -474,14 +477,18 @@ uint64_t snprintf_helper(uint64_t str, uint64_t str_size, uint64_t fmt, uint64_t
         f += c;
     }
     std::vector<uint64_t> args(data_len / 8);
-    std::memcpy(args.data(), ptr(data), data_len);
+    if (data_len != 0) {
+        std::memcpy(args.data(), ptr(data), data_len);  // (with none, data may be null)
+    }
     std::string out;
     if (const int r = format_bpf(f, args, ctx, out); r != 0) {
         return neg(-r);
     }
     if (str_size > 0) {
         const std::size_t n = std::min<std::size_t>(out.size(), str_size - 1);
-        std::memcpy(wptr(str), out.data(), n);
+        if (n != 0) {
+            std::memcpy(wptr(str), out.data(), n);
+        }
         static_cast<char*>(wptr(str))[n] = '\0';
     }
     return out.size() + 1;
@@ -720,7 +727,9 @@ uint64_t skb_load_bytes(uint64_t skb, uint64_t offset, uint64_t to, uint64_t len
     const uint64_t size = s->data_end - s->data;
     const auto off = static_cast<uint32_t>(offset);
     if (len == 0 || off > size || len > size - off) {
-        std::memset(wptr(to), 0, len);
+        if (len != 0) {
+            std::memset(wptr(to), 0, len);
+        }
         return neg(kEFAULT);
     }
     if (!mem_ok(ctx, s->data + off, len, false, "skb_load_bytes: the skb's data is not readable memory")) {
