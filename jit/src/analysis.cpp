@@ -298,7 +298,8 @@ Facts analyse(const vm::Program& program) {
     std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
     bool loops = false;                          // any backward jump
     const auto& fns = program.functions();
-    const uint32_t main_end = fns.size() > 1 ? fns[1] : static_cast<uint32_t>(n);
+    f.main_end = fns.size() > 1 ? fns[1] : n;
+    const std::size_t main_end = f.main_end;
     f.function_writes.assign(fns.size(), 0);
     f.live_after.assign(n, 0);
     std::vector<uint16_t> live_in(n + 1, 0);
@@ -416,7 +417,6 @@ struct CopySearch {
     const vm::Program& program;
     const Facts& facts;
     std::vector<Step>& steps;
-    uint32_t main_end;
 
     // The registers the step starting at `at` (all its instructions) reads and writes.
     UseDef step_use_def(std::size_t at) const {
@@ -426,7 +426,7 @@ struct CopySearch {
         }
         for (std::size_t k = at; k < at + steps[at].span; k += program[k].slots()) {
             const vm::Instruction& i = program[k];
-            const UseDef u = use_def(kShapes[static_cast<std::size_t>(i.op)], i, k >= main_end || facts.main_is_called);
+            const UseDef u = use_def(kShapes[static_cast<std::size_t>(i.op)], i, k >= facts.main_end || facts.main_is_called);
             all.use = static_cast<uint16_t>(all.use | u.use);
             all.def = static_cast<uint16_t>(all.def | u.def);
         }
@@ -624,8 +624,7 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             return;
         }
     };
-    CopySearch copies{program, facts, steps,
-                      program.functions().size() > 1 ? program.functions()[1] : static_cast<uint32_t>(n)};
+    CopySearch copies{program, facts, steps};
     for (std::size_t pc = 0; pc < n; ++pc) {
         if (program.is_tail(pc) || steps[pc].kind == Fused::Covered) {
             continue;

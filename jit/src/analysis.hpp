@@ -27,11 +27,9 @@ enum class Width : uint8_t {
 struct Facts {
     // Bit k set: rk (k < 10) may be read after the instruction at pc, on some path.
     std::vector<uint16_t> live_after;
-    // Control enters pc other than by falling through from the instruction before it: a jump or
-    // call target, or a function entry. Instructions lower together only when no boundary lies
-    // inside them.
-    // Nonzero at a boundary: kTarget (a jump or call lands there), kEntry (a function starts
-    // there), or both.
+    // Control enters pc other than by falling through from the instruction before it: kTarget (a
+    // jump or call lands there), kEntry (a function starts there), or both; zero elsewhere.
+    // Instructions lower together only when no boundary lies inside them.
     std::vector<uint8_t> boundary;
     static constexpr uint8_t kTarget = 1;
     static constexpr uint8_t kEntry = 2;
@@ -39,6 +37,7 @@ struct Facts {
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;
     bool main_is_called = false;  // the first function is also a call or callback target
+    std::size_t main_end = 0;     // the first pc past the first function
     bool calls_helpers = false;   // a helper call (call or callx): a helper may run callbacks, and
                                   // a forged function address may make the first function one
     // Per function (in Program::functions() order), bit k set: the function's own instructions

@@ -303,8 +303,7 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
         ctx->fault = "the callback argument is not one of the program's functions";
         return 0;
     }
-    if (ctx->depth + 1 >= vm::kMaxCallFrames) {
-        ctx->fault = vm::kCallbackTooDeep;
+    if (ctx->callback_too_deep()) {
         return 0;
     }
     vm::StackLease lease;

@@ -660,8 +660,7 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
         ctx->fault = "the callback argument is not one of the program's functions";
         return 0;
     }
-    if (ctx->depth + 1 >= kMaxCallFrames) {
-        ctx->fault = kCallbackTooDeep;
+    if (ctx->callback_too_deep()) {
         return 0;
     }
     // The callback may use memory the caller may, its stack included (a callback context there).
@@ -714,6 +713,15 @@ RunResult Interpreter::run_buffer(std::span<uint8_t> buffer, const RunOptions& o
 }
 
 // ---- helpers.hpp -----------------------------------------------------------------------------
+
+bool CallContext::callback_too_deep() {
+    static_assert(kMaxCallFrames == 8, "the message names the limit");
+    if (depth + 1 < kMaxCallFrames) {
+        return false;
+    }
+    fault = "the callback would nest deeper than 8 call frames";
+    return true;
+}
 
 bool CallContext::allowed(uint64_t addr, uint64_t len, bool write) const {
     for (std::span<const Region> set : {stack, regions}) {

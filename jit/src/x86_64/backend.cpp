@@ -85,8 +85,6 @@ public:
                 labels_[pc] = a_.newLabel();
             }
         }
-        // Exits in the first function end the run; others return (pcs past main_end_).
-        main_end_ = p_.functions().size() > 1 ? p_.functions()[1] : p_.size();
         epilogue_ = a_.newLabel();
         unwind_ = a_.newLabel();
         check_stub_ = a_.newLabel();
@@ -185,7 +183,6 @@ private:
     std::vector<SlowAccess> slow_accesses_;
     std::vector<Label> labels_;
     std::vector<Label> call_labels_;
-    std::size_t main_end_ = 0;  // the first pc past the first function
     std::size_t function_ = 0;  // the function being lowered (an index into functions())
     Label epilogue_;
     Label unwind_;
@@ -613,7 +610,7 @@ private:
             case Form::Exit:
                 if (leaf_) {
                     leaf_return();  // the epilogue in place: pops and ret
-                } else if (pc >= main_end_) {
+                } else if (pc >= facts_.main_end) {  // a later function's exit: it returns
                     return_from_call();
                 } else if (!main_is_called_) {
                     a_.jmp(epilogue_);

@@ -17,9 +17,6 @@
 namespace bpfvm::vm {
 
 // What a helper receives besides r1..r5.
-// What invoke sets as the fault for a callback that would be the (kMaxCallFrames + 1)th frame.
-inline constexpr const char* kCallbackTooDeep = "the callback would nest deeper than 8 call frames";
-
 struct CallContext {
     void* user = nullptr;  // the embedder's pointer from RunInput::user
     void* runtime = nullptr;
@@ -54,6 +51,9 @@ struct CallContext {
 
     // True if [addr, addr + len) lies inside one region the program may touch.
     [[nodiscard]] bool allowed(uint64_t addr, uint64_t len, bool write) const;
+    // For engines' invoke: true, with the fault set, when a callback run now would take more than
+    // kMaxCallFrames frames in all.
+    [[nodiscard]] bool callback_too_deep();
 };
 
 // What a program sees for the address of its function at `pc` (lddw src 4 after linking): an
