@@ -484,6 +484,179 @@ bool contains(const uint8_t* code, std::size_t size, std::span<const uint8_t> pa
 }
 
 // Legacy packet loads' offsets are constants too (found when LD_IND's lowering changed).
+// ---- checked mode's windows: loops whose accesses walk memory run without checks ------------
+
+// Whether checked mode made a window for a loop of the program (its listing names the copy).
+bool has_window(std::string_view text) {
+    JitOptions o;
+    o.checked = true;
+    o.keep_listing = true;
+    Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text), helpers(), o);
+    EXPECT_TRUE(code) << code.error().message();
+    return code && (*code)->listing().find("; window copy of the loop at ") != std::string::npos;
+}
+
+std::vector<uint8_t> bytes_from(uint8_t first, std::size_t n) {
+    std::vector<uint8_t> b(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        b[i] = static_cast<uint8_t>(first + 7 * i);
+    }
+    return b;
+}
+
+// Every budget short of what the run needs stops the checked JIT where and as the checked
+// interpreter stops, with the same memory; the whole budget finishes both.
+void every_budget_agrees(std::string_view text, const std::vector<uint8_t>& mem) {
+    const vm::Program p = program_of(text);
+    auto interp = Executable::create(p, helpers(), Engine::InterpChecked);
+    auto jit = Executable::create(p, helpers(), Engine::JitChecked);
+    ASSERT_TRUE(interp && jit);
+    std::vector<uint8_t> a = mem;
+    const vm::RunResult full = interp->run_buffer(a);
+    std::vector<uint8_t> b = mem;
+    for (uint64_t budget = 1; budget <= full.instructions + 1; ++budget) {
+        // (the same buffer for both: trap messages name addresses)
+        a = mem;
+        const vm::RunResult want = interp->run_buffer(a, budget);
+        b = a;
+        a = mem;
+        const vm::RunResult got = jit->run_buffer(a, budget);
+        ASSERT_EQ(got.ok(), want.ok()) << "budget " << budget;
+        if (want.ok()) {
+            EXPECT_EQ(got.r0, want.r0) << "budget " << budget;
+            EXPECT_EQ(got.instructions, want.instructions) << "budget " << budget;
+        } else {
+            EXPECT_EQ(got.trap->message(), want.trap->message()) << "budget " << budget;
+        }
+        EXPECT_EQ(a, b) << "budget " << budget;
+    }
+}
+
+const char* const kByteSum =
+    "mov %r0, 0\nmov %r2, 0\n"
+    "l: mov %r3, %r1\nadd %r3, %r2\nldxb %r3, [%r3]\nadd %r0, %r3\nadd %r2, 1\njne %r2, 64, l\nexit";
+
+TEST(JitWindows, AStridedLoopRunsWithoutChecksAndChargesTheBudgetAsTheInterpreter) {
+    EXPECT_TRUE(has_window(kByteSum));
+    const vm::RunResult r = same_on_all(kByteSum, bytes_from(3, 64));
+    ASSERT_TRUE(r.ok());
+    every_budget_agrees(kByteSum, bytes_from(3, 64));
+}
+
+TEST(JitWindows, AWalkOffTheEndOfItsRegionTrapsWhereTheInterpreterTraps) {
+    // Upwards by 1 past the end, by 8 with an offset, downwards below the start, and a store.
+    for (const char* text : {
+             "mov %r0, 0\nmov %r2, 0\nl: mov %r3, %r1\nadd %r3, %r2\nldxb %r3, [%r3]\nadd %r0, %r3\n"
+             "add %r2, 1\njne %r2, 100, l\nexit",
+             "mov %r0, 0\nmov %r2, %r1\nl: ldxdw %r3, [%r2+4]\nadd %r0, %r3\nadd %r2, 8\n"
+             "jne %r3, 12345, l\nexit",
+             "mov %r0, 0\nmov %r2, 56\nl: mov %r3, %r1\nadd %r3, %r2\nldxdw %r4, [%r3]\nadd %r0, %r4\n"
+             "add %r2, -8\njsge %r2, -16, l\nexit",
+             "mov %r2, 0\nl: mov %r3, %r1\nadd %r3, %r2\nstw [%r3+2], 9\nadd %r2, 4\njlt %r2, 80, l\nexit",
+         }) {
+        EXPECT_TRUE(has_window(text)) << text;
+        const vm::RunResult r = same_on_all(text, bytes_from(1, 64));
+        ASSERT_FALSE(r.ok()) << text;
+        EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds) << text;
+        every_budget_agrees(text, bytes_from(1, 64));
+    }
+}
+
+TEST(JitWindows, StoresGetAWindowOnlyInAWritableRegion) {
+    const char* copy =
+        "mov %r2, 0\nl: mov %r3, %r1\nadd %r3, %r2\nldxb %r4, [%r3]\nstxb [%r3+32], %r4\n"
+        "add %r2, 1\njne %r2, 32, l\nldxdw %r0, [%r1+40]\nexit";
+    EXPECT_TRUE(has_window(copy));
+    EXPECT_TRUE(same_on_all(copy, bytes_from(5, 64)).ok());
+    // The same copy into read-only memory traps at the store, on both checked engines.
+    const std::vector<uint8_t> ro = bytes_from(9, 64);
+    const vm::Region region = vm::Region::of(std::span<const uint8_t>(ro), "rodata");
+    vm::RunInput in;
+    in.r1 = region.begin;
+    in.regions = std::span<const vm::Region>(&region, 1);
+    auto a = Executable::create(program_of(copy), helpers(), Engine::InterpChecked);
+    auto b = Executable::create(program_of(copy), helpers(), Engine::JitChecked);
+    ASSERT_TRUE(a && b);
+    const vm::RunResult want = a->run(in);
+    const vm::RunResult got = b->run(in);
+    ASSERT_FALSE(want.ok());
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.trap->kind, vm::TrapKind::ReadOnly);
+    EXPECT_EQ(got.trap->message(), want.trap->message());
+}
+
+TEST(JitWindows, AThirtyTwoBitIndexThatWrapsLeavesTheWindow) {
+    // w2 runs from 0xfffffff0 up and wraps to 0 after 16 iterations: r5 + w2 walks r1 + 0..15,
+    // then jumps 4 GiB below. Without the guard the copy would go on reading r1 + 16...
+    const char* text =
+        "lddw %r5, 0xffffffff00000010\nadd %r5, %r1\nmov32 %r2, -16\nmov %r0, 0\nmov %r4, 20\n"
+        "l: mov %r3, %r5\nmov32 %r6, %r2\nadd %r3, %r6\nldxb %r3, [%r3]\nadd %r0, %r3\nadd32 %r2, 1\n"
+        "add %r4, -1\njne %r4, 0, l\nexit";
+    EXPECT_TRUE(has_window(text));
+    const vm::RunResult r = same_on_all(text, bytes_from(2, 32));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds);
+    every_budget_agrees(text, bytes_from(2, 32));
+    // Counting to 16 only, it finishes.
+    std::string sixteen = text;
+    sixteen.replace(sixteen.find("mov %r4, 20"), 11, "mov %r4, 16");
+    EXPECT_TRUE(same_on_all(sixteen, bytes_from(2, 32)).ok());
+}
+
+TEST(JitWindows, AnIndexCopiedFromTheCounterIsCheckedAtEntry) {
+    // As clang rotates strcmp's loop: the header loads at r1 + r0, and r0 is set from the counter
+    // r5 before r5 steps; the window holds only if r0 = r5 - 1 on entry.
+    const std::string body =
+        "ja b\na: mov32 %r0, %r5\nadd32 %r5, 1\nb: mov %r2, %r1\nadd %r2, %r0\nldxb %r3, [%r2]\n"
+        "add %r7, %r3\njne %r3, 0, a\nmov %r0, %r7\nexit";
+    const std::string rotated = "mov32 %r5, 1\nmov %r0, 0\nmov %r7, 0\n" + body;
+    // (here r0 starts 9 behind: without the entry check the window would run 9 iterations long)
+    const std::string off_by_some = "mov32 %r5, 10\nmov %r0, 0\nmov %r7, 0\n" + body;
+    EXPECT_TRUE(has_window(rotated));
+    std::vector<uint8_t> with_zero = bytes_from(1, 48);
+    with_zero[40] = 0;
+    with_zero[3] = 0xff;
+    for (const std::string& text : {rotated, off_by_some}) {
+        EXPECT_TRUE(same_on_all(text, with_zero).ok()) << text;
+        std::vector<uint8_t> no_zero(48, 1);
+        const vm::RunResult r = same_on_all(text, no_zero);  // walks off the end
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds);
+        every_budget_agrees(text, with_zero);
+    }
+}
+
+TEST(JitWindows, LoadsFromTwoRegionsInOneLoop) {
+    // The stack and the buffer through the one load cache: the window's setup finds both.
+    const char* text =
+        "stdw [%r10-64], 1\nstdw [%r10-8], 2\nmov %r4, %r10\nadd %r4, -64\nmov %r0, 0\nmov %r2, 0\n"
+        "l: mov %r3, %r1\nadd %r3, %r2\nldxb %r3, [%r3]\nmov %r5, %r4\nadd %r5, %r2\nldxb %r5, [%r5]\n"
+        "add %r0, %r3\nadd %r0, %r5\nadd %r2, 1\njne %r2, 64, l\nexit";
+    EXPECT_TRUE(has_window(text));
+    EXPECT_TRUE(same_on_all(text, bytes_from(4, 64)).ok());
+    every_budget_agrees(text, bytes_from(4, 64));
+    // Past the top of the stack, the second load traps.
+    std::string far = text;
+    far.replace(far.find("jne %r2, 64, l"), 14, "jne %r2, 65, l");
+    EXPECT_FALSE(same_on_all(far, bytes_from(4, 96)).ok());
+}
+
+TEST(JitWindows, LoopsThatCannotBeProvedKeepTheirChecks) {
+    // A pointer chase, an address from a multiply, a helper call, an atomic, an inner loop.
+    for (const char* text : {
+             "mov %r2, %r1\nl: ldxdw %r2, [%r2]\njne %r2, 0, l\nexit",
+             "mov %r2, 0\nl: mov %r3, %r2\nmul %r3, 3\nadd %r3, %r1\nldxb %r0, [%r3]\nadd %r2, 1\n"
+             "jne %r2, 8, l\nexit",
+             "mov %r6, 0\nl: mov %r3, %r1\nadd %r3, %r6\nldxb %r0, [%r3]\ncall 1\nadd %r6, 1\n"
+             "jne %r6, 8, l\nexit",
+             "mov %r2, 0\nmov %r4, 1\nl: mov %r3, %r1\nadd %r3, %r2\nlock add [%r3], %r4\nadd %r2, 8\n"
+             "jne %r2, 32, l\nexit",
+         }) {
+        EXPECT_FALSE(has_window(text)) << text;
+        same_on_all(text, std::vector<uint8_t>(64));
+    }
+}
+
 TEST(Jit, ConstantBlindingCoversLegacyPacketLoadOffsets) {
     const vm::Program p = program_of("mov %r6, 0x3c3c3c3c\nldindb %r6, 0x3c3c3c3c\nldabsb 0x3c3c3c3c\nexit");
     const uint8_t pattern[] = {0x3c, 0x3c, 0x3c, 0x3c};

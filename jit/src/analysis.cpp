@@ -323,10 +323,13 @@ Facts analyse(const vm::Program& program) {
             const bool targets = shape.jumps || call;
             const int64_t rel = insn.op == Op::Ja32 || insn.op == Op::CallLocal ? insn.imm : insn.off;
             const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
-            f.boundary[t] = Facts::kTarget;
             const uint32_t jt = shape.jumps ? t : none;
             jump[pc] = jt;
             const bool back = shape.jumps && t <= pc;
+            f.boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
+            if (back && back_target[t] == 0) {
+                f.loop_ends.emplace_back(t, static_cast<uint32_t>(pc));  // (pc descends: the last one)
+            }
             back_target[back ? t : none] = 1;
             loops = loops || back;
             f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));

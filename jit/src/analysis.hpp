@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "bpfvm/vm/program.hpp"
@@ -29,10 +30,12 @@ struct Facts {
     std::vector<uint16_t> live_after;
     // Control enters pc other than by falling through from the instruction before it: kTarget (a
     // jump or call lands there), kEntry (a function starts there), or both; zero elsewhere.
+    // kLoop (with kTarget): a backward jump lands there, the top of a loop as laid out.
     // Instructions lower together only when no boundary lies inside them.
     std::vector<uint8_t> boundary;
     static constexpr uint8_t kTarget = 1;
     static constexpr uint8_t kEntry = 2;
+    static constexpr uint8_t kLoop = 4;
     // The known width of each register before the instruction at pc: 3 bits per register, a
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;
@@ -43,6 +46,8 @@ struct Facts {
     // Per function (in Program::functions() order), bit k set: the function's own instructions
     // may write rk (what its calls write of r6-r9, they restore).
     std::vector<uint16_t> function_writes;
+    // Per loop top (kLoop): (top, the last backward jump to it), in no particular order.
+    std::vector<std::pair<uint32_t, uint32_t>> loop_ends;
 
     [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
     [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {

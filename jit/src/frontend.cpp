@@ -28,20 +28,46 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
     return h->fn(st->args[0], st->args[1], st->args[2], st->args[3], st->args[4], st->call_ctx);
 }
 
+namespace {
+
+// The region an access of `info` at addr lies in: the frames entered, or one of the run's.
+const vm::Region* region_of(const RunState* st, uint64_t addr, std::size_t len) {
+    if (st->stack_region.contains(addr, len)) {
+        return &st->stack_region;
+    }
+    for (const vm::Region& r : st->call_ctx->regions) {
+        if (r.contains(addr, len)) {
+            return &r;
+        }
+    }
+    return nullptr;
+}
+
+// Fills the caches with a region; false for one that is not cached: a region at address 0, for
+// which no hi[] could refuse a width it cannot hold.
+bool cache(RunState* st, const vm::Region& hit) {
+    if (hit.begin == 0) {
+        return false;
+    }
+    AccessCache c;
+    c.lo = hit.begin;
+    for (unsigned i = 0; i < 4; ++i) {
+        const uint64_t width = uint64_t{1} << i;
+        c.hi[i] = hit.size >= width ? hit.begin + hit.size - width : hit.begin - 1;  // none fits
+    }
+    st->rd = c;
+    if (hit.writable) {
+        st->wr = c;
+    }
+    return true;
+}
+
+}  // namespace
+
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
     const auto len = static_cast<std::size_t>(info & 0xff);
     const bool write = ((info >> 8) & 1) != 0;
-    const vm::Region* hit = nullptr;
-    if (st->stack_region.contains(addr, len)) {
-        hit = &st->stack_region;
-    } else {
-        for (const vm::Region& r : st->call_ctx->regions) {
-            if (r.contains(addr, len)) {
-                hit = &r;
-                break;
-            }
-        }
-    }
+    const vm::Region* hit = region_of(st, addr, len);
     if (hit == nullptr || (write && !hit->writable)) {
         st->trap_kind = static_cast<uint32_t>(hit == nullptr ? vm::TrapKind::OutOfBounds : vm::TrapKind::ReadOnly) + 1;
         st->trap_pc = static_cast<uint32_t>(info >> 32);
@@ -51,21 +77,18 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info) {
         st->trap_detail = hit == nullptr ? "" : hit->name;
         return;
     }
-    // Cached (the stack's entry is dropped when a frame returns). A region at address 0 is not:
-    // no hi[] could then refuse a width it cannot hold.
-    if (hit->begin == 0) {
-        return;
+    // (The stack's entry is dropped when a frame returns.)
+    cache(st, *hit);
+}
+
+extern "C" uint64_t bpfvm_jit_probe(RunState* st, uint64_t addr, uint64_t info) {
+    const auto len = static_cast<std::size_t>(info & 0xff);
+    const bool write = ((info >> 8) & 1) != 0;
+    const vm::Region* hit = region_of(st, addr, len);
+    if (hit == nullptr || (write && !hit->writable)) {
+        return 0;
     }
-    AccessCache c;
-    c.lo = hit->begin;
-    for (unsigned i = 0; i < 4; ++i) {
-        const uint64_t width = uint64_t{1} << i;
-        c.hi[i] = hit->size >= width ? hit->begin + hit->size - width : hit->begin - 1;  // none fits
-    }
-    st->rd = c;
-    if (hit->writable) {
-        st->wr = c;
-    }
+    return cache(st, *hit) ? 1 : 0;
 }
 
 // ---- executable memory ---------------------------------------------------------------------------

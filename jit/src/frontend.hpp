@@ -46,6 +46,10 @@ struct RunState {
     uint32_t trap_size = 0;  // memory traps: access width, store or not, the region's name
     uint32_t trap_write = 0;
     const char* trap_detail = nullptr;
+    // Checked mode's windows (windows.hpp): the budget held back while a loop runs unchecked, and
+    // the window's length while it is worked out across a call of bpfvm_jit_probe.
+    uint64_t window_excess = 0;
+    uint64_t window_n = 0;
 };
 
 // Packs a checked access for bpfvm_jit_check: pc, width and whether it stores.
@@ -61,6 +65,9 @@ extern "C" uint64_t bpfvm_jit_callx(RunState* st, uint64_t id, uint32_t pc, uint
 // Checked mode's slow path for an access the caches did not hold: finds its region and fills the
 // caches, or records an OutOfBounds / ReadOnly trap in `st`.
 extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
+// Checked mode's windows: whether an access (as for bpfvm_jit_check) lies in a region it may use,
+// and if so the caches now hold that region; 0 otherwise (nothing recorded: no trap).
+extern "C" uint64_t bpfvm_jit_probe(RunState* st, uint64_t addr, uint64_t info);
 
 // Code pages: written while read-write, then switched to read-execute; never both.
 class ExecutableMemory {

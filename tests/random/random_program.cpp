@@ -175,8 +175,10 @@ private:
             atomic();
         } else if (kind < 78 && depth < o_.max_nesting) {
             branch(depth);
-        } else if (kind < 85 && depth < o_.max_nesting && counters_.size() < 3) {
+        } else if (kind < 82 && depth < o_.max_nesting && counters_.size() < 3) {
             loop(depth);
+        } else if (kind < 85 && counters_.size() < 3) {
+            walk();
         } else if (kind < 89 && current_ < starts_.size() - 1) {
             call_local();
         } else if (kind < 92 && o_.helper_calls) {
@@ -456,6 +458,101 @@ private:
         static constexpr const char* kBack[] = {"jne", "jsgt", "jgt", "jne32", "jsgt32"};
         const std::size_t back = emit(row_named(kBack[pick(std::size(kBack))], Form::CondImm), c, 0, 0, 0);
         code_[back].off = static_cast<int16_t>(static_cast<int64_t>(head) - static_cast<int64_t>(back) - 1);
+    }
+
+    // A loop that walks the buffer by a fixed stride, in the shapes checked mode's windows
+    // (jit/src/windows.hpp) run without checks: a pointer stepped by a constant, an index added
+    // to the buffer (64- or 32-bit), or clang's rotated loop where the index is set from a
+    // counter before the counter steps. Hostile programs walk past either end, or start the
+    // rotated index off its counter.
+    void walk() {
+        uint8_t c = 7;
+        for (uint8_t r : {7, 8, 9}) {
+            if (std::find(counters_.begin(), counters_.end(), r) == counters_.end()) {
+                c = r;
+            }
+        }
+        auto other = [&](std::initializer_list<uint8_t> taken) {
+            for (;;) {
+                const uint8_t r = writable();
+                if (std::find(taken.begin(), taken.end(), r) == taken.end()) {
+                    return r;
+                }
+            }
+        };
+        const uint8_t p = other({c});
+        const uint8_t t = other({c, p});
+        const uint8_t a = other({c, p, t});
+        const uint8_t j = other({c, p, t, a});
+        const unsigned w = width();
+        const auto slots = static_cast<int64_t>(o_.buffer_size / w);
+        const int64_t step = chance(70) ? 1 : 2;  // in slots of w bytes
+        const bool down = chance(25);
+        int64_t n = 1 + static_cast<int64_t>(pick(static_cast<uint64_t>((slots - 1) / step + 1)));
+        const int64_t first = down ? slots - 1 - static_cast<int64_t>(pick(static_cast<uint64_t>(slots - (n - 1) * step)))
+                                   : static_cast<int64_t>(pick(static_cast<uint64_t>(slots - (n - 1) * step)));
+        if (o_.hostile && chance(40)) {
+            n += 1 + static_cast<int64_t>(pick(4));  // past the end (or the start)
+        }
+        const auto start = static_cast<int32_t>(first * w);
+        const auto stride = static_cast<int32_t>((down ? -step : step) * static_cast<int64_t>(w));
+        const bool store = chance(25);
+        auto access = [&](uint8_t base) {
+            if (store) {
+                store_from(base, 0, w, a);
+            } else {
+                load_into(t, base, 0, w);
+                emit(row_named(chance(50) ? "add" : "xor", Form::AluReg), a, t, 0, 0);
+            }
+        };
+        mov_imm(a, interesting());
+        mov_imm(c, static_cast<int32_t>(n));
+        const uint64_t shape = pick(3);
+        if (shape == 0) {
+            emit(row_named("mov", Form::AluReg), p, kBuffer, 0, 0);
+            emit(row_named("add", Form::AluImm), p, 0, 0, start);
+            const std::size_t head = code_.size();
+            access(p);
+            emit(row_named("add", Form::AluImm), p, 0, 0, stride);
+            emit(row_named("add", Form::AluImm), c, 0, 0, -1);
+            const std::size_t back = emit(row_named("jne", Form::CondImm), c, 0, 0, 0);
+            code_[back].off = static_cast<int16_t>(static_cast<int64_t>(head) - static_cast<int64_t>(back) - 1);
+        } else if (shape == 1) {
+            const bool w32 = chance(50);
+            mov_imm(p, start);
+            const std::size_t head = code_.size();
+            emit(row_named("mov", Form::AluReg), t, kBuffer, 0, 0);
+            emit(row_named("add", Form::AluReg), t, p, 0, 0);
+            access(t);
+            emit(row_named(w32 && !down ? "add32" : "add", Form::AluImm), p, 0, 0, stride);
+            emit(row_named("add", Form::AluImm), c, 0, 0, -1);
+            const std::size_t back = emit(row_named("jne", Form::CondImm), c, 0, 0, 0);
+            code_[back].off = static_cast<int16_t>(static_cast<int64_t>(head) - static_cast<int64_t>(back) - 1);
+        } else {
+            // j = start + stride; i = start; goto B; A: i = j; j += stride; B: access at i ...
+            int32_t j0 = start + stride;
+            if (o_.hostile && chance(30)) {
+                j0 = static_cast<int32_t>(w * pick(static_cast<uint64_t>(slots)));
+            }
+            const bool w32 = !down && j0 >= 0 && chance(50);
+            mov_imm(j, j0);
+            mov_imm(p, start);
+            const std::size_t over = emit(row_named("ja", Form::Jump), 0, 0, 0, 0);
+            const std::size_t again = code_.size();
+            emit(row_named(w32 ? "mov32" : "mov", Form::AluReg), p, j, 0, 0);
+            emit(row_named(w32 ? "add32" : "add", Form::AluImm), j, 0, 0, stride);
+            code_[over].off = static_cast<int16_t>(code_.size() - over - 1);
+            emit(row_named("mov", Form::AluReg), t, kBuffer, 0, 0);
+            emit(row_named("add", Form::AluReg), t, p, 0, 0);
+            access(t);
+            emit(row_named("add", Form::AluImm), c, 0, 0, -1);
+            const std::size_t back = emit(row_named("jne", Form::CondImm), c, 0, 0, 0);
+            code_[back].off = static_cast<int16_t>(static_cast<int64_t>(again) - static_cast<int64_t>(back) - 1);
+            mov_imm(j, interesting());
+        }
+        // No pointer is left behind.
+        mov_imm(p, interesting());
+        mov_imm(t, interesting());
     }
 
     void call_local() { call_local(current_ + 1 + static_cast<unsigned>(pick(starts_.size() - 1 - current_))); }
