@@ -657,6 +657,20 @@ TEST(JitWindows, LoopsThatCannotBeProvedKeepTheirChecks) {
     }
 }
 
+// Found by the kernel oracle's random programs: a division keeps rax and rdx only where r0 and
+// r3 are still read, but the plan compares r3 in place of a copy of it made for the compare; the
+// division in between must count as writing r3, or the compare reads the remainder.
+TEST(Jit, RegressionADivisionBetweenACopyAndItsCompareKeepsTheCopiedRegister) {
+    for (const char* op : {"mod", "div", "mod32", "div32"}) {
+        const std::string text = std::string("mov %r0, 0\nmov %r3, 7\nmov %r1, 100\nmov %r2, %r3\n") + op +
+                                 " %r1, 3\njgt %r2, 5, l\nexit\nl: mov %r0, %r1\nexit";
+        EXPECT_TRUE(same_on_all(text).ok()) << text;
+        const std::string r0 = std::string("mov %r0, 9\nmov %r1, 100\nmov %r2, %r0\n") + op +
+                               " %r1, 3\njgt %r2, 5, l\nmov %r0, 0\nexit\nl: mov %r0, %r1\nexit";
+        EXPECT_TRUE(same_on_all(r0).ok()) << r0;
+    }
+}
+
 TEST(Jit, ConstantBlindingCoversLegacyPacketLoadOffsets) {
     const vm::Program p = program_of("mov %r6, 0x3c3c3c3c\nldindb %r6, 0x3c3c3c3c\nldabsb 0x3c3c3c3c\nexit");
     const uint8_t pattern[] = {0x3c, 0x3c, 0x3c, 0x3c};

@@ -432,6 +432,12 @@ struct CopySearch {
             const UseDef u = use_def(kShapes[static_cast<std::size_t>(i.op)], i, k >= facts.main_end || facts.main_is_called);
             all.use = static_cast<uint16_t>(all.use | u.use);
             all.def = static_cast<uint16_t>(all.def | u.def);
+            const Sem sem = i.info().sem;
+            if (sem == Sem::Div || sem == Sem::Mod || sem == Sem::Sdiv || sem == Sem::Smod) {
+                // x86's div uses r0's and r3's registers, kept only where the program reads
+                // them afterwards: a copy this search lets live longer must not cross it.
+                all.def = static_cast<uint16_t>(all.def | bit(0) | bit(3));
+            }
         }
         return all;
     }

@@ -604,6 +604,7 @@ private:
         return bytes;
     }
     bool falls_in_ = true;  // the code emitted last may run into what comes next
+    std::size_t pc_ = 0;    // the instruction lower() is lowering
     bool is_window_header(std::size_t pc) const {
         return !window_of_.empty() && window_of_[pc] >= 0 &&
                windows_[static_cast<std::size_t>(window_of_[pc])].window.header == pc;
@@ -910,6 +911,7 @@ private:
     }
 
     void lower(std::size_t pc, const vm::Instruction& insn) {
+        pc_ = pc;
         const vm::OpInfo& row = insn.info();
         const bool w64 = row.width == 8;
         const Gp d = kRegs[insn.dst];
@@ -1168,8 +1170,16 @@ private:
         Label zero = a_.newLabel();
         Label minus_one = a_.newLabel();
         Label done = a_.newLabel();
-        a_.push(rax);  // (on the native stack: leaf programs have no RunState)
-        a_.push(rdx);
+        // rax and rdx (r0, r3) are kept where they are still read afterwards and are not the
+        // destination (on the native stack: leaf programs have no RunState).
+        const bool keep_ax = d.id() != rax.id() && facts_.live(pc_, 0);
+        const bool keep_dx = d.id() != rdx.id() && facts_.live(pc_, 3);
+        if (keep_ax) {
+            a_.push(rax);
+        }
+        if (keep_dx) {
+            a_.push(rdx);
+        }
         const Gp ax = w64 ? Gp(rax) : Gp(eax);
         const Gp dx = w64 ? Gp(rdx) : Gp(edx);
         const Gp r10w = w64 ? Gp(r10) : Gp(r10d);
@@ -1210,8 +1220,12 @@ private:
             a_.xor_(r10d, r10d);
         }
         a_.bind(done);
-        a_.pop(rdx);
-        a_.pop(rax);
+        if (keep_dx) {
+            a_.pop(rdx);
+        }
+        if (keep_ax) {
+            a_.pop(rax);
+        }
         a_.mov(d, r10w);
     }
 
