@@ -72,6 +72,7 @@ public:
         zero_bytes_ = vm::frame_bytes_used(program);
         facts_ = analyse(program);
         steps_ = plan(program, facts_, PlanOptions{!blind_});
+        find_loops();
         if (checked_) {
             for (Window& w : find_windows(program, costs_, facts_.boundary)) {
                 if (window_of_.empty()) {
@@ -188,6 +189,7 @@ public:
         for (std::size_t i = 0; i < windows_.size(); ++i) {
             window_copy(i);
         }
+        cold_divides();
         if (leaf_) {
             leaf_epilogue();
         } else {
@@ -563,12 +565,18 @@ private:
     // Where a loop starts. On the machines we measure (AMD Zen 3) a small loop that crosses a
     // 64-byte line ran up to twice as slow as the same code inside one, in both modes, only from
     // where it happened to land: a loop whose code likely fits in a line (estimated from its
-    // steps) starts a new line when it would otherwise cross one, unless that pads with more than
-    // 15 bytes the code runs through (falls_in_: the loop may sit inside another); other loops
-    // start on 16 bytes, as clang aligns them.
+    // steps) starts a new line when it would otherwise cross one; other loops start on 16 bytes,
+    // as clang aligns them. Padding that the code before runs through (falls_in_) is kept short,
+    // and left out inside another loop, where it would run every iteration of that loop.
     bool is_loop_top(std::size_t pc) const { return (facts_.boundary[pc] & Facts::kLoop) != 0; }
     void align_loop(std::size_t top) {
-        const uint32_t bytes = loop_bytes(top);
+        const auto it = std::lower_bound(loops_.begin(), loops_.end(), Loop{static_cast<uint32_t>(top), 0, false},
+                                         [](const Loop& a, const Loop& b) { return a.top < b.top; });
+        BPFVM_ASSERT(it != loops_.end() && it->top == top);
+        if (falls_in_ && it->enclosed) {
+            return;
+        }
+        const uint32_t bytes = loop_bytes(top, it->end);
         const uint64_t in_line = a_.offset() & 63;
         if (bytes <= 64 && in_line + bytes > 64 && (!falls_in_ || in_line >= 64 - 15)) {
             a_.align(AlignMode::kCode, 64);
@@ -576,16 +584,29 @@ private:
             a_.align(AlignMode::kCode, 16);
         }
     }
+    // The loops as laid out: top, last backward jump to it, and whether an earlier loop's range
+    // holds the top. Ascending by top.
+    struct Loop {
+        uint32_t top;
+        uint32_t end;
+        bool enclosed;
+    };
+    std::vector<Loop> loops_;
+    void find_loops() {
+        loops_.reserve(facts_.loop_ends.size());
+        for (const auto& [top, end] : facts_.loop_ends) {
+            loops_.push_back(Loop{top, end, false});
+        }
+        std::sort(loops_.begin(), loops_.end(), [](const Loop& a, const Loop& b) { return a.top < b.top; });
+        uint32_t reach = 0;  // the furthest end of the loops before
+        for (std::size_t i = 0; i < loops_.size(); ++i) {
+            loops_[i].enclosed = i > 0 && reach >= loops_[i].top;
+            reach = std::max(reach, loops_[i].end);
+        }
+    }
     // A rough size of the loop's code from its top to its last backward jump: a few bytes per
     // step, more for jumps, and for checked accesses outside a window's copy.
-    uint32_t loop_bytes(std::size_t top) const {
-        std::size_t end = top;
-        for (const auto& [t, last] : facts_.loop_ends) {
-            if (t == top) {
-                end = last;
-                break;
-            }
-        }
+    uint32_t loop_bytes(std::size_t top, std::size_t end) const {
         uint32_t bytes = checked_ ? 10 : 0;  // the budget's charge
         for (std::size_t pc = top; pc <= end && bytes <= 64; pc += p_[pc].slots()) {
             const Step& step = steps_[pc];
@@ -1075,7 +1096,7 @@ private:
             } else {
                 a_.mov(r11d, static_cast<uint32_t>(imm));
             }
-            divide(sem, d, w64 ? Gp(r11) : Gp(r11d), w64, imm != 0);
+            divide(sem, d, w64 ? Gp(r11) : Gp(r11d), w64, imm != 0, imm == -1);
             return;
         }
         BPFVM_ASSERT(false);
@@ -1163,34 +1184,38 @@ private:
     }
 
     // d = d op divisor (divisor in r11/r11d). Division by zero gives 0, modulo by zero keeps the
-    // dividend, INT_MIN / -1 = INT_MIN and INT_MIN % -1 = 0 (RFC 9669); no flags saved.
-    void divide(Sem sem, const Gp& d, const Gp& divisor, bool w64, bool divisor_nonzero) {
+    // dividend, INT_MIN / -1 = INT_MIN and INT_MIN % -1 = 0 (RFC 9669); no flags saved. Those
+    // cases are tested first and done out of line, so the common path runs straight through;
+    // rax and rdx (r0, r3) are kept only where they are read afterwards and are not d (rdx in
+    // r10, rax on the native stack: leaf programs have no RunState).
+    void divide(Sem sem, const Gp& d, const Gp& divisor, bool w64, bool divisor_nonzero, bool maybe_minus_one = true) {
         const bool is_mod = sem == Sem::Mod || sem == Sem::Smod;
         const bool is_signed = sem == Sem::Sdiv || sem == Sem::Smod;
-        Label zero = a_.newLabel();
-        Label minus_one = a_.newLabel();
-        Label done = a_.newLabel();
-        // rax and rdx (r0, r3) are kept where they are still read afterwards and are not the
-        // destination (on the native stack: leaf programs have no RunState).
+        const Label done = a_.newLabel();
+        if (!divisor_nonzero) {
+            a_.test(divisor, divisor);
+            cold_.push_back({a_.newLabel(), done, d, is_mod ? ColdDivide::kKeep : ColdDivide::kZero});
+            a_.jz(cold_.back().label);
+        }
+        if (is_signed && maybe_minus_one) {
+            a_.cmp(divisor, -1);
+            cold_.push_back({a_.newLabel(), done, d, is_mod ? ColdDivide::kZero : ColdDivide::kNegate});
+            a_.je(cold_.back().label);
+        }
         const bool keep_ax = d.id() != rax.id() && facts_.live(pc_, 0);
         const bool keep_dx = d.id() != rdx.id() && facts_.live(pc_, 3);
         if (keep_ax) {
             a_.push(rax);
         }
         if (keep_dx) {
-            a_.push(rdx);
+            a_.mov(r10, rdx);
         }
         const Gp ax = w64 ? Gp(rax) : Gp(eax);
         const Gp dx = w64 ? Gp(rdx) : Gp(edx);
-        const Gp r10w = w64 ? Gp(r10) : Gp(r10d);
-        a_.mov(ax, d);
-        if (!divisor_nonzero) {
-            a_.test(divisor, divisor);
-            a_.jz(zero);
+        if (d.id() != rax.id()) {
+            a_.mov(ax, d);
         }
         if (is_signed) {
-            a_.cmp(divisor, -1);
-            a_.je(minus_one);
             if (w64) {
                 a_.cqo();
             } else {
@@ -1201,32 +1226,39 @@ private:
             a_.xor_(edx, edx);
             a_.div(divisor);
         }
-        a_.mov(r10w, is_mod ? dx : ax);
-        a_.jmp(done);
-        if (is_signed) {
-            a_.bind(minus_one);
-            if (is_mod) {
-                a_.xor_(r10d, r10d);
-            } else {
-                a_.mov(r10w, ax);
-                a_.neg(r10w);
-            }
-            a_.jmp(done);
+        if (d.id() != (is_mod ? rdx.id() : rax.id())) {
+            a_.mov(d, is_mod ? dx : ax);
         }
-        a_.bind(zero);
-        if (is_mod) {
-            a_.mov(r10w, ax);
-        } else {
-            a_.xor_(r10d, r10d);
-        }
-        a_.bind(done);
         if (keep_dx) {
-            a_.pop(rdx);
+            a_.mov(rdx, r10);
         }
         if (keep_ax) {
             a_.pop(rax);
         }
-        a_.mov(d, r10w);
+        a_.bind(done);
+    }
+
+    // A division's cases that need no divide, out of line: d = 0, d kept (zero-extended when
+    // 32-bit), or d = -d; then back.
+    struct ColdDivide {
+        Label label;
+        Label back;
+        Gp d;
+        enum : uint8_t { kZero, kKeep, kNegate } action;
+    };
+    std::vector<ColdDivide> cold_;
+    void cold_divides() {
+        for (const ColdDivide& c : cold_) {
+            a_.bind(c.label);
+            if (c.action == ColdDivide::kZero) {
+                a_.xor_(c.d.r32(), c.d.r32());
+            } else if (c.action == ColdDivide::kNegate) {
+                a_.neg(c.d);
+            } else if (c.d.isGpd()) {
+                a_.mov(c.d, c.d);
+            }
+            a_.jmp(c.back);
+        }
     }
 
     void endian(Sem sem, const Gp& d, int32_t bits) {
