@@ -624,8 +624,28 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             steps[pc].kind = Fused::Nothing;
             return;
         }
-        // if (c) goto pc + 2; goto T
+        // if (c) goto pc + 1 + k; rX = ...  (k = 1 or 2, nothing else landing in between)
         const vm::Form form = i0.info().form;
+        if ((form == Form::CondImm || form == Form::CondReg) && options.fold_immediates && i1 != nullptr) {
+            auto simple = [](const vm::Instruction& i) {
+                const Sem s = i.info().sem;
+                return i.info().form == Form::AluImm &&
+                       (s == Sem::Mov || s == Sem::Add || s == Sem::Sub || s == Sem::Or || s == Sem::And ||
+                        s == Sem::Xor || s == Sem::Lsh || s == Sem::Rsh || s == Sem::Arsh);
+            };
+            const bool copy = (i1->op == Op::Mov64Reg || i1->op == Op::Mov32Reg) && i1->dst != i1->src;
+            const int64_t target = vm::branch_target(i0, pc);
+            if (target == static_cast<int64_t>(pc + 2) && (simple(*i1) || copy)) {
+                cover(pc, {Fused::Select, 2, 0, -1, 0});
+                return;
+            }
+            if (target == static_cast<int64_t>(pc + 3) && copy && i2 != nullptr && simple(*i2) &&
+                i2->info().sem != Sem::Mov && i2->dst == i1->dst) {
+                cover(pc, {Fused::Select, 3, 0, -1, 0});
+                return;
+            }
+        }
+        // if (c) goto pc + 2; goto T
         if ((form == Form::CondImm || form == Form::CondReg) &&
             vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) && i1 != nullptr &&
             (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {

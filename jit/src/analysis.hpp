@@ -71,6 +71,9 @@ enum class Fused : uint8_t {
     AddMove,     // `rX = rY; rX += rZ|imm` (same width): rX = rY + rZ|imm in one instruction
     ZeroExtend,  // `rX = rY; rX &= 0xff|0xffff`: rX = the low byte or half of rY
     Inverted,    // `if (c) goto pc + 2; goto T`: if (!c) goto T
+    Select,      // `if (c) goto pc + 1 + k; <k = span - 1 instructions>` where those are `rX = imm`,
+                 // `rX op= imm`, `rX = rY`, or `rX = rY; rX op= imm` (ALU immediates without
+                 // division or multiplication): rX = value unless c, with a cmov instead of a branch
     AddTo,       // `rA = rB` where an earlier `rB = rA; rB += imm` (AddMove, now Nothing) left
                  // rB = rA + imm, nothing in between touched rA or read rB, and rB is dead
                  // afterwards: rA += imm (an increment clang spreads over three instructions)

@@ -913,6 +913,9 @@ private:
                           jump_to(vm::branch_target(jump, pc + 1)), true);
                 return;
             }
+            case Fused::Select:
+                select(pc, step);
+                return;
             case Fused::AddTo: {
                 const bool w64 = p_[pc].info().width == 8;
                 const Gp& d = kRegs[step.base];
@@ -1486,6 +1489,19 @@ private:
 
     // Compare and branch to `target` when the condition holds (or, `inverted`, when it does not).
     void cond_jump(const vm::OpInfo& row, const vm::Instruction& insn, const Label& target, bool inverted) {
+        compare(row, insn);
+        const Sem sem = inverted ? inverse(row.sem) : row.sem;
+        if (sem == Sem::Jset) {
+            a_.jnz(target);  // (named for the test: asmjit would list jne)
+        } else if (sem == Sem::Ja) {
+            a_.jz(target);
+        } else {
+            a_.j(condition(sem), target);
+        }
+    }
+
+    // The flags a conditional jump tests.
+    void compare(const vm::OpInfo& row, const vm::Instruction& insn) {
         const bool w64 = row.width == 8;
         const Gp d = w64 ? kRegs[insn.dst] : kRegs[insn.dst].r32();
         const bool reg = row.form == Form::CondReg;
@@ -1510,61 +1526,70 @@ private:
         } else {
             a_.cmp(d, insn.imm);
         }
-        Sem sem = row.sem;
-        if (inverted) {
-            sem = inverse(sem);
-        }
-        if (sem == Sem::Jeq) {
-            a_.je(target);
-            return;
-        }
-        if (sem == Sem::Jne) {
-            a_.jne(target);
-            return;
-        }
-        if (sem == Sem::Jgt) {
-            a_.ja(target);
-            return;
-        }
-        if (sem == Sem::Jge) {
-            a_.jae(target);
-            return;
-        }
-        if (sem == Sem::Jlt) {
-            a_.jb(target);
-            return;
-        }
-        if (sem == Sem::Jle) {
-            a_.jbe(target);
-            return;
-        }
-        if (sem == Sem::Jsgt) {
-            a_.jg(target);
-            return;
-        }
-        if (sem == Sem::Jsge) {
-            a_.jge(target);
-            return;
-        }
-        if (sem == Sem::Jslt) {
-            a_.jl(target);
-            return;
-        }
-        if (sem == Sem::Jsle) {
-            a_.jle(target);
-            return;
-        }
-        if (sem == Sem::Jset) {
-            a_.jnz(target);
-            return;
-        }
-        if (sem == Sem::Ja) {  // inverted Jset
-            a_.jz(target);
-            return;
-        }
-        BPFVM_ASSERT(false);
     }
 
+    static CondCode condition(Sem sem) {
+        switch (sem) {
+            case Sem::Jeq:
+                return CondCode::kE;
+            case Sem::Jne:
+                return CondCode::kNE;
+            case Sem::Jgt:
+                return CondCode::kA;
+            case Sem::Jge:
+                return CondCode::kAE;
+            case Sem::Jlt:
+                return CondCode::kB;
+            case Sem::Jle:
+                return CondCode::kBE;
+            case Sem::Jsgt:
+                return CondCode::kG;
+            case Sem::Jsge:
+                return CondCode::kGE;
+            case Sem::Jslt:
+                return CondCode::kL;
+            case Sem::Jsle:
+                return CondCode::kLE;
+            case Sem::Jset:
+                return CondCode::kNZ;
+            case Sem::Ja:  // inverted Jset
+                return CondCode::kZ;
+            default:
+                BPFVM_ASSERT(false);
+                return CondCode::kE;
+        }
+    }
+
+    // Fused::Select: `if (c) goto pc + 1 + k; <k instructions writing rX>` as rX = c ? rX : value,
+    // the value worked out in r11 first (before the compare sets the flags).
+    void select(std::size_t pc, const Step& step) {
+        const vm::Instruction& jump = p_[pc];
+        const vm::Instruction& first = p_[pc + 1];
+        const vm::OpInfo& frow = first.info();
+        const unsigned x = first.dst;
+        auto op_on_r11 = [&](const vm::Instruction& i) {
+            const vm::OpInfo& row = i.info();
+            const bool w64 = row.width == 8;
+            alu_imm(row.sem, w64 ? Gp(r11) : Gp(r11d), i.imm, w64, i);
+        };
+        if (frow.form == Form::AluReg) {  // rX = rY, then maybe an operation on it
+            if (frow.width == 8) {
+                a_.mov(r11, kRegs[first.src]);
+            } else {
+                a_.mov(r11d, kRegs[first.src].r32());
+            }
+            if (step.span == 3) {
+                op_on_r11(p_[pc + 2]);
+            }
+        } else if (frow.sem == Sem::Mov) {
+            op_on_r11(first);
+        } else {
+            a_.mov(r11, kRegs[x]);
+            op_on_r11(first);
+        }
+        compare(jump.info(), jump);
+        a_.cmov(condition(inverse(jump.info().sem)), kRegs[x], r11);
+    }
     // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
     // still read are saved (Facts::live_after), and r9 (the budget) in checked mode; rsp stays
     // 16-byte aligned for the C call.
