@@ -641,6 +641,21 @@ TEST(JitWindows, LoadsFromTwoRegionsInOneLoop) {
     EXPECT_FALSE(same_on_all(far, bytes_from(4, 96)).ok());
 }
 
+// The window's proof follows one path back to the header; a second way back that the code fuses
+// into one step with the path's jump (`if (c) goto header; r2 = 1000; goto header`, a cmov and a
+// jump) must not run in the copy: it moves the index the proof counts on.
+TEST(JitWindows, ASecondWayBackFusedIntoThePathsJumpGetsNoWindow) {
+    const char* text =
+        "mov %r2, 0\nmov %r0, 0\nh: mov %r3, %r1\nadd %r3, %r2\nldxb %r4, [%r3]\nadd %r0, %r4\n"
+        "add %r2, 1\njne %r4, 0x55, h\nmov %r2, 1000\nja h\nexit";
+    std::vector<uint8_t> mem = bytes_from(1, 64);
+    mem[5] = 0x55;
+    const vm::RunResult r = same_on_all(text, mem);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds);
+    EXPECT_EQ(r.trap->pc, 4u);
+}
+
 TEST(JitWindows, LoopsThatCannotBeProvedKeepTheirChecks) {
     // A pointer chase, an address from a multiply, a helper call, an atomic, an inner loop.
     for (const char* text : {
@@ -679,6 +694,11 @@ TEST(Jit, BranchesOverOneRegistersWritesSelectLikeTheInterpreter) {
                                      "\nmov %r0, %r3\nexit";
             same_on_all(text);
             has_window(text);  // (compiles in checked mode with a listing too)
+            // ... and `if (c) goto t; <writes>; goto t`
+            const std::string to_t = std::string("lddw %r3, 0x123456789abcdef0\nlddw %r4, 0xfedcba9876543210\n"
+                                                 "mov %r2, 5\n") +
+                                     cond + ", t\n" + code + "\nja t\nmov %r3, 1\nt: mov %r0, %r3\nexit";
+            same_on_all(to_t);
         }
     }
 }

@@ -635,13 +635,28 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
             };
             const bool copy = (i1->op == Op::Mov64Reg || i1->op == Op::Mov32Reg) && i1->dst != i1->src;
             const int64_t target = vm::branch_target(i0, pc);
-            if (target == static_cast<int64_t>(pc + 2) && (simple(*i1) || copy)) {
+            // ... or `if (c) goto T; rX = ...; goto T` (disp = 1: the step ends with that goto)
+            auto to_target = [&](std::size_t at) {
+                const vm::Instruction* g = follower(at - 1);
+                return g != nullptr && (g->info().form == Form::Jump || g->info().form == Form::Jump32) &&
+                       vm::branch_target(*g, at) == target;
+            };
+            const bool one = simple(*i1) || copy;
+            const bool two = copy && i2 != nullptr && simple(*i2) && i2->info().sem != Sem::Mov && i2->dst == i1->dst;
+            if (one && target == static_cast<int64_t>(pc + 2)) {
                 cover(pc, {Fused::Select, 2, 0, -1, 0});
                 return;
             }
-            if (target == static_cast<int64_t>(pc + 3) && copy && i2 != nullptr && simple(*i2) &&
-                i2->info().sem != Sem::Mov && i2->dst == i1->dst) {
+            if (two && target == static_cast<int64_t>(pc + 3)) {
                 cover(pc, {Fused::Select, 3, 0, -1, 0});
+                return;
+            }
+            if (one && !(two && to_target(pc + 3)) && to_target(pc + 2)) {
+                cover(pc, {Fused::Select, 3, 0, -1, 1});
+                return;
+            }
+            if (two && to_target(pc + 3)) {
+                cover(pc, {Fused::Select, 4, 0, -1, 1});
                 return;
             }
         }

@@ -73,7 +73,9 @@ enum class Fused : uint8_t {
     Inverted,    // `if (c) goto pc + 2; goto T`: if (!c) goto T
     Select,      // `if (c) goto pc + 1 + k; <k = span - 1 instructions>` where those are `rX = imm`,
                  // `rX op= imm`, `rX = rY`, or `rX = rY; rX op= imm` (ALU immediates without
-                 // division or multiplication): rX = value unless c, with a cmov instead of a branch
+                 // division or multiplication): rX = value unless c, with a cmov instead of a branch;
+                 // with disp = 1, `if (c) goto T; <those>; goto T` (one more instruction): the
+                 // same, then goto T
     AddTo,       // `rA = rB` where an earlier `rB = rA; rB += imm` (AddMove, now Nothing) left
                  // rB = rA + imm, nothing in between touched rA or read rB, and rB is dead
                  // afterwards: rA += imm (an increment clang spreads over three instructions)

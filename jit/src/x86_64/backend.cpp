@@ -79,9 +79,27 @@ public:
                     window_of_.assign(program.size(), -1);
                     path_index_.assign(program.size(), 0);
                 }
+                const auto index = static_cast<int32_t>(windows_.size());
                 for (std::size_t i = 0; i < w.path.size(); ++i) {
-                    window_of_[w.path[i]] = static_cast<int32_t>(windows_.size());
+                    window_of_[w.path[i]] = index;
                     path_index_[w.path[i]] = static_cast<uint32_t>(i);
+                }
+                // The copy lowers whole steps: a step that also holds instructions off the path
+                // (a fused way out, say `if (c) goto header; goto T`) would take the copy where
+                // the window's proof does not go. No window then.
+                const bool whole = std::all_of(w.path.begin(), w.path.end(), [&](uint32_t pc) {
+                    for (std::size_t k = pc; k < pc + steps_[pc].span; k += p_[k].slots()) {
+                        if (window_of_[k] != index) {
+                            return false;
+                        }
+                    }
+                    return true;
+                });
+                if (!whole) {
+                    for (const uint32_t pc : w.path) {
+                        window_of_[pc] = -1;
+                    }
+                    continue;
                 }
                 windows_.push_back(WindowCode{std::move(w), {}, {}, {}, {}});
             }
@@ -666,7 +684,8 @@ private:
     bool falls_through(std::size_t pc) const {
         const Step& step = steps_[pc];
         const Form f = p_[pc].info().form;
-        return !(step.kind == Fused::Alone && (f == Form::Jump || f == Form::Jump32 || f == Form::Exit));
+        return !(step.kind == Fused::Alone && (f == Form::Jump || f == Form::Jump32 || f == Form::Exit)) &&
+               !(step.kind == Fused::Select && step.disp == 1);
     }
     std::size_t fall_target(std::size_t pc) const {
         const std::size_t last = pc + steps_[pc].span - 1;
@@ -1572,13 +1591,14 @@ private:
             const bool w64 = row.width == 8;
             alu_imm(row.sem, w64 ? Gp(r11) : Gp(r11d), i.imm, w64, i);
         };
+        const unsigned writes = step.span - 1 - static_cast<unsigned>(step.disp);  // 1 or 2
         if (frow.form == Form::AluReg) {  // rX = rY, then maybe an operation on it
             if (frow.width == 8) {
                 a_.mov(r11, kRegs[first.src]);
             } else {
                 a_.mov(r11d, kRegs[first.src].r32());
             }
-            if (step.span == 3) {
+            if (writes == 2) {
                 op_on_r11(p_[pc + 2]);
             }
         } else if (frow.sem == Sem::Mov) {
@@ -1589,6 +1609,9 @@ private:
         }
         compare(jump.info(), jump);
         a_.cmov(condition(inverse(jump.info().sem)), kRegs[x], r11);
+        if (step.disp == 1) {
+            a_.jmp(jump_to(vm::branch_target(jump, pc)));
+        }
     }
     // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
     // still read are saved (Facts::live_after), and r9 (the budget) in checked mode; rsp stays
