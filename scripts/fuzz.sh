@@ -25,7 +25,12 @@ done
 printf 'lddw %%r1, 4, 4\nmov %%r2, 5\ncall 6\nexit\nmov %%r0, %%r1\nexit\n' > "$corpus/callback_lddw.s"
 printf 'jeq %%r1, 5, +5\nlddw %%r1, 0xca11bacc00000000\nmov %%r2, 5\ncall 6\nexit\nmov %%r0, 1\nexit\n' > "$corpus/callback_main.s"
 printf 'lddw %%r1, 0xca11bacc00000005\nmov %%r2, 5\ncall 6\nexit\nmov %%r6, %%r1\nmov %%r0, %%r6\nexit\n' > "$corpus/callback_forged.s"
-for f in "$corpus"/callback_*.s; do
+# Loops that walk r1 (the input itself) by a stride: checked mode runs them in windows without
+# checks (jit/src/windows.hpp) until they would leave the input.
+printf 'mov %%r0, 0\nmov %%r2, 0\nl: mov %%r3, %%r1\nadd %%r3, %%r2\nldxb %%r3, [%%r3]\nadd %%r0, %%r3\nadd %%r2, 1\njne %%r2, 200, l\nexit\n' > "$corpus/window_bytes.s"
+printf 'mov %%r2, %%r1\nl: ldxdw %%r3, [%%r2+4]\nstxw [%%r2], %%r3\nadd %%r2, 8\njne %%r3, 12345, l\nexit\n' > "$corpus/window_words.s"
+printf 'mov32 %%r5, 1\nmov %%r0, 0\nja b\na: mov32 %%r0, %%r5\nadd32 %%r5, 1\nb: mov %%r2, %%r1\nadd %%r2, %%r0\nldxb %%r3, [%%r2]\njne %%r3, 0, a\nexit\n' > "$corpus/window_rotated.s"
+for f in "$corpus"/*.s; do
   "$bpfvm" asm "$f" -o "$corpus/bytecode/$(basename "$f" .s).bin"
   mv "$f" "$corpus/assembler/"
 done
