@@ -656,6 +656,20 @@ TEST(JitWindows, ASecondWayBackFusedIntoThePathsJumpGetsNoWindow) {
     EXPECT_EQ(r.trap->pc, 4u);
 }
 
+// Found by fuzz_bytecode: a `goto +0` on a window's path jumps to the next instruction, which the
+// copy had no label for (the compile stopped on an assertion).
+TEST(JitWindows, RegressionAGotoToTheNextInstructionOnThePath) {
+    const char* text = "mov32 %r5, 16775937\nmov %r0, 0\nja +0\nmov32 %r0, %r5\nldxb %r1, [%r7]\njne %r3, 46, -6\nexit";
+    const vm::RunResult r = same_on_all(text, {}, 1000);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds);
+    const char* walking =
+        "mov %r0, 0\nmov %r2, 0\nl: mov %r3, %r1\nja +0\nadd %r3, %r2\nldxb %r3, [%r3]\nadd %r0, %r3\n"
+        "add %r2, 1\njne %r2, 64, l\nexit";
+    EXPECT_TRUE(has_window(walking));
+    EXPECT_TRUE(same_on_all(walking, bytes_from(3, 64)).ok());
+}
+
 TEST(JitWindows, LoopsThatCannotBeProvedKeepTheirChecks) {
     // A pointer chase, an address from a multiply, a helper call, an atomic, an inner loop.
     for (const char* text : {

@@ -128,18 +128,16 @@ public:
             const std::vector<uint32_t>& path = w.window.path;
             w.copy.resize(path.size());
             for (std::size_t i = 0; i < path.size(); ++i) {
+                if (i == 0 || (facts_.boundary[path[i]] & Facts::kTarget) != 0) {
+                    w.copy[i] = a_.newLabel();  // a jump lands there (even a `goto +0`)
+                }
                 const std::size_t after = path[i] + p_[path[i]].slots();
                 const std::size_t next = i + 1 < path.size() ? path[i + 1] : path[0];
-                if (next != after) {
-                    w.copy[i + 1 < path.size() ? i + 1 : 0] = a_.newLabel();
-                    const Form f = p_[path[i]].info().form;
-                    if (f != Form::Jump && f != Form::Jump32 && after < p_.size() && !labels_[after].isValid()) {
-                        labels_[after] = a_.newLabel();
-                    }
+                const Form f = p_[path[i]].info().form;
+                if (next != after && f != Form::Jump && f != Form::Jump32 && after < p_.size() &&
+                    !labels_[after].isValid()) {
+                    labels_[after] = a_.newLabel();
                 }
-            }
-            if (!w.copy[0].isValid()) {
-                w.copy[0] = a_.newLabel();
             }
         }
         epilogue_ = a_.newLabel();
