@@ -10,11 +10,14 @@
 // Within it every register value that an access address depends on is, at the start of each
 // iteration, its value at the start of the first one plus the iteration number times a constant
 // (a 64-bit `r += c`, or a 32-bit `w = w + c` while it does not wrap: a guard bounds the window so
-// that it cannot). Each access is then at X + k * stride in iteration k, and the window at loop
-// entry is
+// that it cannot). A register that ends the iteration as a sum of such registers moves so too,
+// from the first iteration on when at entry it holds that sum less one step (WindowEntry, checked
+// at run time). Each access is then at X + k * stride in iteration k, and the window at loop
+// entry is (at most 2^32)
 //
 //   N = min over accesses of ((hi - X) >> s) + 1 (stride > 0; (X - lo) for stride < 0), s = ceil(log2 |stride|)
 //
+// (rounding |stride| up to a power of two only shortens the window: it stays sound).
 // with [lo, hi] taken from the access cache once the first address is found in a region (never
 // trapping: an address outside every region just means no window). The budget bounds the copy:
 // the run's budget is lowered to N * cost for the window, so the charge at the header of
