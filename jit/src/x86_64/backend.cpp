@@ -1546,37 +1546,20 @@ private:
     }
 
     static CondCode condition(Sem sem) {
-        switch (sem) {
-            case Sem::Jeq:
-                return CondCode::kE;
-            case Sem::Jne:
-                return CondCode::kNE;
-            case Sem::Jgt:
-                return CondCode::kA;
-            case Sem::Jge:
-                return CondCode::kAE;
-            case Sem::Jlt:
-                return CondCode::kB;
-            case Sem::Jle:
-                return CondCode::kBE;
-            case Sem::Jsgt:
-                return CondCode::kG;
-            case Sem::Jsge:
-                return CondCode::kGE;
-            case Sem::Jslt:
-                return CondCode::kL;
-            case Sem::Jsle:
-                return CondCode::kLE;
-            case Sem::Jset:
-                return CondCode::kNZ;
-            case Sem::Ja:  // inverted Jset
-                return CondCode::kZ;
-            default:
-                BPFVM_ASSERT(false);
-                return CondCode::kE;
+        constexpr std::pair<Sem, CondCode> kConditions[] = {
+            {Sem::Jeq, CondCode::kE},   {Sem::Jne, CondCode::kNE},  {Sem::Jgt, CondCode::kA},
+            {Sem::Jge, CondCode::kAE},  {Sem::Jlt, CondCode::kB},   {Sem::Jle, CondCode::kBE},
+            {Sem::Jsgt, CondCode::kG},  {Sem::Jsge, CondCode::kGE}, {Sem::Jslt, CondCode::kL},
+            {Sem::Jsle, CondCode::kLE}, {Sem::Jset, CondCode::kNZ}, {Sem::Ja, CondCode::kZ},  // (Ja: inverted Jset)
+        };
+        for (const auto& [s, cc] : kConditions) {
+            if (s == sem) {
+                return cc;
+            }
         }
+        BPFVM_ASSERT(false);
+        return CondCode::kE;
     }
-
     // Fused::Select: `if (c) goto pc + 1 + k; <k instructions writing rX>` as rX = c ? rX : value,
     // the value worked out in r11 first (before the compare sets the flags).
     void select(std::size_t pc, const Step& step) {
