@@ -294,9 +294,7 @@ Facts analyse(const vm::Program& program) {
     // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
     // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
     std::vector<uint32_t> flow(n);
-    std::vector<uint8_t> back_target(n + 1, 0);  // the target of a backward (or self) jump
-    std::size_t last_query = 0;                  // the last pc whose widths the plan may ask for
-    bool loops = false;                          // any backward jump
+    std::size_t last_query = 0;  // the last pc whose widths the plan may ask for
     const auto& fns = program.functions();
     f.main_end = fns.size() > 1 ? fns[1] : n;
     const std::size_t main_end = f.main_end;
@@ -326,12 +324,10 @@ Facts analyse(const vm::Program& program) {
             const uint32_t jt = shape.jumps ? t : none;
             jump[pc] = jt;
             const bool back = shape.jumps && t <= pc;
-            f.boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
-            if (back && back_target[t] == 0) {
+            if (back && (f.boundary[t] & Facts::kLoop) == 0) {
                 f.loop_ends.emplace_back(t, static_cast<uint32_t>(pc));  // (pc descends: the last one)
             }
-            back_target[back ? t : none] = 1;
-            loops = loops || back;
+            f.boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
             f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
             // The plan asks for widths only at these (see plan and CopySearch).
             const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
@@ -369,7 +365,7 @@ Facts analyse(const vm::Program& program) {
         f.widths[entry] = kAllWide;
     }
     for (std::size_t pc = 0; pc < n; ++pc) {
-        f.widths[pc] = back_target[pc] != 0 ? kAllWide : f.widths[pc];
+        f.widths[pc] = (f.boundary[pc] & Facts::kLoop) != 0 ? kAllWide : f.widths[pc];
     }
     uint64_t carry = 0;
     const std::size_t widths_end = std::min(last_query + 1, n);
@@ -386,7 +382,7 @@ Facts analyse(const vm::Program& program) {
               kAllWide);  // (not asked for: unknown)
     f.widths.pop_back();
 
-    if (loops) {
+    if (!f.loop_ends.empty()) {  // any backward jump
         std::vector<uint16_t> first;  // the first round's facts, read by the second
         first.swap(live_in);
         first[n] = 0;

@@ -248,7 +248,6 @@ private:
     Label check_stub_;
     bool uses_check_stub_ = false;
     Label probe_stub_;
-    bool uses_probe_stub_ = false;
     // Checked mode's windows (windows.hpp): each loop's setup at its header (labels_[header]),
     // the checked loop after it, the copy without checks, and where the copy's window ends.
     struct WindowCode {
@@ -863,9 +862,8 @@ private:
             a_.cmp(r10, cache_hi(*m.access));
             a_.ja(m.fail);
             a_.jmp(m.hit);
-            uses_probe_stub_ = true;
         }
-        if (uses_probe_stub_) {
+        if (!probe_misses_.empty()) {
             // r10 = address, r11 = access_info; every eBPF register survives; r10 = found or 0.
             a_.bind(probe_stub_);
             const Gp saved[] = {rax, rdi, rsi, rdx, rcx, r8, r9, r11};
