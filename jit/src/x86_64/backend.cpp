@@ -34,6 +34,7 @@
 #include "../analysis.hpp"
 #include "../frontend.hpp"
 #include "../windows.hpp"
+#include "fast_assembler.hpp"
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/flow.hpp"
 
@@ -59,7 +60,7 @@ uint32_t trap_code(vm::TrapKind k) {
 
 class Lowering {
 public:
-    Lowering(const vm::Program& program, const vm::HelperTable& helpers, Assembler& a, const JitOptions& options)
+    Lowering(const vm::Program& program, const vm::HelperTable& helpers, FastAssembler& a, const JitOptions& options)
         : p_(program),
           helpers_(helpers),
           a_(a),
@@ -224,7 +225,7 @@ public:
 private:
     const vm::Program& p_;
     const vm::HelperTable& helpers_;
-    Assembler& a_;
+    FastAssembler& a_;
     bool listing_;
     bool checked_;
     bool blind_;
@@ -1770,7 +1771,7 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         CodeHolder& code;
         ~Detach() { code.resetLogger(); }
     } detach{code};
-    Assembler a(&code);
+    FastAssembler a(&code);
     Lowering lowering(program, helpers, a, options);
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {
         return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));

@@ -1,0 +1,244 @@
+// The JIT's short path for common instructions (jit/src/x86_64/fast_assembler.hpp) against
+// asmjit's own encoder: the same bytes for every register pair, width, and a set of immediates
+// and displacements around each encoding's edges; and whole compiled programs byte-identical with
+// the short path (no listing) and without it (a listing attaches asmjit's logger).
+#include "x86_64/fast_assembler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "frontend.hpp"
+#include "random/random_program.hpp"
+
+namespace bpfvm::jit {
+namespace {
+
+using namespace asmjit;
+using namespace asmjit::x86;
+
+// Two assemblers fed the same instructions; each one's bytes are compared as it is emitted.
+class Pair {
+public:
+    Pair() {
+        const Environment env(Arch::kX64);
+        slow_code_.init(env);
+        fast_code_.init(env);
+        slow_ = std::make_unique<Assembler>(&slow_code_);
+        fast_ = std::make_unique<FastAssembler>(&fast_code_);
+    }
+
+    // Emits one instruction on both; `short_path` says whether the fast one must have encoded it
+    // itself (given room in its buffer). A failure is reported with `what`.
+    template <typename Emit>
+    void check(const std::string& what, bool short_path, Emit emit) {
+        const std::size_t slow_at = slow_->offset();
+        const std::size_t fast_at = fast_->offset();
+        const uint64_t count = fast_->short_path_count();
+        const bool room = fast_->remainingSpace() >= 16;  // else the short path lets asmjit grow the buffer
+        const asmjit::Error slow_error = emit(static_cast<Assembler&>(*slow_));
+        const asmjit::Error fast_error = emit(*fast_);
+        ++checked_;
+        EXPECT_EQ(slow_error, fast_error) << what;
+        const std::vector<uint8_t> slow(slow_->bufferData() + slow_at, slow_->bufferPtr());
+        const std::vector<uint8_t> fast(fast_->bufferData() + fast_at, fast_->bufferPtr());
+        EXPECT_EQ(slow, fast) << what << ": asmjit " << hex(slow) << ", short path " << hex(fast);
+        EXPECT_EQ(fast_->short_path_count() - count, short_path && room ? 1u : 0u) << what;
+        short_paths_ += fast_->short_path_count() - count;
+    }
+    [[nodiscard]] uint64_t checked() const { return checked_; }
+    [[nodiscard]] uint64_t short_paths() const { return short_paths_; }
+
+private:
+    static std::string hex(const std::vector<uint8_t>& bytes) {
+        std::string out;
+        char buf[4];
+        for (uint8_t b : bytes) {
+            std::snprintf(buf, sizeof buf, "%02x ", b);
+            out += buf;
+        }
+        return out.empty() ? "(nothing)" : out;
+    }
+    CodeHolder slow_code_;
+    CodeHolder fast_code_;
+    std::unique_ptr<Assembler> slow_;
+    std::unique_ptr<FastAssembler> fast_;
+    uint64_t checked_ = 0;
+    uint64_t short_paths_ = 0;
+};
+
+Gp gpq(uint32_t id) {
+    return Gp::fromTypeAndId(RegType::kX86_Gpq, id);
+}
+Gp gpd(uint32_t id) {
+    return Gp::fromTypeAndId(RegType::kX86_Gpd, id);
+}
+Gp gpw(uint32_t id) {
+    return Gp::fromTypeAndId(RegType::kX86_Gpw, id);
+}
+Gp gpb(uint32_t id) {
+    return Gp::fromTypeAndId(RegType::kX86_GpbLo, id);
+}
+std::string name(const Gp& r) {
+    return std::to_string(r.size() * 8) + "-bit r" + std::to_string(r.id());
+}
+
+const int64_t kImmediates[] = {0,          1,          -1,         2,          127,        128,
+                               -128,       -129,       255,        256,        32767,      -32768,
+                               65535,      65536,      0x7fffffff, INT32_MIN,  0x80000000, 0xffffffff,
+                               0x100000000, -0x80000001, INT64_MIN, INT64_MAX};
+const int32_t kDisplacements[] = {0, 1, -1, 8, 127, 128, -128, -129, -512, 4096, 0x7fffffff, INT32_MIN};
+
+TEST(JitFastAssembler, RegisterToRegisterFormsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t d = 0; d < 16; ++d) {
+        for (uint32_t s = 0; s < 16; ++s) {
+            for (const bool w64 : {false, true}) {
+                const Gp rd = w64 ? gpq(d) : gpd(d);
+                const Gp rs = w64 ? gpq(s) : gpd(s);
+                const std::string at = " " + name(rd) + ", " + name(rs);
+                pair.check("add" + at, true, [&](auto& a) { return a.add(rd, rs); });
+                pair.check("or" + at, true, [&](auto& a) { return a.or_(rd, rs); });
+                pair.check("and" + at, true, [&](auto& a) { return a.and_(rd, rs); });
+                pair.check("sub" + at, true, [&](auto& a) { return a.sub(rd, rs); });
+                pair.check("xor" + at, true, [&](auto& a) { return a.xor_(rd, rs); });
+                pair.check("cmp" + at, true, [&](auto& a) { return a.cmp(rd, rs); });
+                pair.check("test" + at, true, [&](auto& a) { return a.test(rd, rs); });
+                pair.check("mov" + at, true, [&](auto& a) { return a.mov(rd, rs); });
+                pair.check("imul" + at, true, [&](auto& a) { return a.imul(rd, rs); });
+                pair.check("movzx" + at + " (byte)", true, [&](auto& a) { return a.movzx(rd, gpb(s)); });
+                pair.check("movzx" + at + " (word)", true, [&](auto& a) { return a.movzx(rd, gpw(s)); });
+            }
+            // Mixed widths are asmjit's to reject or encode.
+            pair.check("add mixed", false, [&](auto& a) { return a.add(gpq(d), gpd(s)); });
+        }
+    }
+    EXPECT_GT(pair.short_paths(), 16u * 16u * 2u * 11u * 9u / 10u);
+}
+
+TEST(JitFastAssembler, ImmediateFormsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t d = 0; d < 16; ++d) {
+        for (const bool w64 : {false, true}) {
+            const Gp rd = w64 ? gpq(d) : gpd(d);
+            for (const int64_t v : kImmediates) {
+                const std::string at = " " + name(rd) + ", " + std::to_string(v);
+                const bool alu = v >= INT32_MIN && v <= INT32_MAX;
+                pair.check("add" + at, alu, [&](auto& a) { return a.add(rd, v); });
+                pair.check("or" + at, alu, [&](auto& a) { return a.or_(rd, v); });
+                pair.check("and" + at, alu, [&](auto& a) { return a.and_(rd, v); });
+                pair.check("sub" + at, alu, [&](auto& a) { return a.sub(rd, v); });
+                pair.check("xor" + at, alu, [&](auto& a) { return a.xor_(rd, v); });
+                pair.check("cmp" + at, alu, [&](auto& a) { return a.cmp(rd, v); });
+                const bool mov = w64 || (v >= INT32_MIN && v <= int64_t{UINT32_MAX});
+                pair.check("mov" + at, mov, [&](auto& a) { return a.mov(rd, v); });
+                const bool count = v >= 1 && v <= 255;
+                pair.check("shl" + at, count, [&](auto& a) { return a.shl(rd, v); });
+                pair.check("shr" + at, count, [&](auto& a) { return a.shr(rd, v); });
+                pair.check("sar" + at, count, [&](auto& a) { return a.sar(rd, v); });
+            }
+        }
+    }
+    for (int count = 1; count < 64; ++count) {
+        pair.check("shl rax, " + std::to_string(count), true, [&](auto& a) { return a.shl(rax, count); });
+        pair.check("sar r13d, " + std::to_string(count), true, [&](auto& a) { return a.sar(r13d, count); });
+    }
+    EXPECT_GT(pair.short_paths(), pair.checked() / 2);
+}
+
+TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t base = 0; base < 16; ++base) {
+        for (uint32_t index = 0; index <= 16; ++index) {
+            if (index == 4) {
+                continue;  // rsp cannot be an index
+            }
+            for (const int32_t disp : kDisplacements) {
+                auto mem = [&](uint32_t size) {
+                    return index == 16 ? ptr(gpq(base), disp, size) : ptr(gpq(base), gpq(index), 0, disp, size);
+                };
+                const std::string at = " [r" + std::to_string(base) +
+                                       (index == 16 ? "" : " + r" + std::to_string(index)) + " + " +
+                                       std::to_string(disp) + "]";
+                // The register field: every register for the plain forms, a few for the rest.
+                for (uint32_t r = 0; r < 16; ++r) {
+                    pair.check("load 64" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(8)); });
+                    pair.check("load 32" + at, true, [&](auto& a) { return a.mov(gpd(r), mem(4)); });
+                    pair.check("store 64" + at, true, [&](auto& a) { return a.mov(mem(8), gpq(r)); });
+                    pair.check("store 8" + at, true, [&](auto& a) { return a.mov(mem(1), gpb(r)); });
+                    pair.check("lea 64" + at, true, [&](auto& a) { return a.lea(gpq(r), mem(0)); });
+                }
+                for (const uint32_t r : {0u, 3u, 5u, 6u, 7u, 8u, 12u, 13u}) {
+                    pair.check("movzx byte" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(1)); });
+                    pair.check("movzx word" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(2)); });
+                    pair.check("movzx 64 byte" + at, true, [&](auto& a) { return a.movzx(gpq(r), mem(1)); });
+                    pair.check("store 16" + at, true, [&](auto& a) { return a.mov(mem(2), gpw(r)); });
+                    pair.check("store 32" + at, true, [&](auto& a) { return a.mov(mem(4), gpd(r)); });
+                    pair.check("lea 32" + at, true, [&](auto& a) { return a.lea(gpd(r), mem(0)); });
+                    pair.check("load 64 unsized" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(0)); });
+                }
+                for (const int64_t v : {int64_t{0}, int64_t{-1}, int64_t{127}, int64_t{255}, int64_t{-32768},
+                                        int64_t{65535}, int64_t{INT32_MIN}, int64_t{0x7fffffff}}) {
+                    const std::string imm = " <- " + std::to_string(v);
+                    pair.check("store imm 1" + at + imm, v >= -128 && v <= 255,
+                               [&](auto& a) { return a.mov(mem(1), v); });
+                    pair.check("store imm 2" + at + imm, v >= -32768 && v <= 65535,
+                               [&](auto& a) { return a.mov(mem(2), v); });
+                    pair.check("store imm 4" + at + imm, true, [&](auto& a) { return a.mov(mem(4), v); });
+                    pair.check("store imm 8" + at + imm, true, [&](auto& a) { return a.mov(mem(8), v); });
+                }
+            }
+        }
+    }
+    // Forms the short path leaves to asmjit: a scaled index, a size that does not match.
+    pair.check("scaled", false, [&](auto& a) { return a.mov(rax, ptr(rbx, rcx, 3, 8, 8)); });
+    pair.check("mismatch", false, [&](auto& a) { return a.mov(eax, ptr(rbx, 8, 8)); });
+    EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
+}
+
+TEST(JitFastAssembler, PendingOptionsAndLoggersTakeAsmjitsPath) {
+    CodeHolder code;
+    code.init(Environment(Arch::kX64));
+    FastAssembler a(&code);
+    a.lock().add(ptr(rdi, 0, 8), rax);  // (a memory destination: asmjit's)
+    a.rep();                            // pending for the next instruction
+    a.mov(rax, rbx);
+    EXPECT_EQ(a.short_path_count(), 0u);
+    StringLogger logger;
+    code.setLogger(&logger);
+    a.add(rax, rbx);
+    EXPECT_EQ(a.short_path_count(), 0u);
+    EXPECT_NE(std::string(logger.data()).find("add rax, rbx"), std::string::npos);
+    code.resetLogger();
+    a.add(rax, rbx);
+    EXPECT_EQ(a.short_path_count(), 1u);
+}
+
+// Whole programs: the code compiled with a listing (asmjit encodes everything) and without (the
+// short path) is the same, byte for byte, in both modes.
+TEST(JitFastAssembler, CompiledProgramsAreTheSameWithAndWithoutTheShortPath) {
+    const vm::HelperTable helpers = test::mix_helpers();
+    for (uint64_t seed = 1; seed <= 60; ++seed) {
+        test::RandomProgramOptions options;
+        options.statements = 30;
+        options.functions = seed % 3 == 0 ? 2 : 1;
+        const Expected<vm::Program> program = vm::Program::from_raw(test::random_program(seed, options));
+        ASSERT_TRUE(program) << program.error().message();
+        for (const bool checked : {false, true}) {
+            JitOptions with;
+            with.checked = checked;
+            with.keep_listing = true;
+            JitOptions without = with;
+            without.keep_listing = false;
+            const Expected<Compiled> a = compile_x86_64(*program, helpers, with);
+            const Expected<Compiled> b = compile_x86_64(*program, helpers, without);
+            ASSERT_TRUE(a && b);
+            EXPECT_EQ(a->code, b->code) << "seed " << seed << (checked ? " checked" : "");
+        }
+    }
+}
+
+}  // namespace
+}  // namespace bpfvm::jit
