@@ -68,8 +68,14 @@ struct OpShape {
     bool def_src = false;
     bool exit = false;  // also reads r1-r5 where a caller may read them
     // Flow.
-    bool falls = true;   // reaches the next instruction
-    bool jumps = false;  // has a jump target (not a call)
+    bool falls = true;    // reaches the next instruction
+    bool jumps = false;   // has a jump target (not a call)
+    bool call = false;    // a local call (its target is a function)
+    bool rel_imm = false;  // the target's offset is in imm (goto32, local calls), else in off
+    bool helper = false;  // a helper call (call or callx)
+    // The plan asks for widths only before these (see plan and CopySearch): kQueryAlways, or
+    // kQueryMask for an `and` whose immediate is one of the masks the plan folds.
+    enum : uint8_t { kQueryNever, kQueryAlways, kQueryMask } query = kQueryNever;
     // Widths: the operation, its register (dst, src or r0) and where an immediate goes.
     WidthOp width;
     enum : uint8_t { kDst, kSrc, kR0 } width_reg = kDst;
@@ -87,6 +93,12 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
         s.width.value = static_cast<uint8_t>(code(w));
     };
     const Width wide = w64 ? Width::W64 : Width::W32;
+    s.call = row.op == Op::CallLocal;
+    s.rel_imm = row.op == Op::Ja32 || row.op == Op::CallLocal;
+    s.helper = row.op == Op::CallHelper || row.op == Op::Callx;
+    s.query = row.op == Op::And64Imm || row.op == Op::And32Imm                       ? OpShape::kQueryMask
+              : row.op == Op::Mov32Reg || row.op == Op::Le16 || row.op == Op::Le32 ? OpShape::kQueryAlways
+                                                                                   : OpShape::kQueryNever;
     const bool fetch = row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
                        row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor || row.sem == Sem::AtomicXchg;
     switch (row.form) {
@@ -302,6 +314,18 @@ Facts analyse(const vm::Program& program) {
     f.live_after.assign(n, 0);
     std::vector<uint16_t> live_in(n + 1, 0);
 
+    // The passes work on raw pointers held in locals: a store through a byte pointer may alias
+    // anything, and would otherwise make the compiler reload every vector's data pointer after it.
+    const vm::Instruction* const insns = program.instructions().data();
+    const uint8_t* const tails = program.tails().data();
+    uint8_t* const boundary = f.boundary.data();
+    uint32_t* const jumps = jump.data();
+    uint32_t* const flows = flow.data();
+    uint16_t* const live_after = f.live_after.data();
+    // A function's exit may be read by a caller (r1-r5 too) past the first function, or in it
+    // when it is called.
+    const std::size_t args_from = f.main_is_called ? 0 : main_end;
+
     // Liveness, backwards, in up to two rounds. The first takes every register as live into an
     // earlier successor (a loop header); the second, run when there are loops, takes what the
     // first found live there. Both are sound (each round's facts are at least the true ones when
@@ -309,74 +333,78 @@ Facts analyse(const vm::Program& program) {
     // before writing it. The first round also decodes what the other passes need: jump targets,
     // boundaries, loop headers, the per-pc flow word, the registers each function writes.
     {
+        uint16_t* const in = live_in.data();
         uint16_t next_in = 0;
         uint16_t writes = 0;                // of the function pc is in
         std::size_t function = fns.size();  // its index + 1
+        std::size_t function_start = fns[function - 1];
+        bool helpers = false;
         std::size_t pc = n;
         while (pc-- > 0) {
-            const vm::Instruction& insn = program[pc];
-            const bool tail = program.is_tail(pc);
-            const OpShape& shape = kShapes[tail ? kTailShape : static_cast<std::size_t>(insn.op)];
-            const bool call = insn.op == Op::CallLocal && !tail;
-            const bool targets = shape.jumps || call;
-            const int64_t rel = insn.op == Op::Ja32 || insn.op == Op::CallLocal ? insn.imm : insn.off;
-            const auto t = targets ? static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel) : none;
-            const uint32_t jt = shape.jumps ? t : none;
-            jump[pc] = jt;
-            const bool back = shape.jumps && t <= pc;
-            if (back && (f.boundary[t] & Facts::kLoop) == 0) {
+            // Branch-free but for rare events (a loop's top, a function's start): the kinds of
+            // neighbouring instructions follow no pattern a predictor could learn.
+            const vm::Instruction& insn = insns[pc];
+            const OpShape& shape = kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insn.op)];
+            const int64_t rel = shape.rel_imm ? insn.imm : insn.off;
+            const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
+            const uint32_t jump_mask = 0u - uint32_t{shape.jumps};
+            const uint32_t any_mask = jump_mask | (0u - uint32_t{shape.call});
+            const uint32_t t = (target & any_mask) | (none & ~any_mask);
+            const uint32_t jt = (target & jump_mask) | (none & ~jump_mask);
+            jumps[pc] = jt;
+            const bool back = jt <= pc;
+            if (back && (boundary[t] & Facts::kLoop) == 0) [[unlikely]] {
                 f.loop_ends.emplace_back(t, static_cast<uint32_t>(pc));  // (pc descends: the last one)
             }
-            f.boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
-            f.calls_helpers = f.calls_helpers || (!tail && (insn.op == Op::CallHelper || insn.op == Op::Callx));
-            // The plan asks for widths only at these (see plan and CopySearch).
-            const bool mask = (insn.op == Op::And64Imm || insn.op == Op::And32Imm) &&
-                              (insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1);
-            const bool query =
-                !tail && (mask || insn.op == Op::Mov32Reg || insn.op == Op::Le16 || insn.op == Op::Le32);
+            boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
+            helpers |= shape.helper;
+            const bool mask = insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1;
+            const bool query = shape.query == OpShape::kQueryAlways || (shape.query == OpShape::kQueryMask && mask);
             last_query = query && pc > last_query ? pc : last_query;
 
             const UseDef ud = use_def(shape, insn, false);
-            flow[pc] =
+            flows[pc] =
                 ud.use | (uint32_t{ud.def} << 10) | (uint32_t{shape.falls} << 20) | (uint32_t{shape.exit} << 21);
-            const uint16_t jumped = jt > pc ? live_in[jt] : kAll;  // slot n: nothing
-            const auto out = static_cast<uint16_t>((shape.falls ? next_in : 0) | jumped);
-            const bool exit_args = shape.exit && (pc >= main_end || f.main_is_called);
-            f.live_after[pc] = out;
+            // What the jump brings (slot n: nothing); everything when it goes back.
+            const auto jumped = static_cast<uint16_t>(in[jt] | (kAll & (0u - uint32_t{back})));
+            const auto out = static_cast<uint16_t>((next_in & (0u - uint32_t{shape.falls})) | jumped);
+            const bool exit_args = shape.exit && pc >= args_from;
+            live_after[pc] = out;
             next_in = static_cast<uint16_t>(ud.use | (exit_args ? kArgs : 0) | (out & ~ud.def));
-            live_in[pc] = next_in;
+            in[pc] = next_in;
             writes = static_cast<uint16_t>(writes | ud.def);
-            if (pc == fns[function - 1]) {
+            if (pc == function_start) [[unlikely]] {
                 f.function_writes[function - 1] = writes;
                 writes = 0;
                 --function;
+                function_start = function > 0 ? fns[function - 1] : SIZE_MAX;
             }
         }
+        f.calls_helpers = helpers;
     }
     for (uint32_t entry : fns) {
-        f.boundary[entry] |= Facts::kEntry;
+        boundary[entry] |= Facts::kEntry;
     }
-    f.boundary[n] = 0;
+    boundary[n] = 0;
 
     // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
     // falls through is carried in `carry`; f.widths collects what jumps bring.
     f.widths.assign(n + 1, 0);
+    uint64_t* const widths = f.widths.data();
     for (uint32_t entry : fns) {
-        f.widths[entry] = kAllWide;
+        widths[entry] = kAllWide;
     }
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        f.widths[pc] = (f.boundary[pc] & Facts::kLoop) != 0 ? kAllWide : f.widths[pc];
-    }
-    uint64_t carry = 0;
     const std::size_t widths_end = std::min(last_query + 1, n);
+    uint64_t carry = 0;
     for (std::size_t pc = 0; pc < widths_end; ++pc) {
-        const OpShape& shape = shape_at(program, pc);
-        const uint64_t in = f.widths[pc] | carry;
-        f.widths[pc] = in;
-        const uint64_t out = apply(width_op(shape, program[pc]), in);
-        carry = shape.falls ? out : 0;
-        const uint32_t t = jump[pc];
-        f.widths[t > pc ? t : none] |= out;  // forward jumps only
+        const OpShape& shape = kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
+        const uint64_t loop = (boundary[pc] & Facts::kLoop) != 0 ? kAllWide : 0;
+        const uint64_t in = widths[pc] | carry | loop;
+        widths[pc] = in;
+        const uint64_t out = apply(width_op(shape, insns[pc]), in);
+        carry = out & (0 - uint64_t{shape.falls});
+        const uint32_t t = jumps[pc];
+        widths[t > pc ? t : none] |= out;  // forward jumps only
     }
     std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(widths_end), f.widths.end(),
               kAllWide);  // (not asked for: unknown)
@@ -387,19 +415,21 @@ Facts analyse(const vm::Program& program) {
         first.swap(live_in);
         first[n] = 0;
         live_in.assign(n + 1, 0);
+        const uint16_t* const before = first.data();
+        uint16_t* const in = live_in.data();
         uint16_t next_in = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
-            const uint32_t fl = flow[pc];
-            const uint32_t t = jump[pc];
-            const uint16_t jumped = t > pc ? live_in[t] : first[t];  // slot n: nothing
-            const auto out = static_cast<uint16_t>(((fl >> 20) & 1 ? next_in : 0) | jumped);
-            const bool exit_args = (fl >> 21) != 0 && (pc >= main_end || f.main_is_called);
+            const uint32_t fl = flows[pc];
+            const uint32_t t = jumps[pc];
+            const uint16_t jumped = t > pc ? in[t] : before[t];  // slot n: nothing
+            const auto out = static_cast<uint16_t>((next_in & (0u - ((fl >> 20) & 1))) | jumped);
+            const bool exit_args = (fl >> 21) != 0 && pc >= args_from;
             const auto use = static_cast<uint16_t>((fl & 0x3ff) | (exit_args ? kArgs : 0));
             const auto def = static_cast<uint16_t>((fl >> 10) & 0x3ff);
-            f.live_after[pc] = out;
+            live_after[pc] = out;
             next_in = static_cast<uint16_t>(use | (out & ~def));
-            live_in[pc] = next_in;
+            in[pc] = next_in;
         }
     }
     return f;

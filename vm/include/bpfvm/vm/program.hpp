@@ -66,6 +66,7 @@ public:
     [[nodiscard]] const std::vector<Instruction>& instructions() const { return insns_; }
     [[nodiscard]] const std::vector<RawInsn>& raw() const { return raw_; }
     [[nodiscard]] bool is_tail(std::size_t pc) const { return tail_[pc] != 0; }
+    [[nodiscard]] const std::vector<uint8_t>& tails() const { return tail_; }  // per slot: is_tail
     // Entry pc of every function: 0, then each bpf-to-bpf call target, ascending.
     [[nodiscard]] const std::vector<uint32_t>& functions() const { return functions_; }
     // A local call or a function address (lddw src 4) names pc 0: the first function may run as
