@@ -295,24 +295,39 @@ inline uint64_t apply(const WidthOp& op, uint64_t w) {
 //
 // The passes read each instruction's row in kShapes instead of switching on its kind, and an
 // instruction without a jump target uses slot n, a dummy, as its target.
-Facts analyse(const vm::Program& program) {
+namespace {
+// The passes' own vectors, kept per thread from one compile to the next (as the back end keeps its
+// CodeHolder): a program's worth of memory is then neither allocated nor cold each time.
+struct Scratch {
+    std::vector<uint32_t> jump;  // the target of a jump at pc (not a call), or n
+    // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
+    // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
+    std::vector<uint32_t> flow;
+    std::vector<uint16_t> live_in;
+    std::vector<uint16_t> first;  // the first liveness round's live_in, read by the second
+};
+thread_local Scratch scratch;
+}  // namespace
+
+void analyse(const vm::Program& program, Facts& f) {
     const std::size_t n = program.size();
     const auto none = static_cast<uint32_t>(n);
     constexpr uint16_t kAll = 0x3ff;
-    Facts f;
     f.main_is_called = program.first_function_is_named();  // a call, or a callback, may start at pc 0
     f.boundary.assign(n + 1, 0);
-    std::vector<uint32_t> jump(n + 1, none);  // the target of a jump at pc (not a call), or n
-    // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
-    // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
-    std::vector<uint32_t> flow(n);
+    f.loop_ends.clear();
+    std::vector<uint32_t>& jump = scratch.jump;
+    std::vector<uint32_t>& flow = scratch.flow;
+    std::vector<uint16_t>& live_in = scratch.live_in;
+    jump.assign(n + 1, none);
+    flow.resize(n);
+    live_in.assign(n + 1, 0);
     std::size_t last_query = 0;  // the last pc whose widths the plan may ask for
     const auto& fns = program.functions();
     f.main_end = fns.size() > 1 ? fns[1] : n;
     const std::size_t main_end = f.main_end;
     f.function_writes.assign(fns.size(), 0);
     f.live_after.assign(n, 0);
-    std::vector<uint16_t> live_in(n + 1, 0);
 
     // The passes work on raw pointers held in locals: a store through a byte pointer may alias
     // anything, and would otherwise make the compiler reload every vector's data pointer after it.
@@ -411,7 +426,7 @@ Facts analyse(const vm::Program& program) {
     f.widths.pop_back();
 
     if (!f.loop_ends.empty()) {  // any backward jump
-        std::vector<uint16_t> first;  // the first round's facts, read by the second
+        std::vector<uint16_t>& first = scratch.first;  // the first round's facts, read by the second
         first.swap(live_in);
         first[n] = 0;
         live_in.assign(n + 1, 0);
@@ -432,7 +447,6 @@ Facts analyse(const vm::Program& program) {
             in[pc] = next_in;
         }
     }
-    return f;
 }
 
 namespace {
@@ -543,9 +557,9 @@ struct CopySearch {
 
 }  // namespace
 
-std::vector<Step> plan(const vm::Program& program, const Facts& facts, const PlanOptions& options) {
+void plan(const vm::Program& program, const Facts& facts, const PlanOptions& options, std::vector<Step>& steps) {
     const std::size_t n = program.size();
-    std::vector<Step> steps(n);
+    steps.assign(n, Step{});
     // The instruction after pc when control may only reach it from pc (null otherwise).
     auto follower = [&](std::size_t pc) -> const vm::Instruction* {
         const std::size_t next = pc + program[pc].slots();
@@ -702,7 +716,6 @@ std::vector<Step> plan(const vm::Program& program, const Facts& facts, const Pla
         decide(pc);
         copies.visit(pc);
     }
-    return steps;
 }
 
 }  // namespace bpfvm::jit

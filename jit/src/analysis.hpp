@@ -56,7 +56,8 @@ struct Facts {
     }
 };
 
-Facts analyse(const vm::Program& program);
+// Fills `facts` for the program (reusing its vectors' memory).
+void analyse(const vm::Program& program, Facts& facts);
 
 // How an instruction is lowered. The fused forms stand for the instructions from pc up to and
 // including pc + span - 1, which are `Covered` (no code of their own); none of those but the
@@ -99,6 +100,7 @@ struct PlanOptions {
     bool fold_immediates = true;  // false with constant blinding: no chosen constant in the code
 };
 
-std::vector<Step> plan(const vm::Program& program, const Facts& facts, const PlanOptions& options);
+// Fills `steps`, one per pc (reusing the vector's memory).
+void plan(const vm::Program& program, const Facts& facts, const PlanOptions& options, std::vector<Step>& steps);
 
 }  // namespace bpfvm::jit

@@ -50,6 +50,18 @@ using vm::Sem;
 const Gp kRegs[vm::kNumRegisters] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
 const Gp kState = r12;
 
+// A label per pc, most of them none: kept as asmjit label ids (4 bytes a pc, where a Label is
+// 16), so that a compile writes and reads less memory.
+class LabelTable {
+public:
+    void reset(std::size_t n) { ids_.assign(n, Globals::kInvalidId); }
+    Label operator[](std::size_t pc) const { return Label(ids_[pc]); }
+    void set(std::size_t pc, const Label& label) { ids_[pc] = label.id(); }
+
+private:
+    std::vector<uint32_t> ids_;
+};
+
 Mem field(std::size_t offset, uint32_t size = 8) {
     return ptr(kState, static_cast<int32_t>(offset), size);
 }
@@ -71,8 +83,8 @@ public:
             costs_ = vm::budget_charges(program);
         }
         zero_bytes_ = vm::frame_bytes_used(program);
-        facts_ = analyse(program);
-        steps_ = plan(program, facts_, PlanOptions{!blind_});
+        analyse(program, facts_);
+        plan(program, facts_, PlanOptions{!blind_}, steps_);
         find_loops();
         if (checked_) {
             for (Window& w : find_windows(program, costs_, facts_.boundary)) {
@@ -115,10 +127,10 @@ public:
 
     asmjit::Error run() {
         // Labels only where code jumps or calls to (and pc 0): fewer labels, faster compiles.
-        labels_.resize(p_.size());
+        labels_.reset(p_.size());
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
             if (pc == 0 || (facts_.boundary[pc] & Facts::kTarget) != 0) {
-                labels_[pc] = a_.newLabel();
+                labels_.set(pc, a_.newLabel());
             }
         }
         for (WindowCode& w : windows_) {
@@ -137,7 +149,7 @@ public:
                 const Form f = p_[path[i]].info().form;
                 if (next != after && f != Form::Jump && f != Form::Jump32 && after < p_.size() &&
                     !labels_[after].isValid()) {
-                    labels_[after] = a_.newLabel();
+                    labels_.set(after, a_.newLabel());
                 }
             }
         }
@@ -145,9 +157,9 @@ public:
         unwind_ = a_.newLabel();
         check_stub_ = a_.newLabel();
         callback_entry_ = a_.newLabel();
-        call_labels_.resize(p_.size());
+        call_labels_.reset(p_.size());
         for (uint32_t f : p_.functions()) {
-            call_labels_[f] = a_.newLabel();
+            call_labels_.set(f, a_.newLabel());
         }
         // The first function runs as a callee when it is called, and may run as a callback
         // whenever a helper is called (a program can make any function's address itself).
@@ -244,8 +256,12 @@ private:
     KeyStream keys_;
     std::vector<uint32_t> costs_;
     uint32_t zero_bytes_ = vm::kStackFrameBytes;  // of each frame, zeroed on entry
-    Facts facts_;              // liveness, boundaries, widths (analysis.hpp)
-    std::vector<Step> steps_;  // how each instruction is lowered
+    // Liveness, boundaries, widths (analysis.hpp), and how each instruction is lowered: kept per
+    // thread from one compile to the next, so that their memory is neither allocated nor cold.
+    static thread_local Facts thread_facts;
+    static thread_local std::vector<Step> thread_steps;
+    Facts& facts_ = thread_facts;
+    std::vector<Step>& steps_ = thread_steps;
     Label check_stub_;
     bool uses_check_stub_ = false;
     Label probe_stub_;
@@ -277,8 +293,8 @@ private:
         Gp address;  // where the address is (r10, or the base register)
     };
     std::vector<SlowAccess> slow_accesses_;
-    std::vector<Label> labels_;
-    std::vector<Label> call_labels_;
+    LabelTable labels_;
+    LabelTable call_labels_;
     std::size_t function_ = 0;  // the function being lowered (an index into functions())
     Label epilogue_;
     Label unwind_;
@@ -494,7 +510,7 @@ public:
         a_.jmp(epilogue_);
     }
     Label callback_entry_;
-    const std::vector<Label>& call_labels() const { return call_labels_; }
+    const LabelTable& call_labels() const { return call_labels_; }
 
 private:
     void tails() {
@@ -1750,6 +1766,9 @@ private:
         }
     }
 };
+
+thread_local Facts Lowering::thread_facts;
+thread_local std::vector<Step> Lowering::thread_steps;
 
 }  // namespace
 
