@@ -557,6 +557,20 @@ struct CopySearch {
 
 }  // namespace
 
+// Per opcode, whether the plan has anything to do there: a fused pattern may start there (decide
+// looks further), which includes every instruction CopySearch acts on (conditional jumps and
+// register moves). Most opcodes do not.
+constexpr std::array<bool, vm::kOpCount> kPlanStarts = [] {
+    std::array<bool, vm::kOpCount> t{};
+    for (std::size_t i = 0; i < vm::kOpCount; ++i) {
+        const vm::OpInfo& row = vm::kOpTable[i];
+        t[i] = row.form == Form::CondImm || row.form == Form::CondReg || row.op == Op::Mov64Reg ||
+               row.op == Op::Mov32Reg || row.op == Op::Add64Reg || row.op == Op::Add64Imm || row.op == Op::And64Imm ||
+               row.op == Op::And32Imm || row.op == Op::Le16 || row.op == Op::Le32 || row.op == Op::Le64;
+    }
+    return t;
+}();
+
 void plan(const vm::Program& program, const Facts& facts, const PlanOptions& options, std::vector<Step>& steps) {
     const std::size_t n = program.size();
     steps.assign(n, Step{});
@@ -592,12 +606,7 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
     // How the step at pc (not a tail, not covered) is lowered.
     auto decide = [&](std::size_t pc) {
         const vm::Instruction& i0 = program[pc];
-        // Only these start a pattern.
-        const Op op = i0.op;
-        const vm::Form form0 = i0.info().form;
-        if (op != Op::Mov64Reg && op != Op::Mov32Reg && op != Op::Add64Reg && op != Op::Add64Imm &&
-            op != Op::And64Imm && op != Op::And32Imm && op != Op::Le16 && op != Op::Le32 && op != Op::Le64 &&
-            form0 != Form::CondImm && form0 != Form::CondReg) {
+        if (!kPlanStarts[static_cast<std::size_t>(i0.op)]) {
             return;
         }
         const vm::Instruction* i1 = follower(pc);
@@ -709,9 +718,12 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
         }
     };
     CopySearch copies{program, facts, steps};
+    const vm::Instruction* const insns = program.instructions().data();
+    const uint8_t* const tails = program.tails().data();
     for (std::size_t pc = 0; pc < n; ++pc) {
-        if (program.is_tail(pc) || steps[pc].kind == Fused::Covered) {
-            continue;
+        if (tails[pc] != 0 || !kPlanStarts[static_cast<std::size_t>(insns[pc].op)] ||
+            steps[pc].kind == Fused::Covered) {
+            continue;  // (most instructions: nothing to decide or to search for)
         }
         decide(pc);
         copies.visit(pc);
