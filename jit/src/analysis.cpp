@@ -233,8 +233,10 @@ constexpr std::array<OpShape, vm::kOpCount + 1> kShapes = [] {
     return t;
 }();
 
-inline const OpShape& shape_at(const vm::Program& program, std::size_t pc) {
-    return kShapes[program.is_tail(pc) ? kTailShape : static_cast<std::size_t>(program[pc].op)];
+// The row of the slot at pc (the passes hold the program's instructions and tail flags as raw
+// pointers, see analyse).
+inline const OpShape& shape_at(const vm::Instruction* insns, const uint8_t* tails, std::size_t pc) {
+    return kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
 }
 
 struct UseDef {
@@ -359,7 +361,7 @@ void analyse(const vm::Program& program, Facts& f) {
             // Branch-free but for rare events (a loop's top, a function's start): the kinds of
             // neighbouring instructions follow no pattern a predictor could learn.
             const vm::Instruction& insn = insns[pc];
-            const OpShape& shape = kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insn.op)];
+            const OpShape& shape = shape_at(insns, tails, pc);
             const int64_t rel = shape.rel_imm ? insn.imm : insn.off;
             const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
             const uint32_t jump_mask = 0u - uint32_t{shape.jumps};
@@ -412,7 +414,7 @@ void analyse(const vm::Program& program, Facts& f) {
     const std::size_t widths_end = std::min(last_query + 1, n);
     uint64_t carry = 0;
     for (std::size_t pc = 0; pc < widths_end; ++pc) {
-        const OpShape& shape = kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
+        const OpShape& shape = shape_at(insns, tails, pc);
         const uint64_t loop = (boundary[pc] & Facts::kLoop) != 0 ? kAllWide : 0;
         const uint64_t in = widths[pc] | carry | loop;
         widths[pc] = in;
@@ -603,12 +605,9 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
             steps[pc + k].kind = Fused::Covered;
         }
     };
-    // How the step at pc (not a tail, not covered) is lowered.
+    // How the step at pc (not a tail, not covered, an opcode in kPlanStarts) is lowered.
     auto decide = [&](std::size_t pc) {
         const vm::Instruction& i0 = program[pc];
-        if (!kPlanStarts[static_cast<std::size_t>(i0.op)]) {
-            return;
-        }
         const vm::Instruction* i1 = follower(pc);
         const vm::Instruction* i2 = i1 != nullptr && i1->slots() == 1 ? follower(pc + 1) : nullptr;
         const bool mov64 = i0.op == Op::Mov64Reg && i0.dst != i0.src;

@@ -157,6 +157,17 @@ private:
         return p;
     }
     static uint32_t index_rex(const Address& a) { return a.index != kNoIndex ? a.index : 0; }
+    // REX, the opcode (after 0x0f when `escape`), ModRM, SIB and displacement of a form with a
+    // register and a memory operand; then the instruction is done.
+    bool reg_mem(uint8_t* p, bool w, uint32_t reg, const Address& a, uint8_t opcode, bool escape = false,
+                 bool force_rex = false) {
+        p = rex(p, w, reg, index_rex(a), a.base, force_rex);
+        if (escape) {
+            *p++ = 0x0f;
+        }
+        *p++ = opcode;
+        return finish(modrm_mem(p, reg, a));
+    }
 
     // `op r/m, r` with both registers of one width (32 or 64 bits).
     bool rr(uint8_t opcode, const Gp& d, const Gp& s) {
@@ -275,9 +286,7 @@ private:
         if (p == nullptr || !is32or64(d) || (m.size() != 0 && m.size() != d.size()) || !address_of(m, a)) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), index_rex(a), a.base);
-        *p++ = 0x8b;
-        return finish(modrm_mem(p, d.id(), a));
+        return reg_mem(p, d.isGpq(), d.id(), a, 0x8b);
     }
 
     // movzx r32|r64, byte|word [m].
@@ -287,10 +296,7 @@ private:
         if (p == nullptr || !is32or64(d) || (m.size() != 1 && m.size() != 2) || !address_of(m, a)) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), index_rex(a), a.base);
-        *p++ = 0x0f;
-        *p++ = m.size() == 1 ? 0xb6 : 0xb7;
-        return finish(modrm_mem(p, d.id(), a));
+        return reg_mem(p, d.isGpq(), d.id(), a, m.size() == 1 ? 0xb6 : 0xb7, true);
     }
 
     // mov [m], r8|r16|r32|r64 with the memory operand's size unset or the register's.
@@ -305,9 +311,7 @@ private:
         if (s.isGpw()) {
             *p++ = 0x66;
         }
-        p = rex(p, s.isGpq(), s.id(), index_rex(a), a.base, byte && s.id() >= 4);
-        *p++ = byte ? 0x88 : 0x89;
-        return finish(modrm_mem(p, s.id(), a));
+        return reg_mem(p, s.isGpq(), s.id(), a, byte ? 0x88 : 0x89, false, byte && s.id() >= 4);
     }
 
     // mov byte|word|dword|qword [m], imm (a qword store sign-extends a 32-bit immediate).
@@ -348,9 +352,7 @@ private:
         if (p == nullptr || !is32or64(d) || !address_of(m, a)) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), index_rex(a), a.base);
-        *p++ = 0x8d;
-        return finish(modrm_mem(p, d.id(), a));
+        return reg_mem(p, d.isGpq(), d.id(), a, 0x8d);
     }
 
     uint64_t short_path_count_ = 0;
