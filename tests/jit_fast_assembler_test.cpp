@@ -216,6 +216,93 @@ TEST(JitFastAssembler, PendingOptionsAndLoggersTakeAsmjitsPath) {
     EXPECT_EQ(a.short_path_count(), 1u);
 }
 
+// Jumps, calls and binds: the same random sequence of them (labels bound before and after their
+// jumps, at distances on both sides of the rel8 limit) on asmjit and on the short path, whose
+// displacements to labels not bound yet are filled in by resolve_jumps(); the code must be the
+// same, byte for byte, and the short path must have taken nearly all of them.
+TEST(JitFastAssembler, JumpsCallsAndBindsMatchAsmjit) {
+    for (uint64_t seed = 1; seed <= 40; ++seed) {
+        CodeHolder slow_code;
+        CodeHolder fast_code;
+        slow_code.init(Environment(Arch::kX64));
+        fast_code.init(Environment(Arch::kX64));
+        Assembler slow(&slow_code);
+        FastAssembler fast(&fast_code);
+        std::vector<Label> slow_labels;
+        std::vector<Label> fast_labels;
+        std::vector<bool> bound;
+        uint64_t state = seed * 0x9e3779b97f4a7c15ull;
+        const auto next = [&state](uint64_t n) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            return (state >> 33) % n;
+        };
+        for (int k = 0; k < 24; ++k) {
+            slow_labels.push_back(slow.newLabel());
+            fast_labels.push_back(fast.newLabel());
+            bound.push_back(false);
+        }
+        unsigned jumps = 0;
+        for (int step = 0; step < 600; ++step) {
+            const auto l = static_cast<std::size_t>(next(slow_labels.size()));
+            const uint64_t what = next(10);
+            if (what == 0 && !bound[l]) {
+                ASSERT_EQ(slow.bind(slow_labels[l]), fast.bind(fast_labels[l]));
+                bound[l] = true;
+            } else if (what <= 2) {
+                // Filler of 1 to 60 bytes: distances that cross the rel8 limit now and then.
+                const auto bytes = static_cast<unsigned>(1 + next(60));
+                for (unsigned b = 0; b < bytes; ++b) {
+                    slow.nop();
+                    fast.nop();
+                }
+            } else if (what == 3) {
+                EXPECT_EQ(slow.jmp(slow_labels[l]), fast.jmp(fast_labels[l]));
+                ++jumps;
+            } else if (what == 4) {
+                EXPECT_EQ(slow.call(slow_labels[l]), fast.call(fast_labels[l]));
+                ++jumps;
+            } else if (what == 5) {
+                EXPECT_EQ(slow.jz(slow_labels[l]), fast.jz(fast_labels[l]));
+                EXPECT_EQ(slow.jnz(slow_labels[l]), fast.jnz(fast_labels[l]));
+                jumps += 2;
+            } else {
+                const auto cc = static_cast<CondCode>(next(16));
+                EXPECT_EQ(slow.j(cc, slow_labels[l]), fast.j(cc, fast_labels[l]));
+                ++jumps;
+            }
+        }
+        for (std::size_t l = 0; l < slow_labels.size(); ++l) {
+            if (!bound[l]) {
+                ASSERT_EQ(slow.bind(slow_labels[l]), fast.bind(fast_labels[l]));
+            }
+        }
+        ASSERT_EQ(fast.resolve_jumps(), kErrorOk);
+        ASSERT_EQ(slow_code.flatten(), kErrorOk);
+        ASSERT_EQ(slow_code.resolveUnresolvedLinks(), kErrorOk);
+        ASSERT_EQ(slow_code.relocateToBase(0), kErrorOk);
+        const CodeBuffer& a = slow_code.textSection()->buffer();
+        const CodeBuffer& b = fast_code.textSection()->buffer();
+        EXPECT_EQ(std::vector<uint8_t>(a.data(), a.data() + a.size()), std::vector<uint8_t>(b.data(), b.data() + b.size()))
+            << "seed " << seed;
+        for (std::size_t l = 0; l < slow_labels.size(); ++l) {
+            EXPECT_EQ(slow_code.labelOffset(slow_labels[l]), fast_code.labelOffset(fast_labels[l]));
+        }
+        EXPECT_GT(fast.short_path_count(), jumps * 9 / 10) << "seed " << seed;
+    }
+}
+
+// A jump to a label that is never bound: resolve_jumps() says so (the code is not copied out).
+TEST(JitFastAssembler, AJumpToALabelNeverBoundIsAnError) {
+    CodeHolder code;
+    code.init(Environment(Arch::kX64));
+    FastAssembler a(&code);
+    const Label never = a.newLabel();
+    a.nop();  // (asmjit's: the buffer gets room for the short path)
+    a.jmp(never);
+    EXPECT_EQ(a.short_path_count(), 1u);
+    EXPECT_EQ(a.resolve_jumps(), kErrorInvalidLabel);
+}
+
 // Whole programs: the code compiled with a listing (asmjit encodes everything) and without (the
 // short path) is the same, byte for byte, in both modes.
 TEST(JitFastAssembler, CompiledProgramsAreTheSameWithAndWithoutTheShortPath) {

@@ -1795,6 +1795,9 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {
         return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));
     }
+    if (asmjit::Error e = a.resolve_jumps(); e != kErrorOk) {
+        return make_error("jit", std::string("jumps: ") + DebugUtils::errorAsString(e));
+    }
     if (asmjit::Error e = code.flatten(); e != kErrorOk) {
         return make_error("jit", std::string("flatten: ") + DebugUtils::errorAsString(e));
     }

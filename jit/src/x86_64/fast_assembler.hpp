@@ -1,6 +1,7 @@
 // asmjit's x86 Assembler with a short path for the instructions lowering emits most: ALU, moves,
 // loads and stores on a base register (plus an index and a displacement), lea, movzx, imul and
-// shifts by a constant, on 32- and 64-bit general-purpose registers (private to jit/).
+// shifts by a constant, on 32- and 64-bit general-purpose registers; and jumps, calls and label
+// binds (private to jit/).
 //
 // asmjit's _emit is general: it looks the instruction up, matches its operands against every
 // encoding the instruction has, and picks the shortest. On the machines we measure that costs
@@ -10,12 +11,19 @@
 // and compiled programs with and without a listing), and hands everything else to asmjit:
 // other operand kinds, pending instruction options (`lock`), a logger (listings and goldens see
 // asmjit's own encoding), or too little room left in the buffer (asmjit grows it).
+//
+// Jumps and calls to a label already bound are encoded here in full, short (rel8) where asmjit
+// would choose it. To a label not bound yet they are encoded with a 32-bit displacement, as asmjit
+// does, but instead of asmjit's link (an allocation per jump, walked when the label is bound) the
+// place of the displacement goes on a list that resolve_jumps() fills in once every label is
+// bound: the caller must call it before it copies the code out.
 #pragma once
 
 #include <asmjit/x86.h>
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace bpfvm::jit {
 
@@ -26,12 +34,35 @@ public:
     using Mem = asmjit::x86::Mem;
     using Imm = asmjit::Imm;
 
-    explicit FastAssembler(asmjit::CodeHolder* code) : Assembler(code) {}
+    using Label = asmjit::Label;
+    using CondCode = asmjit::x86::CondCode;
+
+    explicit FastAssembler(asmjit::CodeHolder* code) : Assembler(code) {
+        fixups_.swap(spare_fixups_);
+        fixups_.clear();
+    }
+    ~FastAssembler() override {
+        if (fixups_.capacity() > spare_fixups_.capacity()) {
+            fixups_.swap(spare_fixups_);
+        }
+    }
+    FastAssembler(const FastAssembler&) = delete;
+    FastAssembler& operator=(const FastAssembler&) = delete;
 
     // The base class's overloads stay visible; those declared here hide the ones with the same
     // operands.
     using Assembler::add;
     using Assembler::and_;
+    using Assembler::call;
+    using Assembler::j;
+    using Assembler::ja;
+    using Assembler::jb;
+    using Assembler::jbe;
+    using Assembler::je;
+    using Assembler::jmp;
+    using Assembler::jne;
+    using Assembler::jnz;
+    using Assembler::jz;
     using Assembler::cmp;
     using Assembler::imul;
     using Assembler::lea;
@@ -73,6 +104,49 @@ public:
     Error mov(const Mem& m, const Gp& s) { return store(m, s) ? asmjit::kErrorOk : Assembler::mov(m, s); }
     Error mov(const Mem& m, const Imm& i) { return store_imm(m, i) ? asmjit::kErrorOk : Assembler::mov(m, i); }
     Error lea(const Gp& d, const Mem& m) { return lea_rm(d, m) ? asmjit::kErrorOk : Assembler::lea(d, m); }
+
+    Error jmp(const Label& l) { return jump(kJmp, l) ? asmjit::kErrorOk : Assembler::jmp(l); }
+    Error call(const Label& l) { return jump(kCall, l) ? asmjit::kErrorOk : Assembler::call(l); }
+    Error j(CondCode c, const Label& l) {
+        return jump(static_cast<uint8_t>(c), l) ? asmjit::kErrorOk : Assembler::j(c, l);
+    }
+    // (Each falls back to its own name: a listing shows jz and je, jnz and jne, as written.)
+    Error ja(const Label& l) { return jump(cc(CondCode::kA), l) ? asmjit::kErrorOk : Assembler::ja(l); }
+    Error jb(const Label& l) { return jump(cc(CondCode::kB), l) ? asmjit::kErrorOk : Assembler::jb(l); }
+    Error jbe(const Label& l) { return jump(cc(CondCode::kBE), l) ? asmjit::kErrorOk : Assembler::jbe(l); }
+    Error je(const Label& l) { return jump(cc(CondCode::kE), l) ? asmjit::kErrorOk : Assembler::je(l); }
+    Error jne(const Label& l) { return jump(cc(CondCode::kNE), l) ? asmjit::kErrorOk : Assembler::jne(l); }
+    Error jnz(const Label& l) { return jump(cc(CondCode::kNZ), l) ? asmjit::kErrorOk : Assembler::jnz(l); }
+    Error jz(const Label& l) { return jump(cc(CondCode::kZ), l) ? asmjit::kErrorOk : Assembler::jz(l); }
+
+    // Binds a label here. asmjit's bind does the same, and more only when there is more to do
+    // (its own links to patch, a logger to tell, an error to report).
+    Error bind(const Label& l) {
+        asmjit::LabelEntry* e = _code->labelEntry(l.id());
+        if (e == nullptr || e->isBound() || e->links() != nullptr || _logger != nullptr ||
+            _forcedInstOptions != asmjit::InstOptions::kNone || _inlineComment != nullptr) {
+            return Assembler::bind(l);
+        }
+        e->_section = _section;
+        e->_offset = offset();
+        return asmjit::kErrorOk;
+    }
+
+    // Fills in the displacements of the jumps and calls emitted here to labels not bound then
+    // (see above); an error if one is still not bound.
+    [[nodiscard]] Error resolve_jumps() {
+        uint8_t* const data = _section->_buffer.data();
+        for (const Fixup& f : fixups_) {
+            const asmjit::LabelEntry* e = _code->labelEntry(f.label);
+            if (e == nullptr || !e->isBoundTo(_section)) {
+                return asmjit::kErrorInvalidLabel;
+            }
+            const int64_t rel = static_cast<int64_t>(e->offset()) - (int64_t{f.at} + 4);
+            put32(data + f.at, static_cast<uint32_t>(static_cast<int32_t>(rel)));
+        }
+        fixups_.clear();
+        return asmjit::kErrorOk;
+    }
 
     // How many instructions took the short path (for tests: that it is taken at all).
     [[nodiscard]] uint64_t short_path_count() const { return short_path_count_; }
@@ -345,6 +419,41 @@ private:
         return finish(p);
     }
 
+    static constexpr uint8_t cc(CondCode c) { return static_cast<uint8_t>(c); }
+    // jmp (kJmp), call (kCall) or jcc (the condition code, 0-15) to a label of this section.
+    static constexpr uint8_t kJmp = 0xfe;
+    static constexpr uint8_t kCall = 0xff;
+    bool jump(uint8_t kind, const Label& l) {
+        uint8_t* p = start();
+        const asmjit::LabelEntry* e = p != nullptr ? _code->labelEntry(l.id()) : nullptr;
+        if (e == nullptr || (e->isBound() && !e->isBoundTo(_section)) || (kind > 15 && kind < kJmp)) {
+            return false;
+        }
+        const auto here = static_cast<int64_t>(p - _bufferData);
+        if (e->isBound()) {
+            const int64_t rel8 = static_cast<int64_t>(e->offset()) - (here + 2);
+            if (kind != kCall && fits8(rel8)) {
+                *p++ = kind == kJmp ? 0xeb : static_cast<uint8_t>(0x70 | kind);
+                *p++ = static_cast<uint8_t>(rel8);
+                return finish(p);
+            }
+        }
+        if (kind == kJmp || kind == kCall) {
+            *p++ = kind == kJmp ? 0xe9 : 0xe8;
+        } else {
+            *p++ = 0x0f;
+            *p++ = static_cast<uint8_t>(0x80 | kind);
+        }
+        const auto at = static_cast<uint32_t>(p - _bufferData);
+        if (e->isBound()) {
+            put32(p, static_cast<uint32_t>(static_cast<int32_t>(static_cast<int64_t>(e->offset()) - (int64_t{at} + 4))));
+        } else {
+            put32(p, 0);
+            fixups_.push_back(Fixup{at, l.id()});
+        }
+        return finish(p + 4);
+    }
+
     // lea r32|r64, [m].
     bool lea_rm(const Gp& d, const Mem& m) {
         uint8_t* p = start();
@@ -356,6 +465,17 @@ private:
     }
 
     uint64_t short_path_count_ = 0;
+    // Where a jump's 32-bit displacement goes (offset in the section), and to which label.
+    struct Fixup {
+        uint32_t at;
+        uint32_t label;
+    };
+    std::vector<Fixup> fixups_;
+    // The largest list's memory, kept per thread from one assembler to the next (as the
+    // CodeHolder is): no allocation per compile once it has grown.
+    static thread_local std::vector<Fixup> spare_fixups_;
 };
+
+inline thread_local std::vector<FastAssembler::Fixup> FastAssembler::spare_fixups_;
 
 }  // namespace bpfvm::jit
