@@ -89,9 +89,7 @@ private:
 #endif
     vm::RunResult
     leaf_result(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) const {
-        vm::RunResult result;  // default-initialised, and built in place (one return)
-        result.r0 = leaf_(r1, r2, r3, r4, r5);
-        return result;
+        return vm::RunResult(leaf_(r1, r2, r3, r4, r5));
     }
 
     std::unique_ptr<Impl> impl_;

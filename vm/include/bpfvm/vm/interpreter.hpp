@@ -68,6 +68,12 @@ struct RunResult {
     const void* tail_call = nullptr;
     uint64_t tail_call_ctx = 0;
 
+    RunResult() = default;
+    // A run that returned r0 without trapping. (Built this way, only the fields are written: the
+    // compilers we use otherwise clear the whole struct, trap's storage included, which on some
+    // of them is a `rep stos` that costs more than a JIT's empty program.)
+    explicit RunResult(uint64_t returned) : r0(returned) {}
+
     [[nodiscard]] bool ok() const { return !trap.has_value(); }
 };
 
