@@ -198,6 +198,103 @@ TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
     EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
 }
 
+TEST(JitFastAssembler, OneRegisterFormsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t r = 0; r < 16; ++r) {
+        const std::string at = " r" + std::to_string(r);
+        pair.check("push" + at, true, [&](auto& a) { return a.push(gpq(r)); });
+        pair.check("pop" + at, true, [&](auto& a) { return a.pop(gpq(r)); });
+        pair.check("call" + at, true, [&](auto& a) { return a.call(gpq(r)); });
+        for (const bool w64 : {false, true}) {
+            const Gp g = w64 ? gpq(r) : gpd(r);
+            pair.check("neg " + name(g), true, [&](auto& a) { return a.neg(g); });
+            pair.check("div " + name(g), true, [&](auto& a) { return a.div(g); });
+            pair.check("idiv " + name(g), true, [&](auto& a) { return a.idiv(g); });
+            pair.check("bswap " + name(g), true, [&](auto& a) { return a.bswap(g); });
+        }
+        for (uint32_t s = 0; s < 16; ++s) {
+            const std::string both = at + ", r" + std::to_string(s);
+            pair.check("movsxd" + both, true, [&](auto& a) { return a.movsxd(gpq(r), gpd(s)); });
+            for (const bool w64 : {false, true}) {
+                const Gp d = w64 ? gpq(r) : gpd(r);
+                pair.check("movsx byte " + name(d) + both, true, [&](auto& a) { return a.movsx(d, gpb(s)); });
+                pair.check("movsx word " + name(d) + both, true, [&](auto& a) { return a.movsx(d, gpw(s)); });
+            }
+        }
+        // Forms left to asmjit: 16-bit push, an 8-bit neg.
+        pair.check("push word" + at, false, [&](auto& a) { return a.push(gpw(r)); });
+        pair.check("neg byte" + at, false, [&](auto& a) { return a.neg(gpb(r)); });
+    }
+    for (uint32_t r = 0; r < 16; ++r) {
+        for (const int64_t v : kImmediates) {
+            const std::string at = " r" + std::to_string(r) + ", " + std::to_string(v);
+            pair.check("test byte" + at, v >= -128 && v <= 255, [&](auto& a) { return a.test(gpb(r), v); });
+            pair.check("test dword" + at, v >= INT32_MIN && v <= int64_t{UINT32_MAX},
+                       [&](auto& a) { return a.test(gpd(r), v); });
+            pair.check("test qword" + at, v >= INT32_MIN && v <= INT32_MAX, [&](auto& a) { return a.test(gpq(r), v); });
+            for (const uint32_t s : {0u, 3u, 11u}) {
+                const bool fits = v >= INT32_MIN && v <= INT32_MAX;
+                pair.check("imul 32" + at, fits, [&](auto& a) { return a.imul(gpd(r), gpd(s), v); });
+                pair.check("imul 64" + at, fits, [&](auto& a) { return a.imul(gpq(r), gpq(s), v); });
+            }
+        }
+        for (uint32_t s = 0; s < 16; ++s) {
+            for (uint32_t c = 0; c < 16; ++c) {
+                const std::string at = " " + std::to_string(c) + " r" + std::to_string(r) + ", r" + std::to_string(s);
+                pair.check("cmov 32" + at, true, [&](auto& a) { return a.cmov(static_cast<CondCode>(c), gpd(r), gpd(s)); });
+                pair.check("cmov 64" + at, true, [&](auto& a) { return a.cmov(static_cast<CondCode>(c), gpq(r), gpq(s)); });
+            }
+            pair.check("cmovb r" + std::to_string(r), true, [&](auto& a) { return a.cmovb(gpq(r), gpq(s)); });
+        }
+    }
+    pair.check("cdq", true, [&](auto& a) { return a.cdq(); });
+    pair.check("cqo", true, [&](auto& a) { return a.cqo(); });
+    EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
+}
+
+TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t base = 0; base < 16; ++base) {
+        for (const uint32_t index : {16u, 0u, 5u, 12u, 13u, 15u}) {
+            for (const int32_t disp : kDisplacements) {
+                auto mem = [&](uint32_t size) {
+                    return index == 16 ? ptr(gpq(base), disp, size) : ptr(gpq(base), gpq(index), 0, disp, size);
+                };
+                const std::string at = " [r" + std::to_string(base) +
+                                       (index == 16 ? "" : " + r" + std::to_string(index)) + " + " +
+                                       std::to_string(disp) + "]";
+                for (const uint32_t r : {0u, 1u, 4u, 5u, 7u, 8u, 11u, 12u, 13u, 15u}) {
+                    for (const bool w64 : {false, true}) {
+                        const Gp d = w64 ? gpq(r) : gpd(r);
+                        const uint32_t size = w64 ? 8 : 4;
+                        pair.check("add " + name(d) + at, true, [&](auto& a) { return a.add(d, mem(size)); });
+                        pair.check("sub " + name(d) + at, true, [&](auto& a) { return a.sub(d, mem(size)); });
+                        pair.check("cmp " + name(d) + at, true, [&](auto& a) { return a.cmp(d, mem(size)); });
+                        pair.check("cmp unsized " + name(d) + at, true, [&](auto& a) { return a.cmp(d, mem(0)); });
+                        pair.check("movsx byte " + name(d) + at, true, [&](auto& a) { return a.movsx(d, mem(1)); });
+                        pair.check("movsx word " + name(d) + at, true, [&](auto& a) { return a.movsx(d, mem(2)); });
+                    }
+                    pair.check("movsxd" + at, true, [&](auto& a) { return a.movsxd(gpq(r), mem(4)); });
+                }
+                for (const int64_t v : kImmediates) {
+                    const std::string imm = " <- " + std::to_string(v);
+                    pair.check("cmp 1" + at + imm, v >= -128 && v <= 255, [&](auto& a) { return a.cmp(mem(1), v); });
+                    pair.check("cmp 2" + at + imm, v >= -32768 && v <= 65535,
+                               [&](auto& a) { return a.cmp(mem(2), v); });
+                    pair.check("cmp 4" + at + imm, v >= INT32_MIN && v <= int64_t{UINT32_MAX},
+                               [&](auto& a) { return a.cmp(mem(4), v); });
+                    pair.check("cmp 8" + at + imm, v >= INT32_MIN && v <= INT32_MAX,
+                               [&](auto& a) { return a.cmp(mem(8), v); });
+                }
+            }
+        }
+    }
+    // Left to asmjit: a size that does not match the register, a compare with no size.
+    pair.check("cmp mismatch", false, [&](auto& a) { return a.cmp(eax, ptr(rbx, 8, 8)); });
+    pair.check("cmp no size", false, [&](auto& a) { return a.cmp(ptr(rbx, 8, 0), 1); });
+    EXPECT_GT(pair.short_paths(), pair.checked() * 8 / 10);
+}
+
 TEST(JitFastAssembler, PendingOptionsAndLoggersTakeAsmjitsPath) {
     CodeHolder code;
     code.init(Environment(Arch::kX64));

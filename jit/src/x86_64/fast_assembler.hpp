@@ -53,7 +53,14 @@ public:
     // operands.
     using Assembler::add;
     using Assembler::and_;
+    using Assembler::bswap;
     using Assembler::call;
+    using Assembler::cdq;
+    using Assembler::cmov;
+    using Assembler::cmovb;
+    using Assembler::cqo;
+    using Assembler::div;
+    using Assembler::idiv;
     using Assembler::j;
     using Assembler::ja;
     using Assembler::jb;
@@ -67,8 +74,13 @@ public:
     using Assembler::imul;
     using Assembler::lea;
     using Assembler::mov;
+    using Assembler::movsx;
+    using Assembler::movsxd;
     using Assembler::movzx;
+    using Assembler::neg;
     using Assembler::or_;
+    using Assembler::pop;
+    using Assembler::push;
     using Assembler::sar;
     using Assembler::shl;
     using Assembler::shr;
@@ -104,6 +116,36 @@ public:
     Error mov(const Mem& m, const Gp& s) { return store(m, s) ? asmjit::kErrorOk : Assembler::mov(m, s); }
     Error mov(const Mem& m, const Imm& i) { return store_imm(m, i) ? asmjit::kErrorOk : Assembler::mov(m, i); }
     Error lea(const Gp& d, const Mem& m) { return lea_rm(d, m) ? asmjit::kErrorOk : Assembler::lea(d, m); }
+
+    // One-register forms, and the sign extensions of rax.
+    Error push(const Gp& r) { return push_pop(0x50, r) ? asmjit::kErrorOk : Assembler::push(r); }
+    Error pop(const Gp& r) { return push_pop(0x58, r) ? asmjit::kErrorOk : Assembler::pop(r); }
+    Error call(const Gp& r) { return call_reg(r) ? asmjit::kErrorOk : Assembler::call(r); }
+    Error neg(const Gp& r) { return unary(0xf7, 3, r) ? asmjit::kErrorOk : Assembler::neg(r); }
+    Error div(const Gp& r) { return unary(0xf7, 6, r) ? asmjit::kErrorOk : Assembler::div(r); }
+    Error idiv(const Gp& r) { return unary(0xf7, 7, r) ? asmjit::kErrorOk : Assembler::idiv(r); }
+    Error bswap(const Gp& r) { return bswap_r(r) ? asmjit::kErrorOk : Assembler::bswap(r); }
+    Error cdq() { return bytes(0x99, 0) ? asmjit::kErrorOk : Assembler::cdq(); }
+    Error cqo() { return bytes(0x48, 0x99) ? asmjit::kErrorOk : Assembler::cqo(); }
+
+    Error test(const Gp& d, const Imm& i) { return test_ri(d, i) ? asmjit::kErrorOk : Assembler::test(d, i); }
+    Error imul(const Gp& d, const Gp& s, const Imm& i) {
+        return imul_rri(d, s, i) ? asmjit::kErrorOk : Assembler::imul(d, s, i);
+    }
+    Error cmov(CondCode c, const Gp& d, const Gp& s) {
+        return cmov_rr(static_cast<uint8_t>(c), d, s) ? asmjit::kErrorOk : Assembler::cmov(c, d, s);
+    }
+    Error cmovb(const Gp& d, const Gp& s) { return cmov_rr(cc(CondCode::kB), d, s) ? asmjit::kErrorOk : Assembler::cmovb(d, s); }
+
+    // Register and memory: ALU from memory, compare memory with an immediate, sign extensions.
+    Error add(const Gp& d, const Mem& m) { return alu_rm(0x03, d, m) ? asmjit::kErrorOk : Assembler::add(d, m); }
+    Error sub(const Gp& d, const Mem& m) { return alu_rm(0x2b, d, m) ? asmjit::kErrorOk : Assembler::sub(d, m); }
+    Error cmp(const Gp& d, const Mem& m) { return alu_rm(0x3b, d, m) ? asmjit::kErrorOk : Assembler::cmp(d, m); }
+    Error cmp(const Mem& m, const Imm& i) { return alu_mi(7, m, i) ? asmjit::kErrorOk : Assembler::cmp(m, i); }
+    Error movsxd(const Gp& d, const Gp& s) { return movsxd_rr(d, s) ? asmjit::kErrorOk : Assembler::movsxd(d, s); }
+    Error movsxd(const Gp& d, const Mem& m) { return movsxd_rm(d, m) ? asmjit::kErrorOk : Assembler::movsxd(d, m); }
+    Error movsx(const Gp& d, const Gp& s) { return movsx_rr(d, s) ? asmjit::kErrorOk : Assembler::movsx(d, s); }
+    Error movsx(const Gp& d, const Mem& m) { return movsx_rm(d, m) ? asmjit::kErrorOk : Assembler::movsx(d, m); }
 
     Error jmp(const Label& l) { return jump(kJmp, l) ? asmjit::kErrorOk : Assembler::jmp(l); }
     Error call(const Label& l) { return jump(kCall, l) ? asmjit::kErrorOk : Assembler::call(l); }
@@ -420,6 +462,207 @@ private:
     }
 
     static constexpr uint8_t cc(CondCode c) { return static_cast<uint8_t>(c); }
+    // Up to two fixed bytes (the second left out when zero).
+    bool bytes(uint8_t a, uint8_t b) {
+        uint8_t* p = start();
+        if (p == nullptr) {
+            return false;
+        }
+        *p++ = a;
+        if (b != 0) {
+            *p++ = b;
+        }
+        return finish(p);
+    }
+
+    // push r64 / pop r64: the opcode plus the register's low bits, REX.B for r8-r15.
+    bool push_pop(uint8_t opcode, const Gp& r) {
+        uint8_t* p = start();
+        if (p == nullptr || !r.isGpq()) {
+            return false;
+        }
+        p = rex(p, false, 0, 0, r.id());
+        *p++ = static_cast<uint8_t>(opcode | low(r.id()));
+        return finish(p);
+    }
+
+    // call r64 (FF /2; no REX.W: the operand is 64 bits in long mode).
+    bool call_reg(const Gp& r) {
+        uint8_t* p = start();
+        if (p == nullptr || !r.isGpq()) {
+            return false;
+        }
+        p = rex(p, false, 0, 0, r.id());
+        *p++ = 0xff;
+        *p++ = static_cast<uint8_t>(0xd0 | low(r.id()));
+        return finish(p);
+    }
+
+    // A one-operand group-3 form (neg /3, div /6, idiv /7) on a 32- or 64-bit register.
+    bool unary(uint8_t opcode, uint8_t digit, const Gp& r) {
+        uint8_t* p = start();
+        if (p == nullptr || !is32or64(r)) {
+            return false;
+        }
+        p = rex(p, r.isGpq(), 0, 0, r.id());
+        *p++ = opcode;
+        *p++ = static_cast<uint8_t>(0xc0 | (digit << 3) | low(r.id()));
+        return finish(p);
+    }
+
+    bool bswap_r(const Gp& r) {
+        uint8_t* p = start();
+        if (p == nullptr || !is32or64(r)) {
+            return false;
+        }
+        p = rex(p, r.isGpq(), 0, 0, r.id());
+        *p++ = 0x0f;
+        *p++ = static_cast<uint8_t>(0xc8 | low(r.id()));
+        return finish(p);
+    }
+
+    // test r, imm: A8/A9 for the accumulator, else F6 /0 ib (a byte register) or F7 /0 id.
+    bool test_ri(const Gp& d, const Imm& i) {
+        uint8_t* p = start();
+        const int64_t v = i.value();
+        const bool byte = d.isGpbLo();
+        const bool in_range = byte ? v >= -128 && v <= 255 : d.isGpd() ? v >= INT32_MIN && v <= int64_t{UINT32_MAX} : fits32(v);
+        if (p == nullptr || !(byte || is32or64(d)) || !in_range) {
+            return false;
+        }
+        p = rex(p, d.isGpq(), 0, 0, d.id(), byte && d.id() >= 4);
+        if (d.id() == 0) {
+            *p++ = byte ? 0xa8 : 0xa9;
+        } else {
+            *p++ = byte ? 0xf6 : 0xf7;
+            *p++ = static_cast<uint8_t>(0xc0 | low(d.id()));
+        }
+        if (byte) {
+            *p++ = static_cast<uint8_t>(v);
+        } else {
+            p = put32(p, static_cast<uint32_t>(v));
+        }
+        return finish(p);
+    }
+
+    // imul r, r/m, imm: 6B ib when the value fits a signed byte, else 69 id.
+    bool imul_rri(const Gp& d, const Gp& s, const Imm& i) {
+        uint8_t* p = start();
+        const int64_t v = i.value();
+        if (p == nullptr || !is32or64(d) || d.size() != s.size() || !is32or64(s) || !fits32(v)) {
+            return false;
+        }
+        p = rex(p, d.isGpq(), d.id(), 0, s.id());
+        *p++ = fits8(v) ? 0x6b : 0x69;
+        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
+        if (fits8(v)) {
+            *p++ = static_cast<uint8_t>(v);
+        } else {
+            p = put32(p, static_cast<uint32_t>(v));
+        }
+        return finish(p);
+    }
+
+    // cmovcc r, r (0F 40+cc /r).
+    bool cmov_rr(uint8_t c, const Gp& d, const Gp& s) {
+        uint8_t* p = start();
+        if (p == nullptr || c > 15 || !is32or64(d) || d.size() != s.size() || !is32or64(s)) {
+            return false;
+        }
+        p = rex(p, d.isGpq(), d.id(), 0, s.id());
+        *p++ = 0x0f;
+        *p++ = static_cast<uint8_t>(0x40 | c);
+        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
+        return finish(p);
+    }
+
+    // `op r, [m]` (add 03, sub 2b, cmp 3b) with the memory operand's size unset or the register's.
+    bool alu_rm(uint8_t opcode, const Gp& d, const Mem& m) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || !is32or64(d) || (m.size() != 0 && m.size() != d.size()) || !address_of(m, a)) {
+            return false;
+        }
+        return reg_mem(p, d.isGpq(), d.id(), a, opcode);
+    }
+
+    // Group 1 on memory with an immediate (cmp /7): 80 ib for a byte, else 83 ib when the value
+    // fits a signed byte, else 81 with the operand's size (iw, or id sign-extended for a qword).
+    bool alu_mi(uint8_t digit, const Mem& m, const Imm& i) {
+        uint8_t* p = start();
+        Address a{};
+        const uint32_t size = m.size();
+        const int64_t v = i.value();
+        const bool in_range = size == 1   ? v >= -128 && v <= 255
+                              : size == 2 ? v >= -32768 && v <= 65535
+                              : size == 4 ? v >= INT32_MIN && v <= int64_t{UINT32_MAX}
+                                          : fits32(v);
+        if (p == nullptr || (size != 1 && size != 2 && size != 4 && size != 8) || !in_range || !address_of(m, a)) {
+            return false;
+        }
+        // (asmjit reads a dword's value as signed 32 bits, a word's as given: 0xffffffff takes
+        // the short form, 0xffff does not.)
+        const int64_t as_signed = size == 4 ? static_cast<int32_t>(v) : v;
+        const bool short_imm = size != 1 && fits8(as_signed);
+        if (size == 2) {
+            *p++ = 0x66;
+        }
+        p = rex(p, size == 8, 0, index_rex(a), a.base);
+        *p++ = size == 1 ? 0x80 : short_imm ? 0x83 : 0x81;
+        p = modrm_mem(p, digit, a);
+        if (size == 1 || short_imm) {
+            *p++ = static_cast<uint8_t>(v);
+        } else if (size == 2) {
+            const auto h = static_cast<uint16_t>(v);
+            std::memcpy(p, &h, 2);
+            p += 2;
+        } else {
+            p = put32(p, static_cast<uint32_t>(v));
+        }
+        return finish(p);
+    }
+
+    // movsxd r64, r32 | dword [m] (REX.W 63 /r).
+    bool movsxd_rr(const Gp& d, const Gp& s) {
+        uint8_t* p = start();
+        if (p == nullptr || !d.isGpq() || !s.isGpd()) {
+            return false;
+        }
+        p = rex(p, true, d.id(), 0, s.id());
+        *p++ = 0x63;
+        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
+        return finish(p);
+    }
+    bool movsxd_rm(const Gp& d, const Mem& m) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || !d.isGpq() || m.size() != 4 || !address_of(m, a)) {
+            return false;
+        }
+        return reg_mem(p, true, d.id(), a, 0x63);
+    }
+
+    // movsx r32|r64, r8|r16 | byte|word [m] (0F BE / 0F BF; the low byte registers only).
+    bool movsx_rr(const Gp& d, const Gp& s) {
+        uint8_t* p = start();
+        if (p == nullptr || !is32or64(d) || !(s.isGpbLo() || s.isGpw())) {
+            return false;
+        }
+        p = rex(p, d.isGpq(), d.id(), 0, s.id(), s.isGpbLo() && s.id() >= 4);
+        *p++ = 0x0f;
+        *p++ = s.isGpbLo() ? 0xbe : 0xbf;
+        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
+        return finish(p);
+    }
+    bool movsx_rm(const Gp& d, const Mem& m) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || !is32or64(d) || (m.size() != 1 && m.size() != 2) || !address_of(m, a)) {
+            return false;
+        }
+        return reg_mem(p, d.isGpq(), d.id(), a, m.size() == 1 ? 0xbe : 0xbf, true);
+    }
+
     // jmp (kJmp), call (kCall) or jcc (the condition code, 0-15) to a label of this section.
     static constexpr uint8_t kJmp = 0xfe;
     static constexpr uint8_t kCall = 0xff;
