@@ -256,35 +256,73 @@ inline UseDef use_def(const OpShape& s, const vm::Instruction& insn, bool exit_r
             static_cast<uint16_t>(s.def | when(s.def_dst, d) | when(s.def_src, r))};
 }
 
-inline WidthOp width_op(const OpShape& s, const vm::Instruction& insn) {
-    WidthOp op = s.width;
-    const uint8_t regs[3] = {insn.dst, insn.src, 0};
-    op.dst = regs[s.width_reg];
-    op.src = insn.src;
-    const uint64_t v = s.imm == OpShape::kImm64 ? insn.imm64
-                       : s.w64                  ? static_cast<uint64_t>(int64_t{insn.imm})
-                                                : uint64_t{static_cast<uint32_t>(insn.imm)};
-    const auto c = static_cast<uint8_t>(code(width_for_bits(bits_of(v))));
-    op.value = s.imm == OpShape::kImmValue || s.imm == OpShape::kImm64 ? c
-               : s.imm == OpShape::kImmShift ? static_cast<uint8_t>(insn.imm & (s.w64 ? 63 : 31))
-                                             : op.value;
-    op.mask = s.imm == OpShape::kImmMask ? static_cast<uint8_t>(op.mask & c) : op.mask;
-    return op;
+// What the widths pass needs of an opcode, flattened from its OpShape so that a step is a few
+// loads and bit operations without branches (but for the two `special` cases): which register the
+// operation sets (dst, src or r0, as `dst & sel_dst | src & sel_src`), and where the immediate's
+// width code goes (the value, the mask, or nowhere).
+struct WidthRow {
+    uint8_t keep;
+    uint8_t take;
+    uint8_t value;     // used as is where the immediate gives nothing
+    uint8_t mask;
+    uint8_t src_or;
+    uint8_t imm_value;  // 7: the immediate's code joins the value (kImmValue, kImm64), else 0
+    uint8_t imm_mask;   // 0: the immediate's code narrows the mask (kImmMask), else 7
+    uint8_t sel_dst;    // 0xf or 0
+    uint8_t sel_src;
+    uint8_t special;    // kShiftRight or kLocalCall, else 0
+    bool imm64;         // the immediate is the lddw's 64 bits
+    bool w64;           // a 32-bit immediate is sign-extended to 64 bits (else zero-extended)
+};
+
+constexpr WidthRow width_row(const OpShape& s) {
+    WidthRow r{};
+    r.keep = s.width.keep;
+    r.take = s.width.take;
+    r.mask = s.width.mask;
+    r.src_or = s.width.src_or;
+    r.special = s.width.special;
+    const bool imm_value = s.imm == OpShape::kImmValue || s.imm == OpShape::kImm64;
+    r.value = imm_value ? 0 : s.width.value;
+    r.imm_value = imm_value ? 7 : 0;
+    r.imm_mask = s.imm == OpShape::kImmMask ? 0 : 7;
+    r.sel_dst = s.width_reg == OpShape::kDst ? 0xf : 0;
+    r.sel_src = s.width_reg == OpShape::kSrc ? 0xf : 0;
+    r.imm64 = s.imm == OpShape::kImm64;
+    r.w64 = s.w64;
+    return r;
 }
 
-inline uint64_t apply(const WidthOp& op, uint64_t w) {
-    const uint64_t d = (w >> (3 * op.dst)) & 7;
-    const uint64_t s = (w >> (3 * op.src)) & 7;
-    uint64_t r = ((d & op.keep) | (s & op.take) | op.value) & op.mask & (s | op.src_or);
-    if (op.special != 0) [[unlikely]] {
-        if (op.special == kLocalCall) {
+constexpr std::array<WidthRow, vm::kOpCount + 1> kWidthRows = [] {
+    std::array<WidthRow, vm::kOpCount + 1> t{};
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        t[i] = width_row(kShapes[i]);
+    }
+    return t;
+}();
+
+// The widths after an instruction, from those before it (w: 3 bits per register, see code()).
+inline uint64_t apply_widths(const WidthRow& row, const vm::Instruction& insn, uint64_t w) {
+    // The immediate's width code, as a thermometer: W8 000, W16 001, W32 011, W64 111.
+    const uint64_t sext = static_cast<uint64_t>(int64_t{insn.imm});
+    const uint64_t v = row.imm64 ? insn.imm64 : row.w64 ? sext : (sext & 0xffffffffu);
+    const uint64_t c = uint64_t{v > 0xff} | (uint64_t{v > 0xffff} << 1) | (uint64_t{v > 0xffffffffu} << 2);
+    const unsigned reg = (insn.dst & row.sel_dst) | (insn.src & row.sel_src);
+    const unsigned at = 3 * reg;
+    const uint64_t d = (w >> at) & 7;
+    const uint64_t s = (w >> (3 * unsigned{insn.src})) & 7;
+    const uint64_t mask = row.mask & (c | row.imm_mask);
+    uint64_t r = ((d & row.keep) | (s & row.take) | row.value | (c & row.imm_value)) & mask & (s | row.src_or);
+    if (row.special != 0) [[unlikely]] {
+        if (row.special == kLocalCall) {
             return w | ((uint64_t{1} << 18) - 1);  // r0-r5
         }
-        const uint64_t c = d & op.mask;
-        const unsigned left = 8u << ((c & 1) + ((c >> 1) & 1) + ((c >> 2) & 1));
-        r = code(width_for_bits(left > op.value ? left - op.value : 0));
+        const auto count = static_cast<unsigned>(insn.imm) & (row.w64 ? 63 : 31);
+        const uint64_t m = d & mask;
+        const unsigned left = 8u << ((m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1));
+        r = code(width_for_bits(left > count ? left - count : 0));
     }
-    return (w & ~(uint64_t{7} << (3 * op.dst))) | (r << (3 * op.dst));
+    return (w & ~(uint64_t{7} << at)) | (r << at);
 }
 
 }  // namespace
@@ -418,7 +456,7 @@ void analyse(const vm::Program& program, Facts& f) {
         const uint64_t loop = (boundary[pc] & Facts::kLoop) != 0 ? kAllWide : 0;
         const uint64_t in = widths[pc] | carry | loop;
         widths[pc] = in;
-        const uint64_t out = apply(width_op(shape, insns[pc]), in);
+        const uint64_t out = apply_widths(kWidthRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)], insns[pc], in);
         carry = out & (0 - uint64_t{shape.falls});
         const uint32_t t = jumps[pc];
         widths[t > pc ? t : none] |= out;  // forward jumps only

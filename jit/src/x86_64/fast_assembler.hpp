@@ -197,9 +197,11 @@ private:
     // Where the next instruction's bytes go, or null when asmjit must emit it: the short path
     // runs only with nothing pending for the next instruction, no logger or validation (those
     // set the forced kReserved option), and room for the longest form (15 bytes).
+    // (One test for all of it: these run for every instruction.)
     uint8_t* start() {
-        if ((_instOptions | _forcedInstOptions) != asmjit::InstOptions::kNone || _extraReg.isReg() ||
-            _inlineComment != nullptr || remainingSpace() < 16) {
+        const uint32_t pending = static_cast<uint32_t>(_instOptions) | static_cast<uint32_t>(_forcedInstOptions) |
+                                 _extraReg._signature.bits() | static_cast<uint32_t>(_inlineComment != nullptr);
+        if (pending != 0 || static_cast<std::size_t>(_bufferEnd - _bufferPtr) < 16) {
             return nullptr;
         }
         return _bufferPtr;
@@ -215,6 +217,10 @@ private:
     }
 
     static bool is32or64(const Gp& r) { return r.isGpd() || r.isGpq(); }
+    // Both 32-bit or both 64-bit registers (one comparison of their signatures, and one test).
+    static bool same32or64(const Gp& a, const Gp& b) {
+        return a.baseSignature() == b.baseSignature() && is32or64(a);
+    }
     static uint8_t low(uint32_t id) { return static_cast<uint8_t>(id & 7); }
     static uint8_t high(uint32_t id) { return static_cast<uint8_t>((id >> 3) & 1); }
     static bool fits8(int64_t v) { return v >= -128 && v <= 127; }
@@ -226,11 +232,11 @@ private:
     // REX with W, R (reg), X (index), B (base or rm); left out when empty unless `force` (an
     // 8-bit access to spl, bpl, sil or dil needs one).
     static uint8_t* rex(uint8_t* p, bool w, uint32_t reg, uint32_t index, uint32_t base, bool force = false) {
+        // Written always, kept only when needed: no branch on the registers (which the
+        // predictor cannot learn from one instruction to the next).
         const auto r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | (high(reg) << 2) | (high(index) << 1) | high(base));
-        if (r != 0x40 || force) {
-            *p++ = r;
-        }
-        return p;
+        *p = r;
+        return p + static_cast<std::size_t>(r != 0x40 || force);
     }
 
     // A memory operand this path encodes: a 64-bit base register, optionally a 64-bit index with
@@ -288,7 +294,7 @@ private:
     // `op r/m, r` with both registers of one width (32 or 64 bits).
     bool rr(uint8_t opcode, const Gp& d, const Gp& s) {
         uint8_t* p = start();
-        if (p == nullptr || !is32or64(d) || d.size() != s.size() || !is32or64(s)) {
+        if (p == nullptr || !same32or64(d, s)) {
             return false;
         }
         p = rex(p, d.isGpq(), s.id(), 0, d.id());
@@ -372,7 +378,7 @@ private:
 
     bool imul_rr(const Gp& d, const Gp& s) {
         uint8_t* p = start();
-        if (p == nullptr || !is32or64(d) || d.size() != s.size() || !is32or64(s)) {
+        if (p == nullptr || !same32or64(d, s)) {
             return false;
         }
         p = rex(p, d.isGpq(), d.id(), 0, s.id());
