@@ -597,16 +597,20 @@ struct CopySearch {
 
 }  // namespace
 
-// Per opcode, whether the plan has anything to do there: a fused pattern may start there (decide
-// looks further), which includes every instruction CopySearch acts on (conditional jumps and
-// register moves). Most opcodes do not.
-constexpr std::array<bool, vm::kOpCount> kPlanStarts = [] {
-    std::array<bool, vm::kOpCount> t{};
+// Per opcode, which patterns the plan tries where it starts a step (decide), kNone for most
+// opcodes: nothing to decide and no copy search (CopySearch acts only on conditional jumps and
+// register moves, which have a family).
+enum class PlanFamily : uint8_t { kNone, kMove, kAdd, kAnd, kSwap, kCond };
+constexpr std::array<PlanFamily, vm::kOpCount> kPlanFamily = [] {
+    std::array<PlanFamily, vm::kOpCount> t{};
     for (std::size_t i = 0; i < vm::kOpCount; ++i) {
         const vm::OpInfo& row = vm::kOpTable[i];
-        t[i] = row.form == Form::CondImm || row.form == Form::CondReg || row.op == Op::Mov64Reg ||
-               row.op == Op::Mov32Reg || row.op == Op::Add64Reg || row.op == Op::Add64Imm || row.op == Op::And64Imm ||
-               row.op == Op::And32Imm || row.op == Op::Le16 || row.op == Op::Le32 || row.op == Op::Le64;
+        t[i] = row.form == Form::CondImm || row.form == Form::CondReg     ? PlanFamily::kCond
+               : row.op == Op::Mov64Reg || row.op == Op::Mov32Reg         ? PlanFamily::kMove
+               : row.op == Op::Add64Reg || row.op == Op::Add64Imm         ? PlanFamily::kAdd
+               : row.op == Op::And64Imm || row.op == Op::And32Imm         ? PlanFamily::kAnd
+               : row.op == Op::Le16 || row.op == Op::Le32 || row.op == Op::Le64 ? PlanFamily::kSwap
+                                                                           : PlanFamily::kNone;
     }
     return t;
 }();
@@ -643,57 +647,118 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
             steps[pc + k].kind = Fused::Covered;
         }
     };
-    // How the step at pc (not a tail, not covered, an opcode in kPlanStarts) is lowered.
-    auto decide = [&](std::size_t pc) {
+    // How the step at pc (not a tail, not covered, an opcode with a kPlanFamily) is lowered:
+    // each family tries only its own patterns, in the order of precedence below.
+    auto decide = [&](std::size_t pc, PlanFamily family) {
         const vm::Instruction& i0 = program[pc];
         const vm::Instruction* i1 = follower(pc);
-        const vm::Instruction* i2 = i1 != nullptr && i1->slots() == 1 ? follower(pc + 1) : nullptr;
-        const bool mov64 = i0.op == Op::Mov64Reg && i0.dst != i0.src;
-        const bool mov32 = i0.op == Op::Mov32Reg && i0.dst != i0.src;
-        // rX = rY; rX += rZ|imm; memory op on [rX + off]
-        if (mov64 && i1 != nullptr && i2 != nullptr && i1->dst == i0.dst &&
-            (i1->op == Op::Add64Reg || (i1->op == Op::Add64Imm && options.fold_immediates)) &&
-            consumes(*i2, pc + 2, i0.dst)) {
-            const bool reg = i1->op == Op::Add64Reg;
-            const int64_t disp = int64_t{i2->off} + (reg ? 0 : int64_t{i1->imm});
-            if (fits(disp)) {
-                const auto index = static_cast<int8_t>(!reg ? -1 : i1->src == i0.dst ? i0.src : i1->src);
-                cover(pc, {Fused::Address, 3, i0.src, index, static_cast<int32_t>(disp)});
+        switch (family) {
+            case PlanFamily::kNone:
+                return;
+            case PlanFamily::kMove: {
+                const bool mov64 = i0.op == Op::Mov64Reg && i0.dst != i0.src;
+                const bool mov32 = i0.op == Op::Mov32Reg && i0.dst != i0.src;
+                if (i1 == nullptr || i1->dst != i0.dst) {
+                    break;  // (every pattern of a move continues in its destination)
+                }
+                // rX = rY; rX += rZ|imm; memory op on [rX + off]
+                const vm::Instruction* i2 = i1->slots() == 1 ? follower(pc + 1) : nullptr;
+                if (mov64 && i2 != nullptr &&
+                    (i1->op == Op::Add64Reg || (i1->op == Op::Add64Imm && options.fold_immediates)) &&
+                    consumes(*i2, pc + 2, i0.dst)) {
+                    const bool reg = i1->op == Op::Add64Reg;
+                    const int64_t disp = int64_t{i2->off} + (reg ? 0 : int64_t{i1->imm});
+                    if (fits(disp)) {
+                        const auto index = static_cast<int8_t>(!reg ? -1 : i1->src == i0.dst ? i0.src : i1->src);
+                        cover(pc, {Fused::Address, 3, i0.src, index, static_cast<int32_t>(disp)});
+                        return;
+                    }
+                }
+                // rX = rY; rX += rZ|imm (or -= imm)
+                if (mov64 || mov32) {
+                    const Op add_reg = mov64 ? Op::Add64Reg : Op::Add32Reg;
+                    const Op add_imm = mov64 ? Op::Add64Imm : Op::Add32Imm;
+                    const Op sub_imm = mov64 ? Op::Sub64Imm : Op::Sub32Imm;
+                    if (i1->op == add_reg) {
+                        cover(pc,
+                              {Fused::AddMove, 2, i0.src, static_cast<int8_t>(i1->src == i0.dst ? i0.src : i1->src), 0});
+                        return;
+                    }
+                    if (options.fold_immediates && (i1->op == add_imm || (i1->op == sub_imm && i1->imm != INT32_MIN))) {
+                        cover(pc, {Fused::AddMove, 2, i0.src, -1, i1->op == add_imm ? i1->imm : -i1->imm});
+                        return;
+                    }
+                }
+                // rX = rY; rX &= 0xff|0xffff, where rY may be wider (else the move alone does it)
+                if ((i1->op == Op::And64Imm || i1->op == Op::And32Imm) && (i1->imm == 0xff || i1->imm == 0xffff) &&
+                    bits_for(facts.width(pc, i0.src)) > bits_of(static_cast<uint32_t>(i1->imm))) {
+                    cover(pc, {Fused::ZeroExtend, 2, i0.src, -1, i1->imm == 0xff ? 8 : 16});
+                    return;
+                }
+                break;
+            }
+            case PlanFamily::kAdd: {
+                // rX += rZ|imm; memory op on [rX + off]
+                if (i1 != nullptr && ((i0.op == Op::Add64Reg && i0.src != i0.dst) ||
+                                      (i0.op == Op::Add64Imm && options.fold_immediates)) &&
+                    consumes(*i1, pc + 1, i0.dst)) {
+                    const bool reg = i0.op == Op::Add64Reg;
+                    const int64_t disp = int64_t{i1->off} + (reg ? 0 : int64_t{i0.imm});
+                    if (fits(disp)) {
+                        cover(pc, {Fused::Address, 2, i0.dst, static_cast<int8_t>(reg ? i0.src : -1),
+                                   static_cast<int32_t>(disp)});
+                    }
+                }
                 return;
             }
-        }
-        // rX += rZ|imm; memory op on [rX + off]
-        if (i1 != nullptr &&
-            ((i0.op == Op::Add64Reg && i0.src != i0.dst) || (i0.op == Op::Add64Imm && options.fold_immediates)) &&
-            consumes(*i1, pc + 1, i0.dst)) {
-            const bool reg = i0.op == Op::Add64Reg;
-            const int64_t disp = int64_t{i1->off} + (reg ? 0 : int64_t{i0.imm});
-            if (fits(disp)) {
-                cover(pc,
-                      {Fused::Address, 2, i0.dst, static_cast<int8_t>(reg ? i0.src : -1), static_cast<int32_t>(disp)});
+            case PlanFamily::kAnd:
+            case PlanFamily::kSwap:
+                break;
+            case PlanFamily::kCond: {
+                // if (c) goto pc + 1 + k; rX = ...  (k = 1 or 2, nothing else landing in between)
+                if (options.fold_immediates && i1 != nullptr) {
+                    const vm::Instruction* i2 = i1->slots() == 1 ? follower(pc + 1) : nullptr;
+                    auto simple = [](const vm::Instruction& i) {
+                        const Sem s = i.info().sem;
+                        return i.info().form == Form::AluImm &&
+                               (s == Sem::Mov || s == Sem::Add || s == Sem::Sub || s == Sem::Or || s == Sem::And ||
+                                s == Sem::Xor || s == Sem::Lsh || s == Sem::Rsh || s == Sem::Arsh);
+                    };
+                    const bool copy = (i1->op == Op::Mov64Reg || i1->op == Op::Mov32Reg) && i1->dst != i1->src;
+                    const int64_t target = vm::branch_target(i0, pc);
+                    // ... or `if (c) goto T; rX = ...; goto T` (disp = 1: the step ends with that goto)
+                    auto to_target = [&](std::size_t at) {
+                        const vm::Instruction* g = follower(at - 1);
+                        return g != nullptr && (g->info().form == Form::Jump || g->info().form == Form::Jump32) &&
+                               vm::branch_target(*g, at) == target;
+                    };
+                    const bool one = simple(*i1) || copy;
+                    const bool two =
+                        copy && i2 != nullptr && simple(*i2) && i2->info().sem != Sem::Mov && i2->dst == i1->dst;
+                    if (one && target == static_cast<int64_t>(pc + 2)) {
+                        cover(pc, {Fused::Select, 2, 0, -1, 0});
+                        return;
+                    }
+                    if (two && target == static_cast<int64_t>(pc + 3)) {
+                        cover(pc, {Fused::Select, 3, 0, -1, 0});
+                        return;
+                    }
+                    if (one && !(two && to_target(pc + 3)) && to_target(pc + 2)) {
+                        cover(pc, {Fused::Select, 3, 0, -1, 1});
+                        return;
+                    }
+                    if (two && to_target(pc + 3)) {
+                        cover(pc, {Fused::Select, 4, 0, -1, 1});
+                        return;
+                    }
+                }
+                // if (c) goto pc + 2; goto T
+                if (vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) && i1 != nullptr &&
+                    (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {
+                    cover(pc, {Fused::Inverted, 2, 0, -1, 0});
+                }
                 return;
             }
-        }
-        // rX = rY; rX += rZ|imm (or -= imm)
-        if ((mov64 || mov32) && i1 != nullptr && i1->dst == i0.dst) {
-            const Op add_reg = mov64 ? Op::Add64Reg : Op::Add32Reg;
-            const Op add_imm = mov64 ? Op::Add64Imm : Op::Add32Imm;
-            const Op sub_imm = mov64 ? Op::Sub64Imm : Op::Sub32Imm;
-            if (i1->op == add_reg) {
-                cover(pc, {Fused::AddMove, 2, i0.src, static_cast<int8_t>(i1->src == i0.dst ? i0.src : i1->src), 0});
-                return;
-            }
-            if (options.fold_immediates && (i1->op == add_imm || (i1->op == sub_imm && i1->imm != INT32_MIN))) {
-                cover(pc, {Fused::AddMove, 2, i0.src, -1, i1->op == add_imm ? i1->imm : -i1->imm});
-                return;
-            }
-        }
-        // rX = rY; rX &= 0xff|0xffff, where rY may be wider (else the move alone does it)
-        if ((i0.op == Op::Mov64Reg || i0.op == Op::Mov32Reg) && i1 != nullptr && i1->dst == i0.dst &&
-            (i1->op == Op::And64Imm || i1->op == Op::And32Imm) && (i1->imm == 0xff || i1->imm == 0xffff) &&
-            bits_for(facts.width(pc, i0.src)) > bits_of(static_cast<uint32_t>(i1->imm))) {
-            cover(pc, {Fused::ZeroExtend, 2, i0.src, -1, i1->imm == 0xff ? 8 : 16});
-            return;
         }
         // An `and` with all the bits the value can have, a 32-bit self-move of a 32-bit value, a
         // no-op byte-order conversion.
@@ -708,61 +773,17 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
             i0.op == Op::Le64 || (i0.op == Op::Le32 && w <= Width::W32) || (i0.op == Op::Le16 && w <= Width::W16);
         if (no_op_and || no_op_move || no_op_swap) {
             steps[pc].kind = Fused::Nothing;
-            return;
-        }
-        // if (c) goto pc + 1 + k; rX = ...  (k = 1 or 2, nothing else landing in between)
-        const vm::Form form = i0.info().form;
-        if ((form == Form::CondImm || form == Form::CondReg) && options.fold_immediates && i1 != nullptr) {
-            auto simple = [](const vm::Instruction& i) {
-                const Sem s = i.info().sem;
-                return i.info().form == Form::AluImm &&
-                       (s == Sem::Mov || s == Sem::Add || s == Sem::Sub || s == Sem::Or || s == Sem::And ||
-                        s == Sem::Xor || s == Sem::Lsh || s == Sem::Rsh || s == Sem::Arsh);
-            };
-            const bool copy = (i1->op == Op::Mov64Reg || i1->op == Op::Mov32Reg) && i1->dst != i1->src;
-            const int64_t target = vm::branch_target(i0, pc);
-            // ... or `if (c) goto T; rX = ...; goto T` (disp = 1: the step ends with that goto)
-            auto to_target = [&](std::size_t at) {
-                const vm::Instruction* g = follower(at - 1);
-                return g != nullptr && (g->info().form == Form::Jump || g->info().form == Form::Jump32) &&
-                       vm::branch_target(*g, at) == target;
-            };
-            const bool one = simple(*i1) || copy;
-            const bool two = copy && i2 != nullptr && simple(*i2) && i2->info().sem != Sem::Mov && i2->dst == i1->dst;
-            if (one && target == static_cast<int64_t>(pc + 2)) {
-                cover(pc, {Fused::Select, 2, 0, -1, 0});
-                return;
-            }
-            if (two && target == static_cast<int64_t>(pc + 3)) {
-                cover(pc, {Fused::Select, 3, 0, -1, 0});
-                return;
-            }
-            if (one && !(two && to_target(pc + 3)) && to_target(pc + 2)) {
-                cover(pc, {Fused::Select, 3, 0, -1, 1});
-                return;
-            }
-            if (two && to_target(pc + 3)) {
-                cover(pc, {Fused::Select, 4, 0, -1, 1});
-                return;
-            }
-        }
-        // if (c) goto pc + 2; goto T
-        if ((form == Form::CondImm || form == Form::CondReg) &&
-            vm::branch_target(i0, pc) == static_cast<int64_t>(pc + 2) && i1 != nullptr &&
-            (i1->info().form == Form::Jump || i1->info().form == Form::Jump32)) {
-            cover(pc, {Fused::Inverted, 2, 0, -1, 0});
-            return;
         }
     };
     CopySearch copies{program, facts, steps};
     const vm::Instruction* const insns = program.instructions().data();
     const uint8_t* const tails = program.tails().data();
     for (std::size_t pc = 0; pc < n; ++pc) {
-        if (tails[pc] != 0 || !kPlanStarts[static_cast<std::size_t>(insns[pc].op)] ||
-            steps[pc].kind == Fused::Covered) {
+        const PlanFamily family = kPlanFamily[static_cast<std::size_t>(insns[pc].op)];
+        if (tails[pc] != 0 || family == PlanFamily::kNone || steps[pc].kind == Fused::Covered) {
             continue;  // (most instructions: nothing to decide or to search for)
         }
-        decide(pc);
+        decide(pc, family);
         copies.visit(pc);
     }
 }
