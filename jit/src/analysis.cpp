@@ -244,6 +244,53 @@ struct UseDef {
     uint16_t def = 0;
 };
 
+// The first liveness round's view of an opcode, flattened from its OpShape into masks, so that a
+// step is loads, ands and ors: the registers read and written are the fixed ones plus
+// bit(dst) & *_dst and bit(src) & *_src.
+struct LiveRow {
+    uint16_t use;
+    uint16_t def;
+    uint16_t use_dst;  // 0x3ff or 0 (r10 is never tracked)
+    uint16_t use_src;
+    uint16_t def_dst;
+    uint16_t def_src;
+    uint16_t falls;      // 0xffff when control reaches the next instruction, else 0
+    uint16_t exit_args;  // kArgs for an exit (a caller may read r1-r5), else 0
+    uint32_t flow;       // the flow word's flags: falls (bit 20), exit (bit 21)
+    uint32_t jump_mask;  // ~0 with a jump target (not a call), else 0
+    uint32_t any_mask;   // ~0 with a jump or call target
+    bool rel_imm;
+    bool helper;
+    uint8_t query;  // OpShape::query
+};
+
+constexpr LiveRow live_row(const OpShape& s) {
+    LiveRow r{};
+    r.use = s.use;
+    r.def = s.def;
+    r.use_dst = s.use_dst ? 0x3ff : 0;
+    r.use_src = s.use_src ? 0x3ff : 0;
+    r.def_dst = s.def_dst ? 0x3ff : 0;
+    r.def_src = s.def_src ? 0x3ff : 0;
+    r.falls = s.falls ? 0xffff : 0;
+    r.exit_args = s.exit ? kArgs : 0;
+    r.flow = (uint32_t{s.falls} << 20) | (uint32_t{s.exit} << 21);
+    r.jump_mask = s.jumps ? ~0u : 0;
+    r.any_mask = s.jumps || s.call ? ~0u : 0;
+    r.rel_imm = s.rel_imm;
+    r.helper = s.helper;
+    r.query = s.query;
+    return r;
+}
+
+constexpr std::array<LiveRow, vm::kOpCount + 1> kLiveRows = [] {
+    std::array<LiveRow, vm::kOpCount + 1> t{};
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        t[i] = live_row(kShapes[i]);
+    }
+    return t;
+}();
+
 inline uint16_t when(bool flag, uint16_t bits) {
     return static_cast<uint16_t>(bits & -static_cast<uint16_t>(flag));
 }
@@ -273,6 +320,7 @@ struct WidthRow {
     uint8_t special;    // kShiftRight or kLocalCall, else 0
     bool imm64;         // the immediate is the lddw's 64 bits
     bool w64;           // a 32-bit immediate is sign-extended to 64 bits (else zero-extended)
+    bool falls;         // control reaches the next instruction
 };
 
 constexpr WidthRow width_row(const OpShape& s) {
@@ -290,6 +338,7 @@ constexpr WidthRow width_row(const OpShape& s) {
     r.sel_src = s.width_reg == OpShape::kSrc ? 0xf : 0;
     r.imm64 = s.imm == OpShape::kImm64;
     r.w64 = s.w64;
+    r.falls = s.falls;
     return r;
 }
 
@@ -399,35 +448,35 @@ void analyse(const vm::Program& program, Facts& f) {
             // Branch-free but for rare events (a loop's top, a function's start): the kinds of
             // neighbouring instructions follow no pattern a predictor could learn.
             const vm::Instruction& insn = insns[pc];
-            const OpShape& shape = shape_at(insns, tails, pc);
-            const int64_t rel = shape.rel_imm ? insn.imm : insn.off;
+            const LiveRow& row = kLiveRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insn.op)];
+            const int64_t rel = row.rel_imm ? insn.imm : insn.off;
             const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
-            const uint32_t jump_mask = 0u - uint32_t{shape.jumps};
-            const uint32_t any_mask = jump_mask | (0u - uint32_t{shape.call});
-            const uint32_t t = (target & any_mask) | (none & ~any_mask);
-            const uint32_t jt = (target & jump_mask) | (none & ~jump_mask);
+            const uint32_t t = (target & row.any_mask) | (none & ~row.any_mask);
+            const uint32_t jt = (target & row.jump_mask) | (none & ~row.jump_mask);
             jumps[pc] = jt;
             const bool back = jt <= pc;
             if (back && (boundary[t] & Facts::kLoop) == 0) [[unlikely]] {
                 f.loop_ends.emplace_back(t, static_cast<uint32_t>(pc));  // (pc descends: the last one)
             }
             boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
-            helpers |= shape.helper;
+            helpers |= row.helper;
             const bool mask = insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1;
-            const bool query = shape.query == OpShape::kQueryAlways || (shape.query == OpShape::kQueryMask && mask);
+            const bool query = row.query == OpShape::kQueryAlways || (row.query == OpShape::kQueryMask && mask);
             last_query = query && pc > last_query ? pc : last_query;
 
-            const UseDef ud = use_def(shape, insn, false);
-            flows[pc] =
-                ud.use | (uint32_t{ud.def} << 10) | (uint32_t{shape.falls} << 20) | (uint32_t{shape.exit} << 21);
+            const uint32_t d = 1u << insn.dst;
+            const uint32_t r = 1u << insn.src;
+            const auto use = static_cast<uint16_t>(row.use | (d & row.use_dst) | (r & row.use_src));
+            const auto def = static_cast<uint16_t>(row.def | (d & row.def_dst) | (r & row.def_src));
+            flows[pc] = use | (uint32_t{def} << 10) | row.flow;
             // What the jump brings (slot n: nothing); everything when it goes back.
             const auto jumped = static_cast<uint16_t>(in[jt] | (kAll & (0u - uint32_t{back})));
-            const auto out = static_cast<uint16_t>((next_in & (0u - uint32_t{shape.falls})) | jumped);
-            const bool exit_args = shape.exit && pc >= args_from;
+            const auto out = static_cast<uint16_t>((next_in & row.falls) | jumped);
+            const uint16_t exit_args = pc >= args_from ? row.exit_args : 0;
             live_after[pc] = out;
-            next_in = static_cast<uint16_t>(ud.use | (exit_args ? kArgs : 0) | (out & ~ud.def));
+            next_in = static_cast<uint16_t>(use | exit_args | (out & ~def));
             in[pc] = next_in;
-            writes = static_cast<uint16_t>(writes | ud.def);
+            writes = static_cast<uint16_t>(writes | def);
             if (pc == function_start) [[unlikely]] {
                 f.function_writes[function - 1] = writes;
                 writes = 0;
@@ -452,12 +501,12 @@ void analyse(const vm::Program& program, Facts& f) {
     const std::size_t widths_end = std::min(last_query + 1, n);
     uint64_t carry = 0;
     for (std::size_t pc = 0; pc < widths_end; ++pc) {
-        const OpShape& shape = shape_at(insns, tails, pc);
+        const WidthRow& row = kWidthRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
         const uint64_t loop = (boundary[pc] & Facts::kLoop) != 0 ? kAllWide : 0;
         const uint64_t in = widths[pc] | carry | loop;
         widths[pc] = in;
-        const uint64_t out = apply_widths(kWidthRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)], insns[pc], in);
-        carry = out & (0 - uint64_t{shape.falls});
+        const uint64_t out = apply_widths(row, insns[pc], in);
+        carry = out & (0 - uint64_t{row.falls});
         const uint32_t t = jumps[pc];
         widths[t > pc ? t : none] |= out;  // forward jumps only
     }
