@@ -321,7 +321,18 @@ struct WidthRow {
     bool imm64;         // the immediate is the lddw's 64 bits
     bool w64;           // a 32-bit immediate is sign-extended to 64 bits (else zero-extended)
     bool falls;         // control reaches the next instruction
+    uint8_t unused[3];  // (16 bytes a row: indexed by a shift)
 };
+static_assert(sizeof(WidthRow) == 16);
+
+// The width code of a value by its number of significant bits (64 - clz(v | 1), 1 to 64).
+constexpr std::array<uint8_t, 65> kCodeByBits = [] {
+    std::array<uint8_t, 65> t{};
+    for (unsigned b = 0; b <= 64; ++b) {
+        t[b] = static_cast<uint8_t>(code(width_for_bits(b)));
+    }
+    return t;
+}();
 
 constexpr WidthRow width_row(const OpShape& s) {
     WidthRow r{};
@@ -353,9 +364,11 @@ constexpr std::array<WidthRow, vm::kOpCount + 1> kWidthRows = [] {
 // The widths after an instruction, from those before it (w: 3 bits per register, see code()).
 inline uint64_t apply_widths(const WidthRow& row, const vm::Instruction& insn, uint64_t w) {
     // The immediate's width code, as a thermometer: W8 000, W16 001, W32 011, W64 111.
-    const uint64_t sext = static_cast<uint64_t>(int64_t{insn.imm});
-    const uint64_t v = row.imm64 ? insn.imm64 : row.w64 ? sext : (sext & 0xffffffffu);
-    const uint64_t c = uint64_t{v > 0xff} | (uint64_t{v > 0xffff} << 1) | (uint64_t{v > 0xffffffffu} << 2);
+    // (Selected by masks and looked up: compilers turn the plain conditions into branches.)
+    const uint64_t sext = static_cast<uint64_t>(int64_t{insn.imm}) & (row.w64 ? ~uint64_t{0} : 0xffffffffu);
+    const uint64_t lddw = 0 - uint64_t{row.imm64};
+    const uint64_t v = (insn.imm64 & lddw) | (sext & ~lddw);
+    const uint64_t c = kCodeByBits[64 - static_cast<unsigned>(__builtin_clzll(v | 1))];
     const unsigned reg = (insn.dst & row.sel_dst) | (insn.src & row.sel_src);
     const unsigned at = 3 * reg;
     const uint64_t d = (w >> at) & 7;
