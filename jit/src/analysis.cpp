@@ -235,9 +235,29 @@ constexpr std::array<OpShape, vm::kOpCount + 1> kShapes = [] {
 
 // The row of the slot at pc (the passes hold the program's instructions and tail flags as raw
 // pointers, see analyse).
-inline const OpShape& shape_at(const vm::Instruction* insns, const uint8_t* tails, std::size_t pc) {
-    return kShapes[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
+inline std::size_t row_index(const vm::Instruction* insns, const uint8_t* tails, std::size_t pc) {
+    // (Without a branch: compilers make `tail ? kTailShape : op` one, mispredicted near lddws.)
+    const auto op = static_cast<std::size_t>(insns[pc].op);
+    return op ^ ((kTailShape ^ op) & (0 - static_cast<std::size_t>(tails[pc] != 0)));
 }
+
+// Per opcode, which patterns the plan tries where it starts a step (decide), kNone for most
+// opcodes: nothing to decide and no copy search (CopySearch acts only on conditional jumps and
+// register moves, which have a family).
+enum class PlanFamily : uint8_t { kNone, kMove, kAdd, kAnd, kSwap, kCond };
+constexpr std::array<PlanFamily, vm::kOpCount> kPlanFamily = [] {
+    std::array<PlanFamily, vm::kOpCount> t{};
+    for (std::size_t i = 0; i < vm::kOpCount; ++i) {
+        const vm::OpInfo& row = vm::kOpTable[i];
+        t[i] = row.form == Form::CondImm || row.form == Form::CondReg     ? PlanFamily::kCond
+               : row.op == Op::Mov64Reg || row.op == Op::Mov32Reg         ? PlanFamily::kMove
+               : row.op == Op::Add64Reg || row.op == Op::Add64Imm         ? PlanFamily::kAdd
+               : row.op == Op::And64Imm || row.op == Op::And32Imm         ? PlanFamily::kAnd
+               : row.op == Op::Le16 || row.op == Op::Le32 || row.op == Op::Le64 ? PlanFamily::kSwap
+                                                                           : PlanFamily::kNone;
+    }
+    return t;
+}();
 
 struct UseDef {
     uint16_t use = 0;
@@ -261,7 +281,9 @@ struct LiveRow {
     uint32_t any_mask;   // ~0 with a jump or call target
     bool rel_imm;
     bool helper;
-    uint8_t query;  // OpShape::query
+    uint8_t query_always;  // 1: the plan asks for widths before it (OpShape::kQueryAlways)
+    uint8_t query_mask;    // 1: ... if its immediate is a mask the plan folds (kQueryMask)
+    uint8_t plan_start;    // 1: its opcode has a kPlanFamily (not the tail of an lddw)
 };
 
 constexpr LiveRow live_row(const OpShape& s) {
@@ -279,7 +301,8 @@ constexpr LiveRow live_row(const OpShape& s) {
     r.any_mask = s.jumps || s.call ? ~0u : 0;
     r.rel_imm = s.rel_imm;
     r.helper = s.helper;
-    r.query = s.query;
+    r.query_always = s.query == OpShape::kQueryAlways ? 1 : 0;
+    r.query_mask = s.query == OpShape::kQueryMask ? 1 : 0;
     return r;
 }
 
@@ -287,6 +310,7 @@ constexpr std::array<LiveRow, vm::kOpCount + 1> kLiveRows = [] {
     std::array<LiveRow, vm::kOpCount + 1> t{};
     for (std::size_t i = 0; i < t.size(); ++i) {
         t[i] = live_row(kShapes[i]);
+        t[i].plan_start = i < vm::kOpCount && kPlanFamily[i] != PlanFamily::kNone ? 1 : 0;
     }
     return t;
 }();
@@ -456,12 +480,15 @@ void analyse(const vm::Program& program, Facts& f) {
         std::size_t function = fns.size();  // its index + 1
         std::size_t function_start = fns[function - 1];
         bool helpers = false;
+        f.plan_starts.resize(n + 1);
+        uint32_t* const starts = f.plan_starts.data();
+        std::size_t plan_starts = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
             // Branch-free but for rare events (a loop's top, a function's start): the kinds of
             // neighbouring instructions follow no pattern a predictor could learn.
             const vm::Instruction& insn = insns[pc];
-            const LiveRow& row = kLiveRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insn.op)];
+            const LiveRow& row = kLiveRows[row_index(insns, tails, pc)];
             const int64_t rel = row.rel_imm ? insn.imm : insn.off;
             const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
             const uint32_t t = (target & row.any_mask) | (none & ~row.any_mask);
@@ -473,9 +500,11 @@ void analyse(const vm::Program& program, Facts& f) {
             }
             boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
             helpers |= row.helper;
-            const bool mask = insn.imm == 0xff || insn.imm == 0xffff || insn.imm == -1;
-            const bool query = row.query == OpShape::kQueryAlways || (row.query == OpShape::kQueryMask && mask);
-            last_query = query && pc > last_query ? pc : last_query;
+            const unsigned mask = unsigned{insn.imm == 0xff} | unsigned{insn.imm == 0xffff} | unsigned{insn.imm == -1};
+            const unsigned query = row.query_always | (row.query_mask & mask);
+            last_query = query != 0 && pc > last_query ? pc : last_query;
+            starts[plan_starts] = static_cast<uint32_t>(pc);  // (kept when it is one)
+            plan_starts += row.plan_start;
 
             const uint32_t d = 1u << insn.dst;
             const uint32_t r = 1u << insn.src;
@@ -498,6 +527,7 @@ void analyse(const vm::Program& program, Facts& f) {
             }
         }
         f.calls_helpers = helpers;
+        f.plan_starts.resize(plan_starts);
     }
     for (uint32_t entry : fns) {
         boundary[entry] |= Facts::kEntry;
@@ -514,7 +544,7 @@ void analyse(const vm::Program& program, Facts& f) {
     const std::size_t widths_end = std::min(last_query + 1, n);
     uint64_t carry = 0;
     for (std::size_t pc = 0; pc < widths_end; ++pc) {
-        const WidthRow& row = kWidthRows[tails[pc] != 0 ? kTailShape : static_cast<std::size_t>(insns[pc].op)];
+        const WidthRow& row = kWidthRows[row_index(insns, tails, pc)];
         const uint64_t loop = (boundary[pc] & Facts::kLoop) != 0 ? kAllWide : 0;
         const uint64_t in = widths[pc] | carry | loop;
         widths[pc] = in;
@@ -658,24 +688,6 @@ struct CopySearch {
 };
 
 }  // namespace
-
-// Per opcode, which patterns the plan tries where it starts a step (decide), kNone for most
-// opcodes: nothing to decide and no copy search (CopySearch acts only on conditional jumps and
-// register moves, which have a family).
-enum class PlanFamily : uint8_t { kNone, kMove, kAdd, kAnd, kSwap, kCond };
-constexpr std::array<PlanFamily, vm::kOpCount> kPlanFamily = [] {
-    std::array<PlanFamily, vm::kOpCount> t{};
-    for (std::size_t i = 0; i < vm::kOpCount; ++i) {
-        const vm::OpInfo& row = vm::kOpTable[i];
-        t[i] = row.form == Form::CondImm || row.form == Form::CondReg     ? PlanFamily::kCond
-               : row.op == Op::Mov64Reg || row.op == Op::Mov32Reg         ? PlanFamily::kMove
-               : row.op == Op::Add64Reg || row.op == Op::Add64Imm         ? PlanFamily::kAdd
-               : row.op == Op::And64Imm || row.op == Op::And32Imm         ? PlanFamily::kAnd
-               : row.op == Op::Le16 || row.op == Op::Le32 || row.op == Op::Le64 ? PlanFamily::kSwap
-                                                                           : PlanFamily::kNone;
-    }
-    return t;
-}();
 
 void plan(const vm::Program& program, const Facts& facts, const PlanOptions& options, std::vector<Step>& steps) {
     const std::size_t n = program.size();
@@ -839,13 +851,12 @@ void plan(const vm::Program& program, const Facts& facts, const PlanOptions& opt
     };
     CopySearch copies{program, facts, steps};
     const vm::Instruction* const insns = program.instructions().data();
-    const uint8_t* const tails = program.tails().data();
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        const PlanFamily family = kPlanFamily[static_cast<std::size_t>(insns[pc].op)];
-        if (tails[pc] != 0 || family == PlanFamily::kNone || steps[pc].kind == Fused::Covered) {
-            continue;  // (most instructions: nothing to decide or to search for)
+    for (auto it = facts.plan_starts.rbegin(); it != facts.plan_starts.rend(); ++it) {
+        const uint32_t pc = *it;  // ascending: the instructions with a family, not lddw tails
+        if (steps[pc].kind == Fused::Covered) {
+            continue;  // (fused into an earlier step)
         }
-        decide(pc, family);
+        decide(pc, kPlanFamily[static_cast<std::size_t>(insns[pc].op)]);
         copies.visit(pc);
     }
 }

@@ -48,6 +48,9 @@ struct Facts {
     std::vector<uint16_t> function_writes;
     // Per loop top (kLoop): (top, the last backward jump to it), in no particular order.
     std::vector<std::pair<uint32_t, uint32_t>> loop_ends;
+    // The pcs whose opcode may start one of the plan's patterns, descending (found by the first
+    // liveness round, so that the plan visits only those, without a test per instruction).
+    std::vector<uint32_t> plan_starts;
 
     [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
     [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {
