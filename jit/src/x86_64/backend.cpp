@@ -49,6 +49,10 @@ using vm::Sem;
 
 const Gp kRegs[vm::kNumRegisters] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
 const Gp kState = r12;
+// The same registers by width, kRegsBy[w64][r]: indexed, where choosing `w64 ? r : r.r32()`
+// compiles to a branch that a program's mix of 32- and 64-bit instructions mispredicts.
+const Gp kRegsBy[2][vm::kNumRegisters] = {{eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp},
+                                          {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp}};
 
 // A label per pc, most of them none: kept as asmjit label ids (4 bytes a pc, where a Label is
 // 16), so that a compile writes and reads less memory.
@@ -926,7 +930,7 @@ private:
             }
             case Fused::AddMove: {
                 const bool w64 = p_[pc].info().width == 8;
-                const Gp d = w64 ? kRegs[p_[pc].dst] : kRegs[p_[pc].dst].r32();
+                const Gp& d = kRegsBy[w64][p_[pc].dst];
                 const Gp& b = kRegs[step.base];
                 a_.lea(d, step.index < 0 ? ptr(b, step.disp) : ptr(b, kRegs[step.index]));
                 return;
@@ -952,8 +956,7 @@ private:
                 return;
             case Fused::AddTo: {
                 const bool w64 = p_[pc].info().width == 8;
-                const Gp& d = kRegs[step.base];
-                a_.add(w64 ? d : d.r32(), step.disp);
+                a_.add(kRegsBy[w64][step.base], step.disp);
                 return;
             }
         }
@@ -974,8 +977,8 @@ private:
         const bool w64 = row.width == 8;
         const Gp d = kRegs[insn.dst];
         const Gp s = kRegs[insn.src];
-        const Gp dw = w64 ? d : d.r32();
-        const Gp sw = w64 ? s : s.r32();
+        const Gp& dw = kRegsBy[w64][insn.dst];
+        const Gp& sw = kRegsBy[w64][insn.src];
         switch (row.form) {
             case Form::AluImm:
                 alu_imm(row.sem, dw, insn.imm, w64, insn);
@@ -1428,8 +1431,7 @@ private:
 
     void atomic(const vm::OpInfo& row, const vm::Instruction& insn, std::size_t pc) {
         const bool w64 = row.width == 8;
-        const Gp& s = kRegs[insn.src];
-        const Gp sw = w64 ? s : s.r32();
+        const Gp& sw = kRegsBy[w64][insn.src];
         const Mem m = ptr(r10, 0, row.width);
         if (checked_) {
             (void)access(Address{insn.dst, -1, insn.off}, row.width, true, pc, true);
@@ -1537,9 +1539,9 @@ private:
     // The flags a conditional jump tests.
     void compare(const vm::OpInfo& row, const vm::Instruction& insn) {
         const bool w64 = row.width == 8;
-        const Gp d = w64 ? kRegs[insn.dst] : kRegs[insn.dst].r32();
+        const Gp& d = kRegsBy[w64][insn.dst];
         const bool reg = row.form == Form::CondReg;
-        const Gp s = w64 ? kRegs[insn.src] : kRegs[insn.src].r32();
+        const Gp& s = kRegsBy[w64][insn.src];
         if (!reg && blind_) {
             const Gp b = blinded(insn.imm, w64);
             if (row.sem == Sem::Jset) {
