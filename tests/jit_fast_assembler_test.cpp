@@ -48,6 +48,11 @@ public:
         EXPECT_EQ(fast_->short_path_count() - count, short_path && room ? 1u : 0u) << what;
         short_paths_ += fast_->short_path_count() - count;
     }
+    // Multi-byte NOPs for code alignment, as the back end asks for (asmjit pads with 0x90 else).
+    void optimize_align() {
+        slow_->addEncodingOptions(EncodingOptions::kOptimizedAlign);
+        fast_->addEncodingOptions(EncodingOptions::kOptimizedAlign);
+    }
     [[nodiscard]] uint64_t checked() const { return checked_; }
     [[nodiscard]] uint64_t short_paths() const { return short_paths_; }
 
@@ -293,6 +298,22 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
     pair.check("cmp mismatch", false, [&](auto& a) { return a.cmp(eax, ptr(rbx, 8, 8)); });
     pair.check("cmp no size", false, [&](auto& a) { return a.cmp(ptr(rbx, 8, 0), 1); });
     EXPECT_GT(pair.short_paths(), pair.checked() * 8 / 10);
+}
+
+// Code alignment: every padding from every offset within 64 bytes, to 16 and to 64.
+TEST(JitFastAssembler, AlignmentPaddingMatchesAsmjit) {
+    Pair pair;
+    pair.optimize_align();
+    for (uint32_t before = 0; before < 64; ++before) {
+        for (const uint32_t alignment : {1u, 4u, 16u, 64u}) {
+            for (uint32_t k = 0; k < before; ++k) {
+                pair.check("filler", false, [&](auto& a) { return a.nop(); });
+            }
+            pair.check("align " + std::to_string(alignment) + " after " + std::to_string(before), true,
+                       [&](auto& a) { return a.align(AlignMode::kCode, alignment); });
+        }
+    }
+    pair.check("align data", false, [&](auto& a) { return a.align(AlignMode::kData, 16); });
 }
 
 TEST(JitFastAssembler, PendingOptionsAndLoggersTakeAsmjitsPath) {

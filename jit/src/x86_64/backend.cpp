@@ -1795,6 +1795,9 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         ~Detach() { code.resetLogger(); }
     } detach{code};
     FastAssembler a(&code);
+    // Loop tops are aligned with multi-byte NOPs (a few instructions to fall through, not up to
+    // 63 single-byte ones).
+    a.addEncodingOptions(EncodingOptions::kOptimizedAlign);
     Lowering lowering(program, helpers, a, options);
     if (asmjit::Error e = lowering.run(); e != kErrorOk) {
         return make_error("jit", std::string("code generation failed: ") + DebugUtils::errorAsString(e));

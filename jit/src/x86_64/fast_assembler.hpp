@@ -52,6 +52,7 @@ public:
     // The base class's overloads stay visible; those declared here hide the ones with the same
     // operands.
     using Assembler::add;
+    using Assembler::align;
     using Assembler::and_;
     using Assembler::bswap;
     using Assembler::call;
@@ -160,6 +161,31 @@ public:
     Error jne(const Label& l) { return jump(cc(CondCode::kNE), l) ? asmjit::kErrorOk : Assembler::jne(l); }
     Error jnz(const Label& l) { return jump(cc(CondCode::kNZ), l) ? asmjit::kErrorOk : Assembler::jnz(l); }
     Error jz(const Label& l) { return jump(cc(CondCode::kZ), l) ? asmjit::kErrorOk : Assembler::jz(l); }
+
+    // Pads with NOPs to a multiple of `alignment` (a power of two up to 64) when the emitter asks
+    // for multi-byte NOPs, as asmjit does (tests compare every padding); other modes, and
+    // single-byte padding, are asmjit's.
+    Error align(asmjit::AlignMode mode, uint32_t alignment) {
+        uint8_t* p = start();
+        if (p == nullptr || mode != asmjit::AlignMode::kCode || alignment == 0 || alignment > 64 ||
+            (alignment & (alignment - 1)) != 0 || remainingSpace() < 64 + 16 ||
+            !asmjit::Support::test(_encodingOptions, asmjit::EncodingOptions::kOptimizedAlign)) {
+            return Assembler::align(mode, alignment);
+        }
+        uint32_t pad = static_cast<uint32_t>(-static_cast<int64_t>(offset())) & (alignment - 1);
+        while (pad != 0) {
+            const uint32_t n = pad < kLongestNop ? pad : kLongestNop;
+            std::memcpy(p, kNops[n - 1], n);
+            p += n;
+            pad -= n;
+        }
+        ++short_path_count_;
+        _bufferPtr = p;
+        const auto size = static_cast<std::size_t>(p - _bufferData);
+        asmjit::CodeBuffer& buffer = _section->_buffer;
+        buffer._size = size > buffer._size ? size : buffer._size;
+        return asmjit::kErrorOk;
+    }
 
     // Binds a label here. asmjit's bind does the same, and more only when there is more to do
     // (its own links to patch, a logger to tell, an error to report).
@@ -468,6 +494,21 @@ private:
     }
 
     static constexpr uint8_t cc(CondCode c) { return static_cast<uint8_t>(c); }
+    // The multi-byte NOPs asmjit pads code with when asked to (kOptimizedAlign): 1 to 9 bytes,
+    // the longest first.
+    static constexpr uint32_t kLongestNop = 9;
+    static constexpr uint8_t kNops[kLongestNop][kLongestNop] = {
+        {0x90},
+        {0x66, 0x90},
+        {0x0f, 0x1f, 0x00},
+        {0x0f, 0x1f, 0x40, 0x00},
+        {0x0f, 0x1f, 0x44, 0x00, 0x00},
+        {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00},
+        {0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00},
+        {0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+        {0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+    };
+
     // Up to two fixed bytes (the second left out when zero).
     bool bytes(uint8_t a, uint8_t b) {
         uint8_t* p = start();
