@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <random>
 
 #include "../analysis.hpp"
@@ -49,6 +50,28 @@ using vm::Sem;
 
 const Gp kRegs[vm::kNumRegisters] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
 const Gp kState = r12;
+
+// A few registers to save and restore around a call or in a frame, in order: a fixed array
+// (these are made for every helper call and exit; a std::vector costs an allocation each).
+class RegList {
+public:
+    void push_back(const Gp& g) {
+        BPFVM_ASSERT(size_ < kCapacity);
+        regs_[size_++] = g;
+    }
+    [[nodiscard]] std::size_t size() const { return size_; }
+    [[nodiscard]] bool empty() const { return size_ == 0; }
+    [[nodiscard]] const Gp& back() const { return regs_[size_ - 1]; }
+    [[nodiscard]] const Gp* begin() const { return regs_; }
+    [[nodiscard]] const Gp* end() const { return regs_ + size_; }
+    [[nodiscard]] std::reverse_iterator<const Gp*> rbegin() const { return std::reverse_iterator<const Gp*>(end()); }
+    [[nodiscard]] std::reverse_iterator<const Gp*> rend() const { return std::reverse_iterator<const Gp*>(begin()); }
+
+private:
+    static constexpr std::size_t kCapacity = 8;
+    Gp regs_[kCapacity];
+    std::size_t size_ = 0;
+};
 // The same registers by width, kRegsBy[w64][r]: indexed, where choosing `w64 ? r : r.r32()`
 // compiles to a branch that a program's mix of 32- and 64-bit instructions mispredicts.
 const Gp kRegsBy[2][vm::kNumRegisters] = {{eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp},
@@ -339,8 +362,8 @@ private:
         return true;
     }
 
-    std::vector<Gp> leaf_saved() const {
-        std::vector<Gp> regs;
+    RegList leaf_saved() const {
+        RegList regs;
         for (unsigned r = 6; r <= 10; ++r) {
             if ((used_ >> r) & 1) {
                 regs.push_back(kRegs[r]);
@@ -382,7 +405,7 @@ private:
         if ((used_ >> 10) & 1) {
             a_.add(rsp, leaf_frame_bytes());
         }
-        const std::vector<Gp> saved = leaf_saved();
+        const RegList saved = leaf_saved();
         for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
             a_.pop(*it);
         }
@@ -467,7 +490,7 @@ private:
 
     // A called function's return: the frame unmade, the caller's registers back.
     void return_from_call() {
-        const std::vector<Gp> saved = saved_by(function_);
+        const RegList saved = saved_by(function_);
         for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
             a_.pop(*it);
         }
@@ -488,8 +511,8 @@ private:
     // What a called function saves: the r6-r9 it writes, and r10 when that keeps the count odd
     // (the call pushed a return address: function bodies run with rsp 16-byte aligned, so that
     // their C calls are).
-    std::vector<Gp> saved_by(std::size_t function) const {
-        std::vector<Gp> saved;
+    RegList saved_by(std::size_t function) const {
+        RegList saved;
         const uint16_t writes = facts_.function_writes[function];
         for (unsigned r = 6; r <= 9; ++r) {
             if (((writes >> r) & 1) != 0) {
@@ -1616,8 +1639,8 @@ private:
     // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
     // still read are saved (Facts::live_after), and r9 (the budget) in checked mode; rsp stays
     // 16-byte aligned for the C call.
-    std::vector<Gp> saved_around(std::size_t pc) const {
-        std::vector<Gp> regs;
+    RegList saved_around(std::size_t pc) const {
+        RegList regs;
         for (unsigned r = 1; r <= 5; ++r) {
             if (facts_.live(pc, r)) {
                 regs.push_back(kRegs[r]);
@@ -1628,7 +1651,7 @@ private:
         }
         return regs;
     }
-    void save_args(const std::vector<Gp>& regs) {
+    void save_args(const RegList& regs) {
         for (const Gp& g : regs) {
             a_.push(g);
         }
@@ -1636,7 +1659,7 @@ private:
             a_.sub(rsp, 8);
         }
     }
-    void restore_args(const std::vector<Gp>& regs) {
+    void restore_args(const RegList& regs) {
         if (regs.size() % 2 != 0) {
             a_.add(rsp, 8);
         }
@@ -1660,7 +1683,7 @@ private:
             a_.jmp(trap(vm::TrapKind::UnknownHelper, static_cast<uint32_t>(pc), static_cast<uint32_t>(insn.imm)));
             return;
         }
-        const std::vector<Gp> saved = saved_around(pc);
+        const RegList saved = saved_around(pc);
         save_args(saved);
         if (checked_) {
             a_.mov(field(offsetof(RunState, budget)), r9);  // callbacks spend it
@@ -1685,7 +1708,7 @@ private:
         a_.mov(field(offsetof(RunState, args) + 16), rdx);
         a_.mov(field(offsetof(RunState, args) + 24), rcx);
         a_.mov(field(offsetof(RunState, args) + 32), r8);
-        const std::vector<Gp> saved = saved_around(pc);
+        const RegList saved = saved_around(pc);
         save_args(saved);
         if (checked_) {
             a_.mov(field(offsetof(RunState, budget)), r9);
