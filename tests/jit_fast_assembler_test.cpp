@@ -90,6 +90,15 @@ std::string name(const Gp& r) {
     return std::to_string(r.size() * 8) + "-bit r" + std::to_string(r.id());
 }
 
+// [base + index + disp] (index 16: none), and its name for failure messages.
+Mem address(uint32_t base, uint32_t index, int32_t disp, uint32_t size) {
+    return index == 16 ? ptr(gpq(base), disp, size) : ptr(gpq(base), gpq(index), 0, disp, size);
+}
+std::string address_name(uint32_t base, uint32_t index, int32_t disp) {
+    return " [r" + std::to_string(base) + (index == 16 ? "" : " + r" + std::to_string(index)) + " + " +
+           std::to_string(disp) + "]";
+}
+
 const int64_t kImmediates[] = {0,          1,          -1,         2,          127,        128,
                                -128,       -129,       255,        256,        32767,      -32768,
                                65535,      65536,      0x7fffffff, INT32_MIN,  0x80000000, 0xffffffff,
@@ -161,12 +170,8 @@ TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
                 continue;  // rsp cannot be an index
             }
             for (const int32_t disp : kDisplacements) {
-                auto mem = [&](uint32_t size) {
-                    return index == 16 ? ptr(gpq(base), disp, size) : ptr(gpq(base), gpq(index), 0, disp, size);
-                };
-                const std::string at = " [r" + std::to_string(base) +
-                                       (index == 16 ? "" : " + r" + std::to_string(index)) + " + " +
-                                       std::to_string(disp) + "]";
+                auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
+                const std::string at = address_name(base, index, disp);
                 // The register field: every register for the plain forms, a few for the rest.
                 for (uint32_t r = 0; r < 16; ++r) {
                     pair.check("load 64" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(8)); });
@@ -262,12 +267,8 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
     for (uint32_t base = 0; base < 16; ++base) {
         for (const uint32_t index : {16u, 0u, 5u, 12u, 13u, 15u}) {
             for (const int32_t disp : kDisplacements) {
-                auto mem = [&](uint32_t size) {
-                    return index == 16 ? ptr(gpq(base), disp, size) : ptr(gpq(base), gpq(index), 0, disp, size);
-                };
-                const std::string at = " [r" + std::to_string(base) +
-                                       (index == 16 ? "" : " + r" + std::to_string(index)) + " + " +
-                                       std::to_string(disp) + "]";
+                auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
+                const std::string at = address_name(base, index, disp);
                 for (const uint32_t r : {0u, 1u, 4u, 5u, 7u, 8u, 11u, 12u, 13u, 15u}) {
                     for (const bool w64 : {false, true}) {
                         const Gp d = w64 ? gpq(r) : gpd(r);

@@ -315,16 +315,14 @@ constexpr std::array<LiveRow, vm::kOpCount + 1> kLiveRows = [] {
     return t;
 }();
 
-inline uint16_t when(bool flag, uint16_t bits) {
-    return static_cast<uint16_t>(bits & -static_cast<uint16_t>(flag));
-}
-
-inline UseDef use_def(const OpShape& s, const vm::Instruction& insn, bool exit_returns_args) {
-    const uint16_t d = bit(insn.dst);
-    const uint16_t r = bit(insn.src);
-    return {static_cast<uint16_t>(s.use | when(s.use_dst, d) | when(s.use_src, r) |
-                                  when(s.exit && exit_returns_args, kArgs)),
-            static_cast<uint16_t>(s.def | when(s.def_dst, d) | when(s.def_src, r))};
+// The registers an instruction reads and writes (bpfvm's rules, see analysis.hpp); an exit also
+// reads r1-r5 when `exit_returns_args` (a caller may read them).
+inline UseDef use_def(const LiveRow& row, const vm::Instruction& insn, bool exit_returns_args) {
+    const uint32_t d = 1u << insn.dst;
+    const uint32_t r = 1u << insn.src;
+    return {static_cast<uint16_t>(row.use | (d & row.use_dst) | (r & row.use_src) |
+                                  (exit_returns_args ? row.exit_args : 0)),
+            static_cast<uint16_t>(row.def | (d & row.def_dst) | (r & row.def_src))};
 }
 
 // What the widths pass needs of an opcode, flattened from its OpShape so that a step is a few
@@ -506,10 +504,7 @@ void analyse(const vm::Program& program, Facts& f) {
             starts[plan_starts] = static_cast<uint32_t>(pc);  // (kept when it is one)
             plan_starts += row.plan_start;
 
-            const uint32_t d = 1u << insn.dst;
-            const uint32_t r = 1u << insn.src;
-            const auto use = static_cast<uint16_t>(row.use | (d & row.use_dst) | (r & row.use_src));
-            const auto def = static_cast<uint16_t>(row.def | (d & row.def_dst) | (r & row.def_src));
+            const auto [use, def] = use_def(row, insn, false);  // (exits' r1-r5: exit_args below)
             flows[pc] = use | (uint32_t{def} << 10) | row.flow;
             // What the jump brings (slot n: nothing); everything when it goes back.
             const auto jumped = static_cast<uint16_t>(in[jt] | (kAll & (0u - uint32_t{back})));
@@ -601,7 +596,7 @@ struct CopySearch {
         }
         for (std::size_t k = at; k < at + steps[at].span; k += program[k].slots()) {
             const vm::Instruction& i = program[k];
-            const UseDef u = use_def(kShapes[static_cast<std::size_t>(i.op)], i, k >= facts.main_end || facts.main_is_called);
+            const UseDef u = use_def(kLiveRows[static_cast<std::size_t>(i.op)], i, k >= facts.main_end || facts.main_is_called);
             all.use = static_cast<uint16_t>(all.use | u.use);
             all.def = static_cast<uint16_t>(all.def | u.def);
             const Sem sem = i.info().sem;

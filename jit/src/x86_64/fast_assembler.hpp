@@ -110,10 +110,10 @@ public:
     Error sar(const Gp& d, const Imm& i) { return shift(7, d, i) ? asmjit::kErrorOk : Assembler::sar(d, i); }
 
     Error imul(const Gp& d, const Gp& s) { return imul_rr(d, s) ? asmjit::kErrorOk : Assembler::imul(d, s); }
-    Error movzx(const Gp& d, const Gp& s) { return movzx_rr(d, s) ? asmjit::kErrorOk : Assembler::movzx(d, s); }
+    Error movzx(const Gp& d, const Gp& s) { return extend_rr(0xb6, d, s) ? asmjit::kErrorOk : Assembler::movzx(d, s); }
 
     Error mov(const Gp& d, const Mem& m) { return load(d, m) ? asmjit::kErrorOk : Assembler::mov(d, m); }
-    Error movzx(const Gp& d, const Mem& m) { return movzx_rm(d, m) ? asmjit::kErrorOk : Assembler::movzx(d, m); }
+    Error movzx(const Gp& d, const Mem& m) { return extend_rm(0xb6, d, m) ? asmjit::kErrorOk : Assembler::movzx(d, m); }
     Error mov(const Mem& m, const Gp& s) { return store(m, s) ? asmjit::kErrorOk : Assembler::mov(m, s); }
     Error mov(const Mem& m, const Imm& i) { return store_imm(m, i) ? asmjit::kErrorOk : Assembler::mov(m, i); }
     Error lea(const Gp& d, const Mem& m) { return lea_rm(d, m) ? asmjit::kErrorOk : Assembler::lea(d, m); }
@@ -145,8 +145,8 @@ public:
     Error cmp(const Mem& m, const Imm& i) { return alu_mi(7, m, i) ? asmjit::kErrorOk : Assembler::cmp(m, i); }
     Error movsxd(const Gp& d, const Gp& s) { return movsxd_rr(d, s) ? asmjit::kErrorOk : Assembler::movsxd(d, s); }
     Error movsxd(const Gp& d, const Mem& m) { return movsxd_rm(d, m) ? asmjit::kErrorOk : Assembler::movsxd(d, m); }
-    Error movsx(const Gp& d, const Gp& s) { return movsx_rr(d, s) ? asmjit::kErrorOk : Assembler::movsx(d, s); }
-    Error movsx(const Gp& d, const Mem& m) { return movsx_rm(d, m) ? asmjit::kErrorOk : Assembler::movsx(d, m); }
+    Error movsx(const Gp& d, const Gp& s) { return extend_rr(0xbe, d, s) ? asmjit::kErrorOk : Assembler::movsx(d, s); }
+    Error movsx(const Gp& d, const Mem& m) { return extend_rm(0xbe, d, m) ? asmjit::kErrorOk : Assembler::movsx(d, m); }
 
     Error jmp(const Label& l) { return jump(kJmp, l) ? asmjit::kErrorOk : Assembler::jmp(l); }
     Error call(const Label& l) { return jump(kCall, l) ? asmjit::kErrorOk : Assembler::call(l); }
@@ -316,6 +316,40 @@ private:
         *p++ = opcode;
         return finish(modrm_mem(p, reg, a));
     }
+    // The same with a register in the r/m field (ModRM mod 11): `reg` is a register or a /digit.
+    bool reg_reg(uint8_t* p, bool w, uint32_t reg, uint32_t rm, uint8_t opcode, bool escape = false,
+                 bool force_rex = false) {
+        p = rex(p, w, reg, 0, rm, force_rex);
+        if (escape) {
+            *p++ = 0x0f;
+        }
+        *p++ = opcode;
+        *p++ = static_cast<uint8_t>(0xc0 | (low(reg) << 3) | low(rm));
+        return finish(p);
+    }
+
+    // Whether an immediate fits a memory operand of `size` bytes (1, 2, 4, or 8 for a
+    // sign-extended 32-bit one), as asmjit takes it: a byte or word may be given signed or not.
+    static bool fits_size(uint32_t size, int64_t v) {
+        return size == 1   ? v >= -128 && v <= 255
+               : size == 2 ? v >= -32768 && v <= 65535
+               : size == 4 ? v >= INT32_MIN && v <= int64_t{UINT32_MAX}
+               : size == 8 ? fits32(v)
+                           : false;
+    }
+    // An immediate's low `bytes` bytes (1, 2 or 4).
+    static uint8_t* put_imm(uint8_t* p, uint32_t bytes, int64_t v) {
+        if (bytes == 1) {
+            *p++ = static_cast<uint8_t>(v);
+        } else if (bytes == 2) {
+            const auto h = static_cast<uint16_t>(v);
+            std::memcpy(p, &h, 2);
+            p += 2;
+        } else {
+            p = put32(p, static_cast<uint32_t>(v));
+        }
+        return p;
+    }
 
     // `op r/m, r` with both registers of one width (32 or 64 bits).
     bool rr(uint8_t opcode, const Gp& d, const Gp& s) {
@@ -323,10 +357,7 @@ private:
         if (p == nullptr || !same32or64(d, s)) {
             return false;
         }
-        p = rex(p, d.isGpq(), s.id(), 0, d.id());
-        *p++ = opcode;
-        *p++ = static_cast<uint8_t>(0xc0 | (low(s.id()) << 3) | low(d.id()));
-        return finish(p);
+        return reg_reg(p, d.isGpq(), s.id(), d.id(), opcode);
     }
 
     // Group 1 (add, or, and, sub, xor, cmp: /digit) with an immediate that fits 32 signed bits.
@@ -407,24 +438,18 @@ private:
         if (p == nullptr || !same32or64(d, s)) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), 0, s.id());
-        *p++ = 0x0f;
-        *p++ = 0xaf;
-        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        return finish(p);
+        return reg_reg(p, d.isGpq(), d.id(), s.id(), 0xaf, true);
     }
 
-    // movzx r32|r64, r8|r16 (the low byte registers only; spl..dil need a REX).
-    bool movzx_rr(const Gp& d, const Gp& s) {
+    // movzx (`byte_opcode` 0F B6) or movsx (0F BE) r32|r64, r8|r16 (a word's opcode is the
+    // next one; the low byte registers only, spl..dil need a REX).
+    bool extend_rr(uint8_t byte_opcode, const Gp& d, const Gp& s) {
         uint8_t* p = start();
         if (p == nullptr || !is32or64(d) || !(s.isGpbLo() || s.isGpw())) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), 0, s.id(), s.isGpbLo() && s.id() >= 4);
-        *p++ = 0x0f;
-        *p++ = s.isGpbLo() ? 0xb6 : 0xb7;
-        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        return finish(p);
+        return reg_reg(p, d.isGpq(), d.id(), s.id(), static_cast<uint8_t>(s.isGpbLo() ? byte_opcode : byte_opcode + 1),
+                       true, s.isGpbLo() && s.id() >= 4);
     }
 
     // mov r32|r64, [m] with the memory operand's size unset or the register's.
@@ -437,14 +462,15 @@ private:
         return reg_mem(p, d.isGpq(), d.id(), a, 0x8b);
     }
 
-    // movzx r32|r64, byte|word [m].
-    bool movzx_rm(const Gp& d, const Mem& m) {
+    // movzx or movsx r32|r64, byte|word [m] (as extend_rr).
+    bool extend_rm(uint8_t byte_opcode, const Gp& d, const Mem& m) {
         uint8_t* p = start();
         Address a{};
         if (p == nullptr || !is32or64(d) || (m.size() != 1 && m.size() != 2) || !address_of(m, a)) {
             return false;
         }
-        return reg_mem(p, d.isGpq(), d.id(), a, m.size() == 1 ? 0xb6 : 0xb7, true);
+        return reg_mem(p, d.isGpq(), d.id(), a, static_cast<uint8_t>(m.size() == 1 ? byte_opcode : byte_opcode + 1),
+                       true);
     }
 
     // mov [m], r8|r16|r32|r64 with the memory operand's size unset or the register's.
@@ -468,11 +494,7 @@ private:
         Address a{};
         const uint32_t size = m.size();
         const int64_t v = i.value();
-        const bool in_range = size == 1   ? v >= -128 && v <= 255
-                              : size == 2 ? v >= -32768 && v <= 65535
-                              : size == 4 ? v >= INT32_MIN && v <= int64_t{UINT32_MAX}
-                                          : fits32(v);
-        if (p == nullptr || (size != 1 && size != 2 && size != 4 && size != 8) || !in_range || !address_of(m, a)) {
+        if (p == nullptr || !fits_size(size, v) || !address_of(m, a)) {
             return false;
         }
         if (size == 2) {
@@ -481,16 +503,7 @@ private:
         p = rex(p, size == 8, 0, index_rex(a), a.base);
         *p++ = size == 1 ? 0xc6 : 0xc7;
         p = modrm_mem(p, 0, a);
-        if (size == 1) {
-            *p++ = static_cast<uint8_t>(v);
-        } else if (size == 2) {
-            const auto h = static_cast<uint16_t>(v);
-            std::memcpy(p, &h, 2);
-            p += 2;
-        } else {
-            p = put32(p, static_cast<uint32_t>(v));
-        }
-        return finish(p);
+        return finish(put_imm(p, size == 8 ? 4 : size, v));
     }
 
     static constexpr uint8_t cc(CondCode c) { return static_cast<uint8_t>(c); }
@@ -539,10 +552,7 @@ private:
         if (p == nullptr || !r.isGpq()) {
             return false;
         }
-        p = rex(p, false, 0, 0, r.id());
-        *p++ = 0xff;
-        *p++ = static_cast<uint8_t>(0xd0 | low(r.id()));
-        return finish(p);
+        return reg_reg(p, false, 2, r.id(), 0xff);
     }
 
     // A one-operand group-3 form (neg /3, div /6, idiv /7) on a 32- or 64-bit register.
@@ -551,10 +561,7 @@ private:
         if (p == nullptr || !is32or64(r)) {
             return false;
         }
-        p = rex(p, r.isGpq(), 0, 0, r.id());
-        *p++ = opcode;
-        *p++ = static_cast<uint8_t>(0xc0 | (digit << 3) | low(r.id()));
-        return finish(p);
+        return reg_reg(p, r.isGpq(), digit, r.id(), opcode);
     }
 
     bool bswap_r(const Gp& r) {
@@ -584,43 +591,29 @@ private:
             *p++ = byte ? 0xf6 : 0xf7;
             *p++ = static_cast<uint8_t>(0xc0 | low(d.id()));
         }
-        if (byte) {
-            *p++ = static_cast<uint8_t>(v);
-        } else {
-            p = put32(p, static_cast<uint32_t>(v));
-        }
-        return finish(p);
+        return finish(put_imm(p, byte ? 1 : 4, v));
     }
 
     // imul r, r/m, imm: 6B ib when the value fits a signed byte, else 69 id.
     bool imul_rri(const Gp& d, const Gp& s, const Imm& i) {
         uint8_t* p = start();
         const int64_t v = i.value();
-        if (p == nullptr || !is32or64(d) || d.size() != s.size() || !is32or64(s) || !fits32(v)) {
+        if (p == nullptr || !same32or64(d, s) || !fits32(v)) {
             return false;
         }
         p = rex(p, d.isGpq(), d.id(), 0, s.id());
         *p++ = fits8(v) ? 0x6b : 0x69;
         *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        if (fits8(v)) {
-            *p++ = static_cast<uint8_t>(v);
-        } else {
-            p = put32(p, static_cast<uint32_t>(v));
-        }
-        return finish(p);
+        return finish(put_imm(p, fits8(v) ? 1 : 4, v));
     }
 
     // cmovcc r, r (0F 40+cc /r).
     bool cmov_rr(uint8_t c, const Gp& d, const Gp& s) {
         uint8_t* p = start();
-        if (p == nullptr || c > 15 || !is32or64(d) || d.size() != s.size() || !is32or64(s)) {
+        if (p == nullptr || c > 15 || !same32or64(d, s)) {
             return false;
         }
-        p = rex(p, d.isGpq(), d.id(), 0, s.id());
-        *p++ = 0x0f;
-        *p++ = static_cast<uint8_t>(0x40 | c);
-        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        return finish(p);
+        return reg_reg(p, d.isGpq(), d.id(), s.id(), static_cast<uint8_t>(0x40 | c), true);
     }
 
     // `op r, [m]` (add 03, sub 2b, cmp 3b) with the memory operand's size unset or the register's.
@@ -640,11 +633,7 @@ private:
         Address a{};
         const uint32_t size = m.size();
         const int64_t v = i.value();
-        const bool in_range = size == 1   ? v >= -128 && v <= 255
-                              : size == 2 ? v >= -32768 && v <= 65535
-                              : size == 4 ? v >= INT32_MIN && v <= int64_t{UINT32_MAX}
-                                          : fits32(v);
-        if (p == nullptr || (size != 1 && size != 2 && size != 4 && size != 8) || !in_range || !address_of(m, a)) {
+        if (p == nullptr || !fits_size(size, v) || !address_of(m, a)) {
             return false;
         }
         // (asmjit reads a dword's value as signed 32 bits, a word's as given: 0xffffffff takes
@@ -657,16 +646,7 @@ private:
         p = rex(p, size == 8, 0, index_rex(a), a.base);
         *p++ = size == 1 ? 0x80 : short_imm ? 0x83 : 0x81;
         p = modrm_mem(p, digit, a);
-        if (size == 1 || short_imm) {
-            *p++ = static_cast<uint8_t>(v);
-        } else if (size == 2) {
-            const auto h = static_cast<uint16_t>(v);
-            std::memcpy(p, &h, 2);
-            p += 2;
-        } else {
-            p = put32(p, static_cast<uint32_t>(v));
-        }
-        return finish(p);
+        return finish(put_imm(p, size == 1 || short_imm ? 1 : size == 8 ? 4 : size, v));
     }
 
     // movsxd r64, r32 | dword [m] (REX.W 63 /r).
@@ -675,10 +655,7 @@ private:
         if (p == nullptr || !d.isGpq() || !s.isGpd()) {
             return false;
         }
-        p = rex(p, true, d.id(), 0, s.id());
-        *p++ = 0x63;
-        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        return finish(p);
+        return reg_reg(p, true, d.id(), s.id(), 0x63);
     }
     bool movsxd_rm(const Gp& d, const Mem& m) {
         uint8_t* p = start();
@@ -687,27 +664,6 @@ private:
             return false;
         }
         return reg_mem(p, true, d.id(), a, 0x63);
-    }
-
-    // movsx r32|r64, r8|r16 | byte|word [m] (0F BE / 0F BF; the low byte registers only).
-    bool movsx_rr(const Gp& d, const Gp& s) {
-        uint8_t* p = start();
-        if (p == nullptr || !is32or64(d) || !(s.isGpbLo() || s.isGpw())) {
-            return false;
-        }
-        p = rex(p, d.isGpq(), d.id(), 0, s.id(), s.isGpbLo() && s.id() >= 4);
-        *p++ = 0x0f;
-        *p++ = s.isGpbLo() ? 0xbe : 0xbf;
-        *p++ = static_cast<uint8_t>(0xc0 | (low(d.id()) << 3) | low(s.id()));
-        return finish(p);
-    }
-    bool movsx_rm(const Gp& d, const Mem& m) {
-        uint8_t* p = start();
-        Address a{};
-        if (p == nullptr || !is32or64(d) || (m.size() != 1 && m.size() != 2) || !address_of(m, a)) {
-            return false;
-        }
-        return reg_mem(p, d.isGpq(), d.id(), a, m.size() == 1 ? 0xbe : 0xbf, true);
     }
 
     // jmp (kJmp), call (kCall) or jcc (the condition code, 0-15) to a label of this section.
