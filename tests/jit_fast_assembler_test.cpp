@@ -256,6 +256,11 @@ TEST(JitFastAssembler, OneRegisterFormsMatchAsmjit) {
             }
             pair.check("cmovb r" + std::to_string(r), true, [&](auto& a) { return a.cmovb(gpq(r), gpq(s)); });
         }
+        for (uint32_t c = 0; c < 16; ++c) {
+            const std::string at = " " + std::to_string(c) + " r" + std::to_string(r);
+            pair.check("setcc byte" + at, true, [&](auto& a) { return a.set(static_cast<CondCode>(c), gpb(r)); });
+            pair.check("setcc dword" + at, false, [&](auto& a) { return a.set(static_cast<CondCode>(c), gpd(r)); });
+        }
     }
     pair.check("cdq", true, [&](auto& a) { return a.cdq(); });
     pair.check("cqo", true, [&](auto& a) { return a.cqo(); });

@@ -717,6 +717,74 @@ TEST(Jit, BranchesOverOneRegistersWritesSelectLikeTheInterpreter) {
     }
 }
 
+// The verified-mode listing of a program's code (instructions only, one per line).
+std::string verified_listing(std::string_view text) {
+    JitOptions o;
+    o.keep_listing = true;
+    Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text), helpers(), o);
+    EXPECT_TRUE(code) << code.error().message();
+    return code ? (*code)->listing() : std::string();
+}
+
+// Selects whose register holds a value known from the instruction before (Fused::Select's
+// shorter forms): `rX = rY` then `if rY < 2^k skip; rX = rY; rX >>= k` shifts rX in place, with
+// the shift's zero flag as the condition; `rX = 0|1` then `if c skip; rX = 1|0` is a setcc. Each
+// at both widths, every way of writing the limit, at the values around it and with the upper
+// half set, as the interpreter runs it.
+TEST(Jit, SelectsOnAValueKnownFromTheInstructionBeforeMatchTheInterpreter) {
+    struct Shape {
+        const char* jump;  // with %r4 compared to the limit L, skipping the writes
+        int64_t offset;    // L = 2^k + offset
+    };
+    const Shape shapes[] = {{"jlt", 0}, {"jle", -1}, {"jge", 0}, {"jgt", -1}};
+    for (const bool w64 : {false, true}) {
+        const std::string s = w64 ? "" : "32";
+        for (const unsigned k : std::vector<unsigned>{1, 8, 16, 30, 31}) {
+            for (const Shape& shape : shapes) {
+                const int64_t limit = (int64_t{1} << k) + shape.offset;
+                const std::string jump = std::string(shape.jump) + s + " %r4, " + std::to_string(static_cast<int32_t>(limit));
+                // In place after a copy; in r11 after something else; on the compared register itself.
+                const std::string in_place = "mov" + s + " %r3, %r4\n" + jump + ", +2\nmov" + s + " %r3, %r4\nrsh" +
+                                             s + " %r3, " + std::to_string(k) + "\n";
+                const std::string in_r11 = "mov" + s + " %r3, %r4\nor" + s + " %r3, 1\n" + jump + ", +2\nmov" + s +
+                                           " %r3, %r4\nrsh" + s + " %r3, " + std::to_string(k) + "\n";
+                const std::string itself = "mov %r3, %r4\n" + jump + ", +1\nrsh" + s + " %r4, " +
+                                           std::to_string(k) + "\nmov %r3, %r4\n";
+                for (const std::string& body : {in_place, in_r11, itself}) {
+                    const std::string text = "ldxdw %r4, [%r1]\n" + body + "mov %r0, %r3\nexit";
+                    const std::string code = verified_listing(text);
+                    // The shift's flags, where the immediate is the limit (a 64-bit compare sign-extends
+                    // 2^31 to another value: a compare then).
+                    const bool exact = !w64 || limit <= INT32_MAX;
+                    EXPECT_EQ(code.find("cmp ") == std::string::npos, exact) << text << code;
+                    const uint64_t l = static_cast<uint64_t>(limit);
+                    for (const uint64_t v : {uint64_t{0}, uint64_t{1}, l - 1, l, l + 1, l + 2, uint64_t{0xffffffff},
+                                             uint64_t{0x100000000}, l | 0xffff000000000000, ~uint64_t{0}}) {
+                        std::vector<uint8_t> mem(8);
+                        std::memcpy(mem.data(), &v, 8);
+                        same_on_all(text, mem);
+                    }
+                }
+            }
+        }
+    }
+    // setcc: r3 = 1 (or 0), then r3 = 0 (or 1) unless the condition holds.
+    for (const char* cond : {"jgt %r4, 9", "jle32 %r4, 9", "jset %r4, 4", "jslt %r4, %r2", "jeq32 %r4, 0"}) {
+        for (const char* values : {"mov32 %r3, 1\n", "mov %r3, 0\n"}) {
+            const bool one = values[std::strlen(values) - 2] == '1';
+            const std::string text = std::string("ldxdw %r4, [%r1]\nmov %r2, -3\n") + values + cond + ", +1\nmov" +
+                                     (one ? "32" : "") + " %r3, " + (one ? "0" : "1") + "\nmov %r0, %r3\nexit";
+            EXPECT_NE(verified_listing(text).find("set"), std::string::npos) << text;
+            for (const uint64_t v : {uint64_t{0}, uint64_t{4}, uint64_t{9}, uint64_t{10}, uint64_t{0x100000000},
+                                     ~uint64_t{0}, uint64_t{0x8000000000000004}}) {
+                std::vector<uint8_t> mem(8);
+                std::memcpy(mem.data(), &v, 8);
+                same_on_all(text, mem);
+            }
+        }
+    }
+}
+
 // Found by the kernel oracle's random programs: a division keeps rax and rdx only where r0 and
 // r3 are still read, but the plan compares r3 in place of a copy of it made for the compare; the
 // division in between must count as writing r3, or the compare reads the remainder.

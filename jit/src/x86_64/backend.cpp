@@ -1603,38 +1603,121 @@ private:
         return CondCode::kE;
     }
     // Fused::Select: `if (c) goto pc + 1 + k; <k instructions writing rX>` as rX = c ? rX : value,
-    // the value worked out in r11 first (before the compare sets the flags).
+    // in general with the value worked out in r11 first (before the compare sets the flags).
+    // Shorter forms, where what rX holds before is known from the step before (control reaches
+    // the jump only from there):
+    //  - rX = 1 - v after `rX = v` (v = 0 or 1): a setcc of rX's low byte;
+    //  - rX = op(rY) after `rX = rY`: op on rX in place, and a cmov of rY back when c holds;
+    //  - a right shift by k of the register compared with 2^k (`if rY < 2^k`, clang's test of
+    //    `rY >> k`): the shift's own zero flag is the condition, with no compare.
     void select(std::size_t pc, const Step& step) {
         const vm::Instruction& jump = p_[pc];
+        const vm::OpInfo& jrow = jump.info();
         const vm::Instruction& first = p_[pc + 1];
         const vm::OpInfo& frow = first.info();
         const unsigned x = first.dst;
-        auto op_on_r11 = [&](const vm::Instruction& i) {
-            const vm::OpInfo& row = i.info();
-            const bool w64 = row.width == 8;
-            alu_imm(row.sem, w64 ? Gp(r11) : Gp(r11d), i.imm, w64, i);
-        };
         const unsigned writes = step.span - 1 - static_cast<unsigned>(step.disp);  // 1 or 2
-        if (frow.form == Form::AluReg) {  // rX = rY, then maybe an operation on it
-            if (frow.width == 8) {
-                a_.mov(r11, kRegs[first.src]);
-            } else {
-                a_.mov(r11d, kRegs[first.src].r32());
-            }
-            if (writes == 2) {
-                op_on_r11(p_[pc + 2]);
-            }
-        } else if (frow.sem == Sem::Mov) {
-            op_on_r11(first);
-        } else {
-            a_.mov(r11, kRegs[x]);
-            op_on_r11(first);
+        const bool copy = frow.form == Form::AluReg;                                // rX = rY, ...
+        const vm::Instruction* op = copy ? (writes == 2 ? &p_[pc + 2] : nullptr) : &first;
+        if (copy || frow.sem != Sem::Mov) {
+            BPFVM_ASSERT(op == nullptr || op->info().form == Form::AluImm);
         }
-        compare(jump.info(), jump);
-        a_.cmov(condition(inverse(jump.info().sem)), kRegs[x], r11);
+        const vm::Instruction* before = step_before_select(pc);
+        const bool w64 = frow.width == 8;
+        const Gp& rx = kRegsBy[w64][x];
+        // The condition c as the zero flag of `value >> k` (else kNoShiftFlag).
+        const int shift_flag = op != nullptr ? shift_condition(jump, *op, copy ? first.src : x) : kNoShiftFlag;
+        const bool reads_x = jump.dst == x || (jrow.form == Form::CondReg && jump.src == x);
+        if (!copy && frow.sem == Sem::Mov && before != nullptr && before->info().form == Form::AluImm &&
+            before->info().sem == Sem::Mov && before->dst == x && (before->imm == 0 || before->imm == 1) &&
+            first.imm == 1 - before->imm) {
+            // rX is 0 or 1 already: only its low byte changes, to c ? v : 1 - v.
+            compare(jrow, jump);
+            const Sem sem = before->imm == 1 ? jrow.sem : inverse(jrow.sem);
+            a_.set(condition(sem), kRegs[x].r8());
+        } else if (copy && before != nullptr && before->op == first.op && before->dst == x &&
+                   before->src == first.src && !reads_x) {
+            // rX = rY already: rX = op(rY) in place, then rY back where c holds.
+            const Gp& ry = kRegsBy[w64][first.src];
+            if (op != nullptr) {
+                if (shift_flag != kNoShiftFlag) {
+                    a_.shr(rx, op->imm);
+                } else {
+                    alu_imm(op->info().sem, rx, op->imm, w64, *op);
+                    compare(jrow, jump);
+                }
+                a_.cmov(shift_flag != kNoShiftFlag ? flag_condition(shift_flag, true) : condition(jrow.sem), rx, ry);
+            }
+        } else {
+            auto op_on_r11 = [&](const vm::Instruction& i) {
+                const vm::OpInfo& row = i.info();
+                const bool op64 = row.width == 8;
+                alu_imm(row.sem, op64 ? Gp(r11) : Gp(r11d), i.imm, op64, i);
+            };
+            if (copy) {
+                if (w64) {
+                    a_.mov(r11, kRegs[first.src]);
+                } else {
+                    a_.mov(r11d, kRegs[first.src].r32());
+                }
+            } else if (frow.sem != Sem::Mov) {
+                a_.mov(r11, kRegs[x]);
+            }
+            if (shift_flag != kNoShiftFlag) {
+                a_.shr(op->info().width == 8 ? Gp(r11) : Gp(r11d), op->imm);
+            } else {
+                if (op != nullptr) {
+                    op_on_r11(*op);
+                }
+                compare(jrow, jump);
+            }
+            a_.cmov(shift_flag != kNoShiftFlag ? flag_condition(shift_flag, false) : condition(inverse(jrow.sem)),
+                    kRegs[x], r11);
+        }
         if (step.disp == 1) {
             a_.jmp(jump_to(vm::branch_target(jump, pc)));
         }
+    }
+    // The instruction before a select's jump when control reaches the jump only from it and it
+    // was lowered by itself (so that what it left in its destination is known), else null.
+    const vm::Instruction* step_before_select(std::size_t pc) const {
+        if (pc == 0 || facts_.boundary[pc] != 0 || p_.is_tail(pc - 1) || steps_[pc - 1].kind != Fused::Alone) {
+            return nullptr;
+        }
+        return &p_[pc - 1];
+    }
+    // Whether a select's condition is the zero flag of `shr rY, k` for its `>>= k` (k >= 1, so
+    // that the flags are written, at the compare's width): `if rY < 2^k` (or <= 2^k - 1) holds
+    // when the shifted value is zero (kZeroWhenTaken), `if rY >= 2^k` (or > 2^k - 1) when it is
+    // not (kNonZeroWhenTaken).
+    static constexpr int kNoShiftFlag = 0;
+    static constexpr int kZeroWhenTaken = 1;
+    static constexpr int kNonZeroWhenTaken = 2;
+    static int shift_condition(const vm::Instruction& jump, const vm::Instruction& op, unsigned shifted) {
+        const vm::OpInfo& jrow = jump.info();
+        const vm::OpInfo& orow = op.info();
+        if (jrow.form != Form::CondImm || orow.sem != Sem::Rsh || jump.dst != shifted || jrow.width != orow.width) {
+            return kNoShiftFlag;
+        }
+        const unsigned bits = orow.width == 8 ? 64 : 32;
+        const auto k = static_cast<unsigned>(op.imm);
+        if (op.imm < 1 || k >= bits) {
+            return kNoShiftFlag;
+        }
+        // The compared value, as the compare sees the immediate at its width.
+        const uint64_t v = bits == 64 ? static_cast<uint64_t>(int64_t{jump.imm}) : static_cast<uint32_t>(jump.imm);
+        const uint64_t limit = uint64_t{1} << k;
+        if ((jrow.sem == Sem::Jlt && v == limit) || (jrow.sem == Sem::Jle && v == limit - 1)) {
+            return kZeroWhenTaken;
+        }
+        if ((jrow.sem == Sem::Jge && v == limit) || (jrow.sem == Sem::Jgt && v == limit - 1)) {
+            return kNonZeroWhenTaken;
+        }
+        return kNoShiftFlag;
+    }
+    // The cmov's condition for a shift flag: where the jump is taken, or where it is not.
+    static CondCode flag_condition(int shift_flag, bool taken) {
+        return (shift_flag == kZeroWhenTaken) == taken ? CondCode::kZ : CondCode::kNZ;
     }
     // r1..r5 keep their values across helper calls, as in the interpreter: those the program may
     // still read are saved (Facts::live_after), and r9 (the budget) in checked mode; rsp stays

@@ -137,6 +137,9 @@ public:
         return cmov_rr(static_cast<uint8_t>(c), d, s) ? asmjit::kErrorOk : Assembler::cmov(c, d, s);
     }
     Error cmovb(const Gp& d, const Gp& s) { return cmov_rr(cc(CondCode::kB), d, s) ? asmjit::kErrorOk : Assembler::cmovb(d, s); }
+    Error set(CondCode c, const Gp& d) {
+        return set_r(static_cast<uint8_t>(c), d) ? asmjit::kErrorOk : Assembler::set(c, d);
+    }
 
     // Register and memory: ALU from memory, compare memory with an immediate, sign extensions.
     Error add(const Gp& d, const Mem& m) { return alu_rm(0x03, d, m) ? asmjit::kErrorOk : Assembler::add(d, m); }
@@ -614,6 +617,15 @@ private:
             return false;
         }
         return reg_reg(p, d.isGpq(), d.id(), s.id(), static_cast<uint8_t>(0x40 | c), true);
+    }
+
+    // setcc r8 (0f 90+cc /0): a REX for spl, bpl, sil and dil (else ah, ch, dh, bh).
+    bool set_r(uint8_t c, const Gp& d) {
+        uint8_t* p = start();
+        if (p == nullptr || c > 15 || !d.isGpbLo()) {
+            return false;
+        }
+        return reg_reg(p, false, 0, d.id(), static_cast<uint8_t>(0x90 | c), true, d.id() >= 4 && d.id() < 8);
     }
 
     // `op r, [m]` (add 03, sub 2b, cmp 3b) with the memory operand's size unset or the register's.
