@@ -785,6 +785,102 @@ TEST(Jit, SelectsOnAValueKnownFromTheInstructionBeforeMatchTheInterpreter) {
     }
 }
 
+// An ALU instruction before a conditional jump, writing a register the jump's target does not
+// read, is lowered after the jump (on the path that reads it): as clang's loops leave a value for
+// their exit before the back edge. Both paths, as the interpreter runs them; not where the
+// target reads it, the jump compares it, or another path enters in between.
+TEST(Jit, AnInstructionOnlyTheFallThroughReadsIsLoweredAfterTheJump) {
+    // r2 = r4 is read after the loop, not at its top (which writes r2 first).
+    const char* loop =
+        "mov %r0, 0\nmov %r5, 0\ntop: mov %r2, 7\nadd %r5, 1\nldxb %r4, [%r1]\nmov %r2, %r4\n"
+        "jlt %r5, 3, top\nadd %r0, %r2\nadd %r0, %r5\nexit";
+    const std::string code = verified_listing(loop);
+    const std::size_t jump = code.find("jb ");
+    const std::size_t move = code.find("mov rsi, rcx");
+    ASSERT_NE(jump, std::string::npos) << code;
+    EXPECT_NE(move, std::string::npos) << code;
+    EXPECT_GT(move, jump) << code;
+    for (uint8_t v : {0, 5, 255}) {
+        same_on_all(loop, std::vector<uint8_t>{v, 1, 2, 3});
+    }
+    // Kept in place: the target reads r2; the jump compares r2; a label lies in between.
+    for (const char* text : {
+             "mov %r0, 1\nldxb %r4, [%r1]\nmov %r2, %r4\njgt %r4, 3, t\nstxb [%r1+1], %r4\nt: add %r0, %r2\nexit",
+             "mov %r0, 1\nldxb %r4, [%r1]\nmov %r2, %r4\njgt %r2, 3, t\nstxb [%r1+1], %r2\nt: mov %r0, %r4\nexit",
+             "mov %r0, 1\nldxb %r4, [%r1]\njeq %r4, 2, m\nstxb [%r1+1], %r4\nmov %r2, %r4\nm: jgt %r4, 3, t\nadd %r0, %r2\n"
+             "t: exit",
+         }) {
+        const std::string c = verified_listing(text);
+        const std::size_t j = c.find("ja ");
+        const std::size_t m = c.find("mov rsi, rcx");
+        ASSERT_NE(j, std::string::npos) << c;
+        ASSERT_NE(m, std::string::npos) << c;
+        EXPECT_LT(m, j) << text << c;
+        for (uint8_t v : {0, 2, 3, 4, 200}) {
+            same_on_all(text, std::vector<uint8_t>{v, 1, 2, 3});
+        }
+    }
+}
+
+// A load into a register only the next conditional jump reads is the compare's memory operand
+// (verified mode): every load width against both compare widths, every condition, the loaded
+// value on either side and against an immediate, at values around the signs of each width, as
+// the interpreter runs them; fused where the other operand fits the load's width.
+TEST(Jit, ALoadOnlyAJumpReadsIsComparedInMemoryLikeTheInterpreter) {
+    const char* widths[] = {"b", "h", "w", "dw"};
+    const char* conditions[] = {"jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle"};
+    const uint64_t values[] = {0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
+                               0xffffffff, 0x100000000, 0x8000000000000000, ~uint64_t{0}};
+    auto memory = [&](uint64_t a, uint64_t b) {
+        std::vector<uint8_t> m(16);
+        std::memcpy(m.data(), &a, 8);
+        std::memcpy(m.data() + 8, &b, 8);
+        return m;
+    };
+    for (unsigned w = 0; w < 4; ++w) {
+        for (const char* c : conditions) {
+            for (const char* cw : {"", "32"}) {
+                const std::string load = std::string("ldx") + widths[w] + " %r3, [%r1+8]\n";
+                const std::string other = std::string("ldx") + widths[w] + " %r2, [%r1]\n";  // fits
+                const std::string tail = ", t\nmov %r0, 1\nexit\nt: mov %r0, 2\nexit";
+                const std::string programs[] = {
+                    other + load + c + cw + " %r2, %r3" + tail,      // the loaded value second
+                    other + load + c + cw + " %r3, %r2" + tail,      // ... first
+                    "ldxdw %r2, [%r1]\n" + load + c + cw + " %r2, %r3" + tail,  // r2 may not fit
+                    load + c + cw + " %r3, 0x7f" + tail,
+                    load + c + cw + " %r3, -1" + tail,
+                };
+                for (std::size_t k = 0; k < std::size(programs); ++k) {
+                    const std::string& text = programs[k];
+                    const unsigned lw = 1u << w;
+                    const unsigned cwb = std::string(cw) == "32" ? 4 : 8;
+                    const bool fits = k < 2 || k == 3 || lw >= cwb;
+                    // Fused: the load's address is in the compare.
+                    const std::string code = verified_listing(text);
+                    const std::size_t at = code.find("[rdi+8]");
+                    const std::size_t line = code.rfind('\n', at) + 1;
+                    EXPECT_EQ(at != std::string::npos && code.substr(line, at - line).find("cmp ") != std::string::npos, fits)
+                        << text << "\n" << code;
+                    for (const uint64_t a : values) {
+                        for (const uint64_t b : {uint64_t{0}, uint64_t{0x7f}, uint64_t{0x80}, uint64_t{0xff}, ~uint64_t{0},
+                                                 uint64_t{0x80000000}, a}) {
+                            same_on_all(text, memory(a, b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Checked mode checks the load's whole width where the compare reads less of it, and names
+    // the load: 8 bytes at +12 of 16 trap, though the 32-bit compare reads 4 of them.
+    for (const char* text : {"ldxdw %r3, [%r1+12]\njeq32 %r3, 5, t\nmov %r0, 1\nexit\nt: mov %r0, 2\nexit",
+                             "ldxw %r2, [%r1]\nldxdw %r3, [%r1+12]\njgt32 %r2, %r3, t\nmov %r0, 1\nexit\nt: exit"}) {
+        const vm::RunResult r = same_on_all(text, memory(1, 2));
+        ASSERT_TRUE(r.trap.has_value()) << text;
+        EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds) << text;
+    }
+}
+
 // Found by the kernel oracle's random programs: a division keeps rax and rdx only where r0 and
 // r3 are still read, but the plan compares r3 in place of a copy of it made for the compare; the
 // division in between must count as writing r3, or the compare reads the remainder.

@@ -74,7 +74,8 @@ struct OpShape {
     bool rel_imm = false;  // the target's offset is in imm (goto32, local calls), else in off
     bool helper = false;  // a helper call (call or callx)
     // The plan asks for widths only before these (see plan and CopySearch): kQueryAlways, or
-    // kQueryMask for an `and` whose immediate is one of the masks the plan folds.
+    // kQueryMask for an `and` whose immediate is one of the masks the plan folds. (The back end
+    // asks before a register compare, whose operand may be read from memory at its width.)
     enum : uint8_t { kQueryNever, kQueryAlways, kQueryMask } query = kQueryNever;
     // Widths: the operation, its register (dst, src or r0) and where an immediate goes.
     WidthOp width;
@@ -97,7 +98,8 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
     s.rel_imm = row.op == Op::Ja32 || row.op == Op::CallLocal;
     s.helper = row.op == Op::CallHelper || row.op == Op::Callx;
     s.query = row.op == Op::And64Imm || row.op == Op::And32Imm                       ? OpShape::kQueryMask
-              : row.op == Op::Mov32Reg || row.op == Op::Le16 || row.op == Op::Le32 ? OpShape::kQueryAlways
+              : row.op == Op::Mov32Reg || row.op == Op::Le16 || row.op == Op::Le32 || row.form == Form::CondReg
+                  ? OpShape::kQueryAlways
                                                                                    : OpShape::kQueryNever;
     const bool fetch = row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
                        row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor || row.sem == Sem::AtomicXchg;
@@ -427,7 +429,6 @@ struct Scratch {
     // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
     // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
     std::vector<uint32_t> flow;
-    std::vector<uint16_t> live_in;
     std::vector<uint16_t> first;  // the first liveness round's live_in, read by the second
 };
 thread_local Scratch scratch;
@@ -442,7 +443,7 @@ void analyse(const vm::Program& program, Facts& f) {
     f.loop_ends.clear();
     std::vector<uint32_t>& jump = scratch.jump;
     std::vector<uint32_t>& flow = scratch.flow;
-    std::vector<uint16_t>& live_in = scratch.live_in;
+    std::vector<uint16_t>& live_in = f.live_in;
     jump.assign(n + 1, none);
     flow.resize(n);
     live_in.assign(n + 1, 0);

@@ -28,6 +28,8 @@ enum class Width : uint8_t {
 struct Facts {
     // Bit k set: rk (k < 10) may be read after the instruction at pc, on some path.
     std::vector<uint16_t> live_after;
+    // ... and may be read from pc on (before the instruction at pc runs); slot n: none.
+    std::vector<uint16_t> live_in;
     // Control enters pc other than by falling through from the instruction before it: kTarget (a
     // jump or call lands there), kEntry (a function starts there), or both; zero elsewhere.
     // kLoop (with kTarget): a backward jump lands there, the top of a loop as laid out.
@@ -53,6 +55,7 @@ struct Facts {
     std::vector<uint32_t> plan_starts;
 
     [[nodiscard]] bool live(std::size_t pc, unsigned reg) const { return ((live_after[pc] >> reg) & 1) != 0; }
+    [[nodiscard]] bool live_into(std::size_t pc, unsigned reg) const { return ((live_in[pc] >> reg) & 1) != 0; }
     [[nodiscard]] Width width(std::size_t pc, unsigned reg) const {
         const auto t = static_cast<unsigned>(widths[pc] >> (3 * reg));
         return static_cast<Width>((t & 1) + ((t >> 1) & 1) + ((t >> 2) & 1));

@@ -197,6 +197,8 @@ public:
         } else {
             prologue();
         }
+        find_candidates();
+        next_candidate_ = candidates_.empty() ? SIZE_MAX : candidates_.back();
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
             if (p_.is_tail(pc)) {
                 continue;
@@ -223,6 +225,14 @@ public:
             if (step.kind == Fused::Covered) {
                 continue;  // lowered with an earlier instruction (whose listing names it)
             }
+            bool candidate = false;
+            if (pc >= next_candidate_) [[unlikely]] {
+                candidate = pc == next_candidate_;
+                next_candidate_ = take_candidate(pc);
+            }
+            if (candidate && goes_with_jump(pc)) [[unlikely]] {
+                continue;
+            }
             if (listing_) {
                 list_step(pc);
             }
@@ -230,7 +240,11 @@ public:
                 a_.sub(r9, costs_[pc]);
                 a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
             }
-            lower_step(pc, step);
+            if (pc != pending_jump_) [[likely]] {
+                lower_step(pc, step);
+            } else {
+                lower_pending_jump(pc);
+            }
             falls_in_ = falls_through(pc);
             if (window_ >= 0) {
                 // The loop's way back by falling into its header skips the setup there.
@@ -684,6 +698,273 @@ private:
         return bytes;
     }
     bool falls_in_ = true;  // the code emitted last may run into what comes next
+    // A load into a register that only a conditional jump just after reads (in the
+    // same block, nothing in between but steps without code or one sunk past the jump) is the
+    // jump's compare's memory operand: `cmp reg, [m]` or `cmp [m], imm`, at the load's width
+    // where the other operand fits it (zero-extended values: a signed condition is then the
+    // unsigned one). Sets loaded_jump_ and loaded_at_.
+    struct Address {  // of a load or store: [base + index + disp] (index -1: none)
+        uint8_t base;
+        int8_t index;
+        int32_t disp;
+    };
+    static constexpr std::size_t kNoLoad = SIZE_MAX;
+    std::size_t loaded_ = kNoLoad;
+    std::size_t loaded_jump_ = 0;
+    Address loaded_at_{};
+    bool loads_into_compare(std::size_t pc) {
+        const Step& step = steps_[pc];
+        if ((step.kind != Fused::Alone && step.kind != Fused::Address) || charged(pc)) {
+            return false;
+        }
+        const std::size_t at = pc + step.span - 1;
+        const vm::Instruction& load = p_[at];
+        const vm::OpInfo& lrow = load.info();
+        if (lrow.form != Form::LoadMem || lrow.sem == Sem::Ldxs) {
+            return false;
+        }
+        const unsigned x = load.dst;
+        std::size_t j = at + 1;
+        for (unsigned k = 0;; ++k, j += j < p_.size() ? p_[j].slots() : 1) {
+            if (k == 4 || j >= p_.size() || facts_.boundary[j] != 0 || charged(j) ||
+                (!window_of_.empty() && window_of_[j] != window_)) {
+                return false;  // (checked mode: the access is checked at the jump, with no charge between)
+            }
+            const Step& s = steps_[j];
+            if (s.kind == Fused::Nothing || s.kind == Fused::Covered) {
+                continue;
+            }
+            const vm::Instruction& i = p_[j];
+            const Form f = i.info().form;
+            if (f == Form::CondImm || f == Form::CondReg) {
+                break;
+            }
+            // One sunk past the jump, not touching the loaded register.
+            const std::size_t saved = sunk_jump_;
+            const bool sinks = sinks_past_jump(j);
+            sunk_jump_ = saved;
+            if (!sinks || i.dst == x || (f == Form::AluReg && i.src == x)) {
+                return false;
+            }
+        }
+        const Step& js = steps_[j];
+        if (js.kind != Fused::Alone && js.kind != Fused::Inverted) {
+            return false;
+        }
+        const vm::Instruction jump = compared(p_[j], js);
+        const vm::OpInfo& jrow = jump.info();
+        const bool reg = jrow.form == Form::CondReg;
+        if (jrow.sem == Sem::Jset || facts_.live(j, x) || (reg && jump.dst == jump.src) ||
+            (jump.dst != x && (!reg || jump.src != x))) {
+            return false;
+        }
+        // The compare's width, and whether the other operand fits the load's (zero-extended).
+        const unsigned lw = lrow.width;
+        const unsigned cw = jrow.width;
+        if (lw < cw || (lw == 4 && cw == 8)) {
+            const Width fits = lw == 1 ? Width::W8 : lw == 2 ? Width::W16 : Width::W32;
+            if (reg) {
+                const unsigned y = jump.dst == x ? jump.src : jump.dst;
+                if (y == 10 || facts_.width(j, y) > fits) {
+                    return false;
+                }
+            } else {
+                const uint64_t v = cw == 8 ? static_cast<uint64_t>(int64_t{jump.imm}) : static_cast<uint32_t>(jump.imm);
+                if (v >= (uint64_t{1} << (8 * lw))) {
+                    return false;
+                }
+            }
+        }
+        loaded_ = at;
+        loaded_jump_ = j;
+        loaded_at_ = step.kind == Fused::Address ? Address{step.base, step.index, step.disp}
+                                                 : Address{load.src, -1, load.off};
+        return true;
+    }
+    void compare_memory_and_jump(std::size_t j) {
+        const Step& js = steps_[j];
+        const vm::Instruction jump = compared(p_[j], js);
+        const vm::OpInfo& jrow = jump.info();
+        const vm::OpInfo& lrow = p_[loaded_].info();
+        const unsigned x = p_[loaded_].dst;
+        const unsigned w = std::min<unsigned>(lrow.width, jrow.width);
+        const bool narrowed = lrow.width < jrow.width || (lrow.width == 4 && jrow.width == 8);
+        Mem m = access(loaded_at_, lrow.width, false, loaded_);  // (checked as the load would be)
+        m.setSize(w);
+        Sem sem = jrow.sem;
+        if (jrow.form == Form::CondReg) {
+            const bool swapped = jump.dst == x;  // compared as `y ? x`: the condition mirrored
+            const unsigned y = swapped ? jump.src : jump.dst;
+            const Gp& r = kRegs[y];
+            a_.cmp(w == 1 ? r.r8() : w == 2 ? r.r16() : w == 4 ? r.r32() : r, m);
+            if (swapped) {
+                sem = mirrored(sem);
+            }
+        } else {
+            a_.cmp(m, jump.imm);
+        }
+        if (narrowed) {
+            sem = unsigned_of(sem);
+        }
+        const bool inverted = js.kind == Fused::Inverted;
+        const int64_t target = inverted ? vm::branch_target(p_[j + 1], j + 1) : vm::branch_target(p_[j], j);
+        a_.j(condition(inverted ? inverse(sem) : sem), jump_to(target));
+    }
+    static Sem mirrored(Sem sem) {
+        switch (sem) {
+            case Sem::Jgt: return Sem::Jlt;
+            case Sem::Jlt: return Sem::Jgt;
+            case Sem::Jge: return Sem::Jle;
+            case Sem::Jle: return Sem::Jge;
+            case Sem::Jsgt: return Sem::Jslt;
+            case Sem::Jslt: return Sem::Jsgt;
+            case Sem::Jsge: return Sem::Jsle;
+            case Sem::Jsle: return Sem::Jsge;
+            default: return sem;  // jeq, jne
+        }
+    }
+    static Sem unsigned_of(Sem sem) {
+        switch (sem) {
+            case Sem::Jsgt: return Sem::Jgt;
+            case Sem::Jslt: return Sem::Jlt;
+            case Sem::Jsge: return Sem::Jge;
+            case Sem::Jsle: return Sem::Jle;
+            default: return sem;
+        }
+    }
+    // An ALU instruction just before a conditional jump, in the same block, writing a register
+    // that the jump does not read and that is dead where the jump goes, is lowered after the
+    // jump: on the one path that needs it. (clang leaves such moves before a loop's back edge,
+    // for the value the loop's exit reads.) Sets sunk_jump_ to the jump's pc.
+    // The steps a conditional jump may take along (sunk past it, or its compare's memory
+    // operand): the two steps with code before each jump, in its block. Descending, so that the
+    // lowering takes them from the back; sinks_past_jump and loads_into_compare decide.
+    std::vector<uint32_t> candidates_;
+    void find_candidates() {
+        candidates_.clear();
+        for (const uint32_t j : facts_.plan_starts) {  // descending
+            const Step& js = steps_[j];
+            const Form f = p_[j].info().form;
+            if ((f != Form::CondImm && f != Form::CondReg) || (js.kind != Fused::Alone && js.kind != Fused::Inverted)) {
+                continue;
+            }
+            // Cheap tests first (the two below decide): what the compare reads, and where it goes.
+            const vm::Instruction jump = compared(p_[j], js);
+            const uint32_t reads = (1u << jump.dst) | (f == Form::CondReg ? 1u << jump.src : 0u);
+            const int64_t target = js.kind == Fused::Alone ? vm::branch_target(p_[j], j) : vm::branch_target(p_[j + 1], j + 1);
+            if (target < 0 || static_cast<std::size_t>(target) >= p_.size()) {
+                continue;
+            }
+            std::size_t k = j;
+            for (unsigned walked = 0; walked < 8 && k > 0 && facts_.boundary[k] == 0; ++walked) {
+                --k;
+                const Fused kind = steps_[k].kind;
+                if (p_.is_tail(k) || kind == Fused::Nothing || kind == Fused::Covered) {
+                    continue;
+                }
+                const vm::Instruction& i = p_[k + (kind == Fused::Address ? steps_[k].span - 1 : 0)];
+                const Form g = i.info().form;
+                if (kind == Fused::Alone && (g == Form::AluImm || g == Form::AluReg)) {
+                    if ((reads >> i.dst) & 1 || facts_.live_into(static_cast<std::size_t>(target), i.dst)) {
+                        break;  // stays, and so does what is before it
+                    }
+                    candidates_.push_back(static_cast<uint32_t>(k));
+                    continue;  // (a load before it may still be the compare's operand)
+                }
+                if (g == Form::LoadMem && ((reads >> i.dst) & 1) != 0 && !facts_.live(j, i.dst)) {
+                    candidates_.push_back(static_cast<uint32_t>(k));
+                }
+                break;
+            }
+        }
+    }
+    // Whether the step at pc is lowered with a conditional jump after it (sunk past it, or its
+    // compare's memory operand), which is then pending_jump_.
+    bool goes_with_jump(std::size_t pc) {
+        if (sinks_past_jump(pc)) {
+            sunk_ = pc;
+            pending_jump_ = sunk_jump_;
+            return true;
+        }
+        if (loads_into_compare(pc)) {
+            if (listing_) {
+                list_step(pc);
+            }
+            pending_jump_ = loaded_jump_;
+            return true;
+        }
+        return false;
+    }
+    // The jump a load or a sunk instruction (or both) went with.
+    void lower_pending_jump(std::size_t pc) {
+        if (loaded_ != kNoLoad) {
+            compare_memory_and_jump(pc);
+            loaded_ = kNoLoad;
+        } else {
+            lower_step(pc, steps_[pc]);
+        }
+        if (sunk_ != kNoSunk) {
+            if (listing_) {
+                list_step(sunk_);
+            }
+            lower_step(sunk_, steps_[sunk_]);
+            sunk_ = kNoSunk;
+        }
+        pending_jump_ = kNoSunk;
+    }
+    // Whether the budget is charged at pc (checked mode; a window's copy charges at its header).
+    bool charged(std::size_t pc) const { return checked_ && !in_copy_ && costs_[pc] != 0; }
+    std::size_t next_candidate_ = SIZE_MAX;
+    std::size_t pending_jump_ = SIZE_MAX;  // the jump a load or a sunk step waits for
+    // The first candidate after pc (SIZE_MAX if none), dropping those before.
+    std::size_t take_candidate(std::size_t pc) {
+        while (!candidates_.empty() && candidates_.back() <= pc) {
+            candidates_.pop_back();
+        }
+        return candidates_.empty() ? SIZE_MAX : candidates_.back();
+    }
+    static constexpr std::size_t kNoSunk = SIZE_MAX;
+    std::size_t sunk_ = kNoSunk;
+    std::size_t sunk_jump_ = 0;
+    bool sinks_past_jump(std::size_t pc) {
+        const Step& step = steps_[pc];
+        const vm::Instruction& insn = p_[pc];
+        const vm::OpInfo& row = insn.info();
+        if (step.kind != Fused::Alone || (row.form != Form::AluImm && row.form != Form::AluReg) ||
+            row.sem == Sem::Div || row.sem == Sem::Mod || row.sem == Sem::Sdiv || row.sem == Sem::Smod ||
+            charged(pc)) {
+            return false;  // (a budget charge stays where it is)
+        }
+        // The jump, past steps that have no code (a copy made for its compare, say).
+        std::size_t j = pc + 1;
+        for (unsigned k = 0;; ++k, ++j) {
+            if (k == 4 || j >= p_.size() || facts_.boundary[j] != 0 || charged(j) ||
+                (!window_of_.empty() && window_of_[j] != window_)) {
+                return false;  // (a window's copy lowers only its path)
+            }
+            if (steps_[j].kind != Fused::Nothing && steps_[j].kind != Fused::Covered) {
+                break;
+            }
+        }
+        const Step& at = steps_[j];
+        const vm::OpInfo& jrow = p_[j].info();
+        if ((at.kind != Fused::Alone && at.kind != Fused::Inverted) ||
+            (jrow.form != Form::CondImm && jrow.form != Form::CondReg)) {
+            return false;
+        }
+        const vm::Instruction jump = compared(p_[j], at);
+        const unsigned d = insn.dst;
+        if (jump.dst == d || (jrow.form == Form::CondReg && jump.src == d)) {
+            return false;
+        }
+        const int64_t target = at.kind == Fused::Alone ? vm::branch_target(p_[j], j) : vm::branch_target(p_[j + 1], j + 1);
+        if (target < 0 || static_cast<std::size_t>(target) >= p_.size() ||
+            facts_.live_into(static_cast<std::size_t>(target), d)) {
+            return false;
+        }
+        sunk_jump_ = j;
+        return true;
+    }
     std::size_t pc_ = 0;    // the instruction lower() is lowering
     bool is_window_header(std::size_t pc) const {
         return !window_of_.empty() && window_of_[pc] >= 0 &&
@@ -857,10 +1138,17 @@ private:
             if (steps_[pc].kind == Fused::Covered) {
                 continue;
             }
+            if (goes_with_jump(pc)) {
+                continue;
+            }
             if (listing_) {
                 list_step(pc);
             }
-            lower_step(pc, steps_[pc]);
+            if (pc != pending_jump_) {
+                lower_step(pc, steps_[pc]);
+            } else {
+                lower_pending_jump(pc);
+            }
             // Falling through to anything but the next instruction emitted is a jump.
             std::size_t j = k + 1;
             while (j < order.size() && steps_[order[j]].kind == Fused::Covered) {
@@ -1344,12 +1632,6 @@ private:
     }
 
     // An address: base + index + disp (index < 0: none).
-    struct Address {
-        uint8_t base;
-        int8_t index;
-        int32_t disp;
-    };
-
     // The operand of a load or store of `len` bytes at `at`. Checked mode: unless it lies in the
     // current frame by construction (r10 plus a constant), the address (the base register itself
     // when that is all it is, else r10; always r10 with `in_r10`) is tested against the cache of
@@ -1654,6 +1936,14 @@ private:
                 const bool op64 = row.width == 8;
                 alu_imm(row.sem, op64 ? Gp(r11) : Gp(r11d), i.imm, op64, i);
             };
+            if (copy && w64 && op == nullptr) {
+                compare(jrow, jump);  // rX = rY unless c: a cmov of rY itself
+                a_.cmov(condition(inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
+                if (step.disp == 1) {
+                    a_.jmp(jump_to(vm::branch_target(jump, pc)));
+                }
+                return;
+            }
             if (copy) {
                 if (w64) {
                     a_.mov(r11, kRegs[first.src]);
