@@ -8,8 +8,16 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/linked_object.hpp"
@@ -975,25 +983,151 @@ TEST(Jit, ConstantBlindingKeepsResultsOnRandomPrograms) {
     }
 }
 
+// One line of /proc/self/maps.
+struct Mapping {
+    uintptr_t lo = 0;
+    uintptr_t hi = 0;
+    std::string perms;
+    std::string device;
+    std::string inode;
+};
+std::vector<Mapping> mappings() {
+    std::vector<Mapping> out;
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+        std::istringstream in(line);
+        std::string range, offset;
+        Mapping m;
+        in >> range >> m.perms >> offset >> m.device >> m.inode;
+        m.lo = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+        m.hi = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+        out.push_back(m);
+    }
+    return out;
+}
+
+// The code's pages are read-execute, and no mapping of the file they come from (if any) is
+// writable: no alias to write the code through either.
 TEST(Jit, CodePagesAreNeverWritableAndExecutable) {
     Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of("mov %r0, 1\nexit"), {});
     ASSERT_TRUE(code);
     const auto base = reinterpret_cast<uintptr_t>((*code)->code());
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    bool found = false;
-    while (std::getline(maps, line)) {
-        std::istringstream in(line);
-        std::string range, perms;
-        in >> range >> perms;
-        const uintptr_t lo = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
-        const uintptr_t hi = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
-        if (base >= lo && base < hi) {
-            found = true;
-            EXPECT_EQ(perms.substr(0, 3), "r-x") << line;
+    const std::vector<Mapping> all = mappings();
+    const auto it = std::find_if(all.begin(), all.end(), [&](const Mapping& m) { return base >= m.lo && base < m.hi; });
+    ASSERT_NE(it, all.end());
+    EXPECT_EQ(it->perms.substr(0, 3), "r-x");
+    if (it->inode != "0") {
+        for (const Mapping& m : all) {
+            if (m.device == it->device && m.inode == it->inode) {
+                EXPECT_EQ(m.perms[1], '-') << "a writable mapping of the code's file at " << std::hex << m.lo;
+            }
         }
     }
-    EXPECT_TRUE(found);
+}
+
+// Code memory is reused as programs come and go (programs share pages): each program still runs
+// its own code while others are freed and compiled around it.
+TEST(Jit, ProgramsCompiledAndFreedAroundOthersKeepTheirCode) {
+    std::vector<std::unique_ptr<JitProgram>> live(64);
+    std::vector<uint64_t> want(64);
+    std::mt19937 rng(7);
+    std::set<uintptr_t> addresses;
+    for (unsigned round = 0; round < 2000; ++round) {
+        const std::size_t k = rng() % live.size();
+        const uint64_t v = rng() % 100000;
+        // Programs of different lengths, so that freed ranges are split and merged.
+        std::string text;
+        for (unsigned i = 0; i < 1 + v % 40; ++i) {
+            text += "mov %r0, " + std::to_string(v) + "\n";
+        }
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text + "exit"), {});
+        ASSERT_TRUE(code) << code.error().message();
+        live[k] = std::move(*code);
+        want[k] = v;
+        addresses.insert(reinterpret_cast<uintptr_t>(live[k]->code()));
+        if (round % 97 == 0) {
+            for (std::size_t i = 0; i < live.size(); ++i) {
+                if (live[i]) {
+                    ASSERT_EQ(live[i]->run(vm::RunInput{}).r0, want[i]) << round << " " << i;
+                }
+            }
+        }
+    }
+    for (std::size_t i = 0; i < live.size(); ++i) {
+        ASSERT_EQ(live[i]->run(vm::RunInput{}).r0, want[i]) << i;
+    }
+    EXPECT_LT(addresses.size(), 2000u);  // freed memory was used again
+}
+
+// A child process keeps running the code it inherited while its parent frees that program and
+// compiles others (which must not be written where the child's copy runs), and the child can
+// compile and run programs of its own.
+TEST(Jit, AForkedChildRunsItsInheritedCodeWhileTheParentCompilesMore) {
+    Expected<std::unique_ptr<JitProgram>> inherited = JitProgram::compile(program_of("mov %r0, 42\nexit"), {});
+    ASSERT_TRUE(inherited);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        char c = 0;
+        const bool go = read(ready[0], &c, 1) == 1;  // the parent has compiled over the freed range
+        const uint64_t r0 = (*inherited)->run(vm::RunInput{}).r0;
+        Expected<std::unique_ptr<JitProgram>> own = JitProgram::compile(program_of("mov %r0, 8\nexit"), {});
+        const bool ok = go && r0 == 42 && own && (*own)->run(vm::RunInput{}).r0 == 8;
+        _exit(ok ? 0 : 1);
+    }
+    inherited->reset();
+    std::vector<std::unique_ptr<JitProgram>> more;
+    for (int i = 0; i < 32; ++i) {
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of("mov %r0, 7\nexit"), {});
+        ASSERT_TRUE(code);
+        more.push_back(std::move(*code));
+    }
+    ASSERT_EQ(write(ready[1], "x", 1), 1);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    for (const auto& code : more) {
+        EXPECT_EQ(code->run(vm::RunInput{}).r0, 7u);
+    }
+    close(ready[0]);
+    close(ready[1]);
+}
+
+// Where memory files are refused (a sandbox: here a seccomp filter that fails memfd_create), code
+// goes into an anonymous mapping made read-execute after it is written, and runs the same.
+TEST(Jit, WithoutMemoryFilesCodeIsWrittenBeforeItsPagesBecomeExecutable) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        struct sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),  // seccomp_data.nr
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_memfd_create, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {static_cast<unsigned short>(std::size(filter)), filter};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+            _exit(2);
+        }
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of("mov %r0, 5\nexit"), {});
+        if (!code || (*code)->run(vm::RunInput{}).r0 != 5) {
+            _exit(1);
+        }
+        const auto base = reinterpret_cast<uintptr_t>((*code)->code());
+        for (const Mapping& m : mappings()) {
+            if (base >= m.lo && base < m.hi) {
+                _exit(m.perms.substr(0, 3) == "r-x" && m.inode == "0" ? 0 : 3);
+            }
+        }
+        _exit(4);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(Jit, RunsClangCompiledXdpObjectsLikeTheInterpreter) {

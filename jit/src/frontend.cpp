@@ -1,7 +1,10 @@
 #include "frontend.hpp"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
@@ -95,10 +98,178 @@ extern "C" uint64_t bpfvm_jit_probe(RunState* st, uint64_t addr, uint64_t info) 
 
 namespace {
 
-// A read-write mapping for code with an inaccessible page on each side: no neighbouring mapping
-// ever has its protection, so the kernel never merges it with one, and switching the whole
-// mapping between read-write and read-execute needs no split of a larger area (a split and a
-// merge were most of a small program's compile time).
+// Code is written where no mapping is writable: into a memory file (memfd) with pwrite, which
+// the process maps read-execute only. No page is ever writable and executable, there is no
+// writable alias to find, and a compile costs one pwrite instead of two mprotects and the TLB
+// flushes they bring (most of a small program's compile time); freeing code is bookkeeping.
+// Programs share the file's chunks, at 64-byte granularity.
+//
+// A chunk's pages are shared with every child forked while it exists (MAP_SHARED): from a fork
+// on, neither process writes into the chunks that existed before it (they only run and free
+// what is there; a chunk goes once its last program is freed), so code a child inherited never
+// changes under it. (A fork that skips pthread_atfork, a raw clone, is not covered.)
+class CodePool {
+public:
+    struct Chunk {
+        int fd = -1;
+        uint8_t* base = nullptr;
+        std::size_t size = 0;
+        uint64_t generation = 0;  // the forks seen when it was made: older chunks are frozen
+        std::size_t live = 0;     // allocations not released
+        std::vector<std::pair<std::size_t, std::size_t>> free;  // (offset, length), ascending, coalesced
+    };
+
+    static CodePool& instance() {
+        static CodePool* pool = [] {
+            auto* p = new CodePool;  // (never destroyed: code may run until the process ends)
+            pthread_atfork([] { instance().mutex_.lock(); }, &after_fork, &after_fork);
+            return p;
+        }();
+        return *pool;
+    }
+
+    // Writes `code` into read-execute memory: its address, with where it lies; null if the pool
+    // cannot (no memory files, or their mapping for execution is refused).
+    void* place(const std::vector<uint8_t>& code, Chunk*& chunk, std::size_t& offset, std::size_t& reserved) {
+        reserved = (std::max<std::size_t>(code.size(), 1) + kGrain - 1) / kGrain * kGrain;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (unavailable_) {
+                return nullptr;
+            }
+            chunk = nullptr;
+            for (const auto& c : chunks_) {
+                if (c->generation == generation_ && take(*c, reserved, offset)) {
+                    chunk = c.get();
+                    break;
+                }
+            }
+            if (chunk == nullptr) {
+                chunk = grow(reserved);
+                if (chunk == nullptr || !take(*chunk, reserved, offset)) {
+                    return nullptr;
+                }
+            }
+            ++chunk->live;
+        }
+        // Written outside the lock: the range is this compile's alone.
+        std::size_t done = 0;
+        while (done < code.size()) {
+            const ssize_t w = pwrite(chunk->fd, code.data() + done, code.size() - done, static_cast<off_t>(offset + done));
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w <= 0) {
+                release(chunk, offset, reserved);
+                return nullptr;
+            }
+            done += static_cast<std::size_t>(w);
+        }
+        uint8_t* at = chunk->base + offset;
+#if !defined(__x86_64__) && !defined(__i386__)
+        __builtin___clear_cache(reinterpret_cast<char*>(at), reinterpret_cast<char*>(at + code.size()));
+#endif
+        return at;
+    }
+
+    void release(Chunk* chunk, std::size_t offset, std::size_t reserved) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        --chunk->live;
+        const bool frozen = chunk->generation != generation_;
+        if (!frozen) {
+            give(*chunk, offset, reserved);
+        }
+        // An empty chunk goes if it is frozen, or if another current chunk remains.
+        if (chunk->live == 0 && (frozen || current_chunks() > 1)) {
+            munmap(chunk->base, chunk->size);
+            close(chunk->fd);
+            chunks_.erase(std::find_if(chunks_.begin(), chunks_.end(), [&](const auto& c) { return c.get() == chunk; }));
+        }
+    }
+
+private:
+    static constexpr std::size_t kGrain = 64;                     // code starts on a cache line
+    static constexpr std::size_t kChunkBytes = std::size_t{1} << 20;  // address space; pages as written
+
+    static void after_fork() {
+        CodePool& pool = instance();
+        ++pool.generation_;
+        pool.mutex_.unlock();
+    }
+
+    // A new chunk for at least `bytes`, or null (then the pool is marked unavailable if it never
+    // worked: this kernel or sandbox refuses memory files, or executing them).
+    Chunk* grow(std::size_t bytes) {
+        const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        const std::size_t size = std::max(kChunkBytes, (bytes + page - 1) / page * page);
+        const int fd = memfd_create("bpfvm-jit", MFD_CLOEXEC);
+        void* base = MAP_FAILED;
+        if (fd >= 0 && ftruncate(fd, static_cast<off_t>(size)) == 0) {
+            base = mmap(nullptr, size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        }
+        if (base == MAP_FAILED) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            unavailable_ = unavailable_ || chunks_.empty();
+            return nullptr;
+        }
+        auto c = std::make_unique<Chunk>();
+        c->fd = fd;
+        c->base = static_cast<uint8_t*>(base);
+        c->size = size;
+        c->generation = generation_;
+        c->free.emplace_back(0, size);
+        chunks_.push_back(std::move(c));
+        return chunks_.back().get();
+    }
+
+    // First fit.
+    static bool take(Chunk& c, std::size_t bytes, std::size_t& offset) {
+        for (std::size_t i = 0; i < c.free.size(); ++i) {
+            auto& [at, len] = c.free[i];
+            if (len >= bytes) {
+                offset = at;
+                at += bytes;
+                len -= bytes;
+                if (len == 0) {
+                    c.free.erase(c.free.begin() + static_cast<std::ptrdiff_t>(i));
+                }
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // Returns a range, merged with its free neighbours.
+    static void give(Chunk& c, std::size_t offset, std::size_t bytes) {
+        auto it = std::lower_bound(c.free.begin(), c.free.end(), std::make_pair(offset, std::size_t{0}));
+        it = c.free.insert(it, {offset, bytes});
+        if (it + 1 != c.free.end() && it->first + it->second == (it + 1)->first) {
+            it->second += (it + 1)->second;
+            c.free.erase(it + 1);
+        }
+        if (it != c.free.begin() && (it - 1)->first + (it - 1)->second == it->first) {
+            (it - 1)->second += it->second;
+            c.free.erase(it);
+        }
+    }
+
+    std::size_t current_chunks() const {
+        return static_cast<std::size_t>(std::count_if(chunks_.begin(), chunks_.end(),
+                                                      [&](const auto& c) { return c->generation == generation_; }));
+    }
+
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<Chunk>> chunks_;
+    uint64_t generation_ = 0;  // forks seen (changed only in fork handlers, under the mutex)
+    bool unavailable_ = false;
+};
+
+// Where memory files cannot be used: an anonymous mapping written while read-write, then
+// switched to read-execute (never both). It has an inaccessible page on each side: no
+// neighbouring mapping ever has its protection, so the kernel never merges it with one, and
+// switching the whole mapping needs no split of a larger area.
 void* map_code(std::size_t size, std::size_t page) {
     void* area = mmap(nullptr, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED) {
@@ -117,66 +288,20 @@ void unmap_code(void* base, std::size_t size) {
     munmap(static_cast<uint8_t*>(base) - page, size + 2 * page);
 }
 
-// Mappings of programs that were destroyed, already switched back to read-write, kept for the next
-// compiles: a compile then costs one mprotect (and a destroy one), not mmap + page faults +
-// mprotect + munmap. Bounded; what does not fit is unmapped.
-class MappingCache {
-public:
-    static MappingCache& instance() {
-        static MappingCache cache;
-        return cache;
-    }
-
-    // A read-write mapping of at least `size` bytes (its real size in `size`), or null.
-    void* take(std::size_t& size) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (std::size_t i = 0; i < free_.size(); ++i) {
-            if (free_[i].second >= size && free_[i].second <= size * 4) {
-                void* base = free_[i].first;
-                size = free_[i].second;
-                free_[i] = free_.back();
-                free_.pop_back();
-                return base;
-            }
-        }
-        return nullptr;
-    }
-
-    void give(void* base, std::size_t size) {
-        if (size <= kMaxCachedBytes / 8 && mprotect(base, size, PROT_READ | PROT_WRITE) == 0) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (cached_bytes() + size <= kMaxCachedBytes) {
-                free_.emplace_back(base, size);
-                return;
-            }
-        }
-        unmap_code(base, size);
-    }
-
-private:
-    static constexpr std::size_t kMaxCachedBytes = std::size_t{4} << 20;
-    std::size_t cached_bytes() const {
-        std::size_t total = 0;
-        for (const auto& f : free_) {
-            total += f.second;
-        }
-        return total;
-    }
-    std::mutex mutex_;
-    std::vector<std::pair<void*, std::size_t>> free_;
-};
-
 }  // namespace
 
 Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::vector<uint8_t>& code) {
+    CodePool::Chunk* chunk = nullptr;
+    std::size_t offset = 0;
+    std::size_t reserved = 0;
+    if (void* at = CodePool::instance().place(code, chunk, offset, reserved); at != nullptr) {
+        return std::unique_ptr<ExecutableMemory>(new ExecutableMemory(at, reserved, chunk, offset));
+    }
     const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
-    void* base = MappingCache::instance().take(size);
+    const std::size_t size = (std::max<std::size_t>(code.size(), 1) + page - 1) / page * page;
+    void* base = map_code(size, page);
     if (base == nullptr) {
-        base = map_code(size, page);
-        if (base == nullptr) {
-            return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
-        }
+        return make_error("jit", "cannot map " + std::to_string(size) + " bytes for code");
     }
     std::memcpy(base, code.data(), code.size());
     // Writable, then executable: never both.
@@ -184,11 +309,15 @@ Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::
         unmap_code(base, size);
         return make_error("jit", "cannot make the code executable");
     }
-    return std::unique_ptr<ExecutableMemory>(new ExecutableMemory(base, size));
+    return std::unique_ptr<ExecutableMemory>(new ExecutableMemory(base, size, nullptr, 0));
 }
 
 ExecutableMemory::~ExecutableMemory() {
-    MappingCache::instance().give(base_, size_);
+    if (chunk_ != nullptr) {
+        CodePool::instance().release(static_cast<CodePool::Chunk*>(chunk_), offset_, size_);
+    } else {
+        unmap_code(base_, size_);
+    }
 }
 
 // ---- JitProgram ------------------------------------------------------------------------------------

@@ -69,7 +69,9 @@ extern "C" void bpfvm_jit_check(RunState* st, uint64_t addr, uint64_t info);
 // and if so the caches now hold that region; 0 otherwise (nothing recorded: no trap).
 extern "C" uint64_t bpfvm_jit_probe(RunState* st, uint64_t addr, uint64_t info);
 
-// Code pages: written while read-write, then switched to read-execute; never both.
+// Code in read-execute pages, never writable and executable at once: written through a memory
+// file that no writable mapping shows (or, where those are refused, in an anonymous mapping made
+// read-execute after writing).
 class ExecutableMemory {
 public:
     static Expected<std::unique_ptr<ExecutableMemory>> create(const std::vector<uint8_t>& code);
@@ -81,9 +83,12 @@ public:
     [[nodiscard]] std::size_t size() const { return size_; }
 
 private:
-    ExecutableMemory(void* base, std::size_t size) : base_(base), size_(size) {}
+    ExecutableMemory(void* base, std::size_t size, void* chunk, std::size_t offset)
+        : base_(base), size_(size), chunk_(chunk), offset_(offset) {}
     void* base_;
     std::size_t size_;
+    void* chunk_;  // the memory file's chunk it lies in (frontend.cpp), or null: its own mapping
+    std::size_t offset_;
 };
 
 // What a back end produces: position-independent code (relocated when copied), the offset of

@@ -810,27 +810,26 @@ private:
         const int64_t target = inverted ? vm::branch_target(p_[j + 1], j + 1) : vm::branch_target(p_[j], j);
         a_.j(condition(inverted ? inverse(sem) : sem), jump_to(target));
     }
+    // The condition of `b ? a` that `a ? b` has; and the unsigned one of a signed condition.
     static Sem mirrored(Sem sem) {
-        switch (sem) {
-            case Sem::Jgt: return Sem::Jlt;
-            case Sem::Jlt: return Sem::Jgt;
-            case Sem::Jge: return Sem::Jle;
-            case Sem::Jle: return Sem::Jge;
-            case Sem::Jsgt: return Sem::Jslt;
-            case Sem::Jslt: return Sem::Jsgt;
-            case Sem::Jsge: return Sem::Jsle;
-            case Sem::Jsle: return Sem::Jsge;
-            default: return sem;  // jeq, jne
+        constexpr std::pair<Sem, Sem> kPairs[] = {{Sem::Jgt, Sem::Jlt},   {Sem::Jge, Sem::Jle},
+                                                  {Sem::Jsgt, Sem::Jslt}, {Sem::Jsge, Sem::Jsle}};
+        for (const auto& [a, b] : kPairs) {
+            if (sem == a || sem == b) {
+                return sem == a ? b : a;
+            }
         }
+        return sem;  // jeq, jne
     }
     static Sem unsigned_of(Sem sem) {
-        switch (sem) {
-            case Sem::Jsgt: return Sem::Jgt;
-            case Sem::Jslt: return Sem::Jlt;
-            case Sem::Jsge: return Sem::Jge;
-            case Sem::Jsle: return Sem::Jle;
-            default: return sem;
+        constexpr std::pair<Sem, Sem> kPairs[] = {{Sem::Jsgt, Sem::Jgt}, {Sem::Jsge, Sem::Jge},
+                                                  {Sem::Jslt, Sem::Jlt}, {Sem::Jsle, Sem::Jle}};
+        for (const auto& [s, u] : kPairs) {
+            if (sem == s) {
+                return u;
+            }
         }
+        return sem;
     }
     // An ALU instruction just before a conditional jump, in the same block, writing a register
     // that the jump does not read and that is dead where the jump goes, is lowered after the

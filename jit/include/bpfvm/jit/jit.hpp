@@ -67,7 +67,7 @@ public:
     // its r10 is not the address the other engines give it.
     [[nodiscard]] bool leaf() const { return leaf_ != nullptr; }
 
-    [[nodiscard]] std::size_t code_size() const;   // bytes mapped for the code (whole pages)
+    [[nodiscard]] std::size_t code_size() const;   // bytes reserved for the code (from code())
     [[nodiscard]] std::size_t code_bytes() const;  // bytes of generated code
     [[nodiscard]] const void* code() const;        // where the code lives (read-execute pages)
     // The native code, with the eBPF instructions interleaved (needs JitOptions::keep_listing).
