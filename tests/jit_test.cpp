@@ -889,6 +889,29 @@ TEST(Jit, ALoadOnlyAJumpReadsIsComparedInMemoryLikeTheInterpreter) {
     }
 }
 
+// A loop entered in its middle (clang's layout: `goto body; top: ...; if (c) goto exit; body:
+// ...; goto top`) goes back through a copy of its top block, whose jump is inverted to stay in
+// the loop: one branch per iteration. Every trip count, and exits of the
+// copy to a label that follows and to one that does not, as the interpreter runs them.
+TEST(Jit, ALoopsBackJumpRunsACopyOfTheBlockItGoesTo) {
+    const std::string loop =
+        "mov %r0, 0\nmov %r2, 0\nldxb %r3, [%r1]\nja body\n"
+        "top: add %r0, %r2\nadd %r2, 1\njge %r2, %r3, out\n"
+        "body: mul %r0, 3\nadd %r0, 1\nja top\n";
+    for (const std::string& text : {loop + "out: exit", loop + "mov %r0, 1\nout: add %r0, 7\nexit"}) {
+        const std::string code = verified_listing(text);
+        // The block at `top` is lowered twice: in place and before the back jump.
+        std::size_t copies = 0;
+        for (std::size_t at = code.find("; 4: r0 += r2"); at != std::string::npos; at = code.find("; 4: r0 += r2", at + 1)) {
+            ++copies;
+        }
+        EXPECT_EQ(copies, 2u) << text << code;
+        for (uint8_t n : {0, 1, 2, 5, 40}) {
+            same_on_all(text, std::vector<uint8_t>{n, 0, 0, 0});
+        }
+    }
+}
+
 // Found by the kernel oracle's random programs: a division keeps rax and rdx only where r0 and
 // r3 are still read, but the plan compares r3 in place of a copy of it made for the compare; the
 // division in between must count as writing r3, or the compare reads the remainder.

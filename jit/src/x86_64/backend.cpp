@@ -198,6 +198,7 @@ public:
             prologue();
         }
         find_candidates();
+        find_rotations();
         next_candidate_ = candidates_.empty() ? SIZE_MAX : candidates_.back();
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
             if (p_.is_tail(pc)) {
@@ -214,6 +215,8 @@ public:
             if (labels_[pc].isValid()) {
                 if (is_loop_top(pc) && !is_window_header(pc)) {
                     align_loop(pc);  // (a window's loop starts after its setup, aligned there)
+                } else if (!rotated_.empty()) {
+                    align_rotated(pc);
                 }
                 a_.bind(labels_[pc]);
             }
@@ -641,15 +644,62 @@ private:
     // steps) starts a new line when it would otherwise cross one; other loops start on 16 bytes,
     // as clang aligns them. Padding that the code before runs through (falls_in_) is kept short,
     // and left out inside another loop, where it would run every iteration of that loop.
+    // The loops as laid out: top, last backward jump to it, and whether an earlier loop's range
+    // holds the top. Ascending by top.
+    struct Loop {
+        uint32_t top;
+        uint32_t end;
+        bool enclosed;
+        bool rotated = false;  // see find_rotations
+    };
+    std::vector<Loop> loops_;
     bool is_loop_top(std::size_t pc) const { return (facts_.boundary[pc] & Facts::kLoop) != 0; }
     void align_loop(std::size_t top) {
         const auto it = std::lower_bound(loops_.begin(), loops_.end(), Loop{static_cast<uint32_t>(top), 0, false},
                                          [](const Loop& a, const Loop& b) { return a.top < b.top; });
         BPFVM_ASSERT(it != loops_.end() && it->top == top);
-        if (falls_in_ && it->enclosed) {
+        if (!it->rotated) {
+            align_loop_at(top, *it);
+        }
+    }
+    // A loop whose back jump goes through a copy of its top block (go_to) runs from where that
+    // copy goes back to: aligned there instead. `rotated_`: (that pc, the loop), descending.
+    std::vector<std::pair<uint32_t, uint32_t>> rotated_;
+    void find_rotations() {
+        if (checked_) {
             return;
         }
-        const uint32_t bytes = loop_bytes(top, it->end);
+        for (std::size_t i = 0; i < loops_.size(); ++i) {
+            const std::size_t end = loops_[i].end;
+            bool go_to = steps_[end].kind == Fused::Alone;  // `goto top`, or a select ending in it
+            for (std::size_t s = end; s + 4 > end && s > 0 && steps_[s].kind == Fused::Covered;) {
+                --s;
+                go_to = steps_[s].kind == Fused::Select && steps_[s].disp == 1 && s + steps_[s].span - 1 == end;
+            }
+            const Form f = p_[end].info().form;
+            const std::size_t j = go_to && (f == Form::Jump || f == Form::Jump32) ? rotated_jump(loops_[i].top) : SIZE_MAX;
+            if (j != SIZE_MAX) {
+                loops_[i].rotated = true;
+                rotated_.emplace_back(static_cast<uint32_t>(j + 1), static_cast<uint32_t>(i));
+            }
+        }
+        std::sort(rotated_.begin(), rotated_.end(), std::greater<>());
+    }
+    // At a label: a rotated loop's way back in.
+    void align_rotated(std::size_t pc) {
+        while (!rotated_.empty() && rotated_.back().first < pc) {
+            rotated_.pop_back();
+        }
+        if (!rotated_.empty() && rotated_.back().first == pc) {
+            align_loop_at(pc, loops_[rotated_.back().second]);
+            rotated_.pop_back();
+        }
+    }
+    void align_loop_at(std::size_t top, const Loop& loop) {
+        if (falls_in_ && loop.enclosed) {
+            return;
+        }
+        const uint32_t bytes = loop_bytes(top, loop.end);
         const uint64_t in_line = a_.offset() & 63;
         if (bytes <= 64 && in_line + bytes > 64 && (!falls_in_ || in_line >= 64 - 15)) {
             a_.align(AlignMode::kCode, 64);
@@ -657,14 +707,6 @@ private:
             a_.align(AlignMode::kCode, 16);
         }
     }
-    // The loops as laid out: top, last backward jump to it, and whether an earlier loop's range
-    // holds the top. Ascending by top.
-    struct Loop {
-        uint32_t top;
-        uint32_t end;
-        bool enclosed;
-    };
-    std::vector<Loop> loops_;
     void find_loops() {
         loops_.reserve(facts_.loop_ends.size());
         for (const auto& [top, end] : facts_.loop_ends) {
@@ -1001,6 +1043,75 @@ private:
         return labels_[target];
     }
 
+    // `goto target` from the step at pc. Verified mode, going back to a short block that ends in a
+    // conditional jump whose fall-through has a label (a loop entered in its middle, as clang lays
+    // out `while` loops): a copy of the block, its jump inverted to go back into the loop, then a
+    // jump to where the original goes (none if that is `after`, the next pc lowered). The loop
+    // then takes one branch per iteration, not two.
+    void go_to(std::size_t pc, int64_t target, std::size_t after) {
+        if (!checked_ && window_ < 0 && target >= 0 && static_cast<std::size_t>(target) <= pc &&
+            rotate_into(static_cast<std::size_t>(target), after)) {
+            return;
+        }
+        a_.jmp(jump_to(target));
+    }
+    bool rotate_into(std::size_t top, std::size_t after) {
+        const std::size_t j = rotated_jump(top);
+        if (j == SIZE_MAX) {
+            return false;
+        }
+        const std::size_t next = j + 1;
+        for (std::size_t k = top; k < j; k += p_[k].slots()) {
+            if (steps_[k].kind == Fused::Covered) {
+                continue;
+            }
+            if (listing_) {
+                list_step(k);
+            }
+            lower_step(k, steps_[k]);
+        }
+        if (listing_) {
+            list_step(j);
+        }
+        cond_jump(p_[j].info(), compared(p_[j], steps_[j]), labels_[next], true);
+        const int64_t exit = vm::branch_target(p_[j], j);
+        if (exit != static_cast<int64_t>(after) || is_function_entry(after)) {
+            a_.jmp(jump_to(exit));
+        }
+        return true;
+    }
+    // The conditional jump ending the block at `top` that go_to copies (its fall-through has a
+    // label), or SIZE_MAX if the block does not qualify.
+    std::size_t rotated_jump(std::size_t top) const {
+        std::size_t j = top;
+        unsigned with_code = 0;
+        for (;; j += p_[j].slots()) {
+            if (j >= p_.size() || (j != top && facts_.boundary[j] != 0) || with_code > 6) {
+                return SIZE_MAX;
+            }
+            const Step& s = steps_[j];
+            const Form f = p_[j].info().form;
+            if (s.kind == Fused::Nothing || s.kind == Fused::Covered) {
+                continue;
+            }
+            if (s.kind == Fused::Alone && (f == Form::CondImm || f == Form::CondReg)) {
+                break;
+            }
+            const bool simple = s.kind == Fused::Address || s.kind == Fused::AddMove || s.kind == Fused::ZeroExtend ||
+                                s.kind == Fused::AddTo ||
+                                (s.kind == Fused::Alone &&
+                                 (f == Form::AluImm || f == Form::AluReg || f == Form::AluUnary || f == Form::Endian ||
+                                  f == Form::LoadMem || f == Form::StoreImm || f == Form::StoreReg ||
+                                  f == Form::LoadImm64));
+            if (!simple) {
+                return SIZE_MAX;
+            }
+            ++with_code;
+        }
+        const std::size_t next = j + 1;
+        return next < p_.size() && labels_[next].isValid() && !is_function_entry(next) ? j : SIZE_MAX;
+    }
+
     // Whether the step at pc may go on to the instruction after it, and which that is.
     bool falls_through(std::size_t pc) const {
         const Step& step = steps_[pc];
@@ -1329,7 +1440,7 @@ private:
                 break;
             case Form::Jump:
             case Form::Jump32:
-                a_.jmp(jump_to(vm::branch_target(insn, pc)));
+                go_to(pc, vm::branch_target(insn, pc), pc + 1);
                 break;
             case Form::CondImm:
             case Form::CondReg:
@@ -1939,7 +2050,7 @@ private:
                 compare(jrow, jump);  // rX = rY unless c: a cmov of rY itself
                 a_.cmov(condition(inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
                 if (step.disp == 1) {
-                    a_.jmp(jump_to(vm::branch_target(jump, pc)));
+                    go_to(pc, vm::branch_target(jump, pc), pc + step.span);
                 }
                 return;
             }
@@ -1964,7 +2075,7 @@ private:
                     kRegs[x], r11);
         }
         if (step.disp == 1) {
-            a_.jmp(jump_to(vm::branch_target(jump, pc)));
+            go_to(pc, vm::branch_target(jump, pc), pc + step.span);
         }
     }
     // The instruction before a select's jump when control reaches the jump only from it and it
