@@ -830,6 +830,71 @@ TEST(Jit, AnInstructionOnlyTheFallThroughReadsIsLoweredAfterTheJump) {
     }
 }
 
+// What a select knows of its register's value from the steps before it, through the targets of
+// other selects that only they jump to: a known 0 or 1 becomes a setcc, an `or` of bits the
+// register cannot have a lea. Not where another jump lands in between, nor once the bit may be
+// set; every input around the conditions, as the interpreter runs them.
+TEST(Jit, SelectsUseWhatIsKnownOfTheirRegisterFromTheStepsBefore) {
+    const std::string head = "ldxw %r8, [%r1]\nmov32 %r7, 1\nmov32 %r4, 1\nlsh32 %r4, 4\n";
+    // r7 = 1 passes a select on r3 (whose target only it jumps to); r4's bit 3 is clear, then set.
+    const std::string body =
+        "jgt32 %r8, 9, +1\nmov32 %r3, 5\njgt32 %r8, 1, +1\nmov32 %r7, 0\n"
+        "jlt %r8, 100, +1\nor32 %r4, 8\njlt %r8, 50, +1\nor32 %r4, 8\n";
+    const std::string tail = "mov %r0, %r7\nlsh %r0, 8\nadd %r0, %r4\nlsh %r0, 8\nadd %r0, %r3\nexit";
+    const std::string known = "mov %r3, 2\n" + head + body + tail;
+    // The same with a second jump landing at the first select's target: nothing known past it.
+    const std::string joined = "mov %r3, 2\n" + head + "jeq %r8, 3, t\njgt32 %r8, 9, t\nmov32 %r3, 5\n" +
+                               "t: jgt32 %r8, 1, +1\nmov32 %r7, 0\n" + tail;
+    const std::string code = verified_listing(known);
+    EXPECT_NE(code.find("seta r13b"), std::string::npos) << code;
+    const std::size_t lea = code.find("lea r11d, [rcx+8]");
+    EXPECT_NE(lea, std::string::npos) << code;
+    EXPECT_EQ(code.find("lea r11d, [rcx+8]", lea + 1), std::string::npos) << code;  // (bit 3 may be set)
+    EXPECT_EQ(verified_listing(joined).find("seta r13b"), std::string::npos) << verified_listing(joined);
+    for (const std::string& text : {known, joined}) {
+        for (uint32_t v : {0u, 1u, 2u, 3u, 9u, 10u, 49u, 50u, 99u, 100u, 0xffffffffu}) {
+            std::vector<uint8_t> mem(8);
+            std::memcpy(mem.data(), &v, 4);
+            same_on_all(text, mem);
+        }
+    }
+}
+
+// In a loop busy with shifts, cmovs and branches (Intel runs those on two ports), shifts by 4-6
+// become two leas; elsewhere and for other processors they stay shifts. Results as the
+// interpreter's either way, at every shift count and width.
+TEST(Jit, ShiftsInALoopBusyOnTheShiftPortsAreLeasOnIntel) {
+    for (const std::string shift : {"lsh %r3, 4", "lsh32 %r3, 5", "lsh %r3, 6", "lsh32 %r3, 7", "lsh %r3, 2"}) {
+        const std::string text =
+            "mov %r0, 0\nmov %r2, 0\n"
+            "top: ldxw %r3, [%r1]\nadd %r3, %r2\n"
+            "jlt32 %r3, 0x100, +2\nmov32 %r4, %r3\nrsh32 %r4, 8\n"
+            "jlt32 %r4, 0x10, +1\nrsh32 %r4, 4\n" +
+            shift + "\nadd %r0, %r3\nadd %r0, %r4\nadd %r2, 77\njlt %r2, 7000, top\nexit";
+        const vm::Program p = program_of(text);
+        const unsigned k = static_cast<unsigned>(std::stoul(shift.substr(shift.find(", ") + 2)));
+        for (const auto tuning : {JitOptions::Tuning::Intel, JitOptions::Tuning::Other}) {
+            JitOptions o;
+            o.keep_listing = true;
+            o.tuning = tuning;
+            Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(p, helpers(), o);
+            ASSERT_TRUE(code) << code.error().message();
+            const std::string& listing = (*code)->listing();
+            const bool leas = tuning == JitOptions::Tuning::Intel && k <= 6;
+            EXPECT_EQ(listing.find("shl ") == std::string::npos, leas) << text << listing;
+            for (const uint32_t v : {0u, 5u, 0x1234u, 0xfffffu, 0x80000000u, 0xffffffffu}) {
+                std::vector<uint8_t> a(8);
+                std::memcpy(a.data(), &v, 4);
+                std::vector<uint8_t> b = a;
+                const vm::RunResult got = (*code)->run_buffer(a);
+                const vm::RunResult want = vm::Interpreter::create(p, helpers())->run_buffer(b, {vm::Mode::Checked, 0});
+                ASSERT_TRUE(got.ok() && want.ok()) << text;
+                EXPECT_EQ(got.r0, want.r0) << text << " " << v;
+            }
+        }
+    }
+}
+
 // A load into a register only the next conditional jump reads is the compare's memory operand
 // (verified mode): every load width against both compare widths, every condition, the loaded
 // value on either side and against an immediate, at values around the signs of each width, as

@@ -497,7 +497,9 @@ void analyse(const vm::Program& program, Facts& f) {
             if (back && (boundary[t] & Facts::kLoop) == 0) [[unlikely]] {
                 f.loop_ends.emplace_back(t, static_cast<uint32_t>(pc));  // (pc descends: the last one)
             }
-            boundary[t] |= static_cast<uint8_t>(Facts::kTarget | (back ? Facts::kLoop : 0));
+            const uint8_t before = boundary[t];  // (a second jump or call there: kMulti)
+            boundary[t] = static_cast<uint8_t>(before | Facts::kTarget | (back ? Facts::kLoop : 0) |
+                                               ((before & Facts::kTarget) << 3));
             helpers |= row.helper;
             const unsigned mask = unsigned{insn.imm == 0xff} | unsigned{insn.imm == 0xffff} | unsigned{insn.imm == -1};
             const unsigned query = row.query_always | (row.query_mask & mask);

@@ -38,6 +38,8 @@ struct Facts {
     static constexpr uint8_t kTarget = 1;
     static constexpr uint8_t kEntry = 2;
     static constexpr uint8_t kLoop = 4;
+    // kMulti (with kTarget): more than one jump or call lands there (else exactly one does).
+    static constexpr uint8_t kMulti = 8;
     // The known width of each register before the instruction at pc: 3 bits per register, a
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;

@@ -49,6 +49,8 @@ using vm::Form;
 using vm::Sem;
 
 const Gp kRegs[vm::kNumRegisters] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
+// The compiling machine's vendor, for JitOptions::Tuning::Host (see alu_imm's shifts).
+const bool kHostIsIntel = CpuInfo::host().isVendor("INTEL");
 const Gp kState = r12;
 
 // A few registers to save and restore around a call or in a frame, in order: a fixed array
@@ -105,7 +107,9 @@ public:
           a_(a),
           listing_(options.keep_listing),
           checked_(options.checked),
-          blind_(options.blind_constants) {
+          blind_(options.blind_constants),
+          intel_(options.tuning == JitOptions::Tuning::Intel ||
+                 (options.tuning == JitOptions::Tuning::Host && kHostIsIntel)) {
         if (checked_) {
             costs_ = vm::budget_charges(program);
         }
@@ -285,6 +289,7 @@ private:
     bool listing_;
     bool checked_;
     bool blind_;
+    bool intel_;  // code for Intel's cores (JitOptions::tuning)
     // Constant blinding: a fresh key per immediate, from a 64-bit secret seed (splitmix64; made
     // only when blinding: a std::mt19937_64 costs a microsecond to construct on every compile).
     struct KeyStream {
@@ -661,6 +666,48 @@ private:
         if (!it->rotated) {
             align_loop_at(top, *it);
         }
+    }
+    // Whether the innermost loop around the instruction being lowered (pc_) has so many
+    // instructions for ports 0 and 6 (shifts, cmovs, setccs, branches) that those ports, not the
+    // core's width, bound it: more than a third of its estimated micro-ops. Worked out once a loop.
+    std::vector<int8_t> busy_;  // per loop: -1 not known yet, else 0 or 1
+    bool shift_ports_busy() {
+        auto it = std::upper_bound(loops_.begin(), loops_.end(), static_cast<uint32_t>(pc_),
+                                   [](uint32_t pc, const Loop& l) { return pc < l.top; });
+        while (it != loops_.begin()) {
+            --it;
+            if (it->end >= pc_) {
+                break;
+            }
+            if (it == loops_.begin()) {
+                return false;
+            }
+        }
+        if (it == loops_.end() || it->top > pc_ || it->end < pc_) {
+            return false;
+        }
+        const auto index = static_cast<std::size_t>(it - loops_.begin());
+        busy_.resize(loops_.size(), -1);
+        if (busy_[index] < 0) {
+            unsigned ports = 0;
+            unsigned uops = 0;
+            for (std::size_t pc = it->top; pc <= it->end && uops < 512; pc += p_[pc].slots()) {
+                const Step& step = steps_[pc];
+                const vm::OpInfo& row = p_[pc].info();
+                const bool shift = row.sem == Sem::Lsh || row.sem == Sem::Rsh || row.sem == Sem::Arsh;
+                const bool branch = row.form == Form::CondImm || row.form == Form::CondReg || row.form == Form::Jump ||
+                                    row.form == Form::Jump32;
+                if (step.kind == Fused::Select) {
+                    ports += 1 + (p_[pc + step.span - 1].info().sem == Sem::Rsh ? 1 : 0);
+                    uops += 3;
+                } else if (step.kind != Fused::Nothing && step.kind != Fused::Covered) {
+                    ports += shift || branch ? 1 : 0;
+                    ++uops;
+                }
+            }
+            busy_[index] = static_cast<int8_t>(uops < 512 && ports * 3 > uops ? 1 : 0);
+        }
+        return busy_[index] == 1;
     }
     // A loop whose back jump goes through a copy of its top block (go_to) runs from where that
     // copy goes back to: aligned there instead. `rotated_`: (that pc, the loop), descending.
@@ -1540,7 +1587,22 @@ private:
             return;
         }
         if (sem == Sem::Lsh) {
-            a_.shl(d, imm & (w64 ? 63 : 31));
+            const auto k = static_cast<uint32_t>(imm) & (w64 ? 63 : 31);
+            if (k == 1) {
+                a_.add(d, d);
+                return;
+            }
+            // Intel's cores run shifts, cmovs, setccs and branches on the same two ports (0 and
+            // 6): a shift by 2 or 3 is a lea, and in a loop busy on those ports so is one by up
+            // to 6 (two leas).
+            if (intel_ && k >= 2 && (k <= 3 || (k <= 6 && shift_ports_busy()))) {
+                a_.lea_scaled(d, d.r64(), std::min<uint32_t>(k, 3));
+                if (k > 3) {
+                    a_.lea_scaled(d, d.r64(), k - 3);
+                }
+                return;
+            }
+            a_.shl(d, k);
             return;
         }
         if (sem == Sem::Rsh) {
@@ -2020,12 +2082,12 @@ private:
         // The condition c as the zero flag of `value >> k` (else kNoShiftFlag).
         const int shift_flag = op != nullptr ? shift_condition(jump, *op, copy ? first.src : x) : kNoShiftFlag;
         const bool reads_x = jump.dst == x || (jrow.form == Form::CondReg && jump.src == x);
-        if (!copy && frow.sem == Sem::Mov && before != nullptr && before->info().form == Form::AluImm &&
-            before->info().sem == Sem::Mov && before->dst == x && (before->imm == 0 || before->imm == 1) &&
-            first.imm == 1 - before->imm) {
+        const Known known = !copy && (frow.sem == Sem::Mov || frow.sem == Sem::Or) ? known_before(x, pc) : Known{};
+        if (!copy && frow.sem == Sem::Mov && known.constant && (known.value == 0 || known.value == 1) &&
+            static_cast<uint64_t>(first.imm) == 1 - known.value) {
             // rX is 0 or 1 already: only its low byte changes, to c ? v : 1 - v.
             compare(jrow, jump);
-            const Sem sem = before->imm == 1 ? jrow.sem : inverse(jrow.sem);
+            const Sem sem = known.value == 1 ? jrow.sem : inverse(jrow.sem);
             a_.set(condition(sem), kRegs[x].r8());
         } else if (copy && before != nullptr && before->op == first.op && before->dst == x &&
                    before->src == first.src && !reads_x) {
@@ -2060,6 +2122,10 @@ private:
                 } else {
                     a_.mov(r11d, kRegs[first.src].r32());
                 }
+            } else if (frow.sem == Sem::Or && (known.may & immediate(first)) == 0) {
+                // rX | imm = rX + imm when they have no bit in common: one lea.
+                a_.lea(w64 ? Gp(r11) : Gp(r11d), ptr(kRegs[x], first.imm));
+                op = nullptr;
             } else if (frow.sem != Sem::Mov) {
                 a_.mov(r11, kRegs[x]);
             }
@@ -2077,6 +2143,150 @@ private:
         if (step.disp == 1) {
             go_to(pc, vm::branch_target(jump, pc), pc + step.span);
         }
+    }
+    // What the lowering knows of a register's value (in its native register) before the step at
+    // pc, from the steps control must have come through: its block, and on through the target of
+    // a select that only that select jumps to (a select falls through either way). The bits that
+    // may be one, and its value if that is known.
+    struct Known {
+        uint64_t may = ~uint64_t{0};
+        bool constant = false;
+        uint64_t value = 0;
+    };
+    static uint64_t immediate(const vm::Instruction& i) {
+        return i.info().width == 8 ? static_cast<uint64_t>(int64_t{i.imm}) : static_cast<uint32_t>(i.imm);
+    }
+    // The start of the step control must leave to reach pc (SIZE_MAX if it may come another way).
+    std::size_t step_into(std::size_t pc) const {
+        if (pc == 0) {
+            return SIZE_MAX;
+        }
+        std::size_t k = pc - 1;
+        while (k > 0 && (p_.is_tail(k) || steps_[k].kind == Fused::Covered)) {
+            --k;
+        }
+        const uint8_t b = facts_.boundary[pc];
+        if (b == 0 || (b == Facts::kTarget && steps_[k].kind == Fused::Select && steps_[k].disp == 0 &&
+                       k + steps_[k].span == pc)) {
+            return k;
+        }
+        return SIZE_MAX;
+    }
+    // The native registers an instruction lowered by itself may change (more than the eBPF
+    // semantics say where the lowering borrows one: a division's rax and rdx, a shift's rcx).
+    static uint16_t native_writes(const vm::Instruction& i) {
+        const vm::OpInfo& row = i.info();
+        switch (row.form) {
+            case Form::AluImm:
+            case Form::AluReg: {
+                const bool divide = row.sem == Sem::Div || row.sem == Sem::Mod || row.sem == Sem::Sdiv ||
+                                    row.sem == Sem::Smod;
+                const bool shift = row.form == Form::AluReg &&
+                                   (row.sem == Sem::Lsh || row.sem == Sem::Rsh || row.sem == Sem::Arsh);
+                return static_cast<uint16_t>((1u << i.dst) | (divide ? 0x9u : 0u) | (shift ? 0x10u : 0u));
+            }
+            case Form::AluUnary:
+            case Form::Endian:
+            case Form::LoadMem:
+            case Form::LoadImm64:
+                return static_cast<uint16_t>(1u << i.dst);
+            case Form::StoreImm:
+            case Form::StoreReg:
+            case Form::Jump:
+            case Form::Jump32:
+            case Form::CondImm:
+            case Form::CondReg:
+                return 0;
+            case Form::Atomic:
+            case Form::LoadAbs:
+            case Form::LoadInd:
+            case Form::Call:
+            case Form::Callx:
+            case Form::CallLocal:
+            case Form::CallBtf:
+            case Form::Exit:
+                break;
+        }
+        return 0x7ff;
+    }
+    // `x op= imm` on what is known of x.
+    static Known apply(const Known& k, const vm::Instruction& i) {
+        const vm::OpInfo& row = i.info();
+        const uint64_t imm = immediate(i);
+        const uint64_t width = row.width == 8 ? ~uint64_t{0} : 0xffffffffu;
+        const auto shift = static_cast<unsigned>(i.imm) & (row.width == 8 ? 63 : 31);
+        Known r;
+        if (row.sem == Sem::Mov) {
+            return Known{imm, true, imm};
+        }
+        if (row.sem == Sem::And) {
+            r.may = k.may & imm;
+            r.value = k.value & imm;
+        } else if (row.sem == Sem::Or) {
+            r.may = k.may | imm;
+            r.value = k.value | imm;
+        } else if (row.sem == Sem::Lsh) {
+            r.may = k.may << shift;
+            r.value = k.value << shift;
+        } else if (row.sem == Sem::Rsh) {
+            r.may = (k.may & width) >> shift;
+            r.value = (k.value & width) >> shift;
+        } else {
+            return Known{};
+        }
+        r.constant = k.constant;
+        r.may &= width;
+        r.value &= width;
+        return r;
+    }
+    Known known_before(unsigned x, std::size_t pc, unsigned depth = 0) const {
+        const std::size_t s = depth < 8 ? step_into(pc) : SIZE_MAX;
+        if (s == SIZE_MAX) {
+            return Known{};
+        }
+        const Step& step = steps_[s];
+        const vm::Instruction& i = p_[s];
+        const uint16_t bit = static_cast<uint16_t>(1u << x);
+        switch (step.kind) {
+            case Fused::Alone:
+                if ((native_writes(i) & bit) == 0) {
+                    return known_before(x, s, depth + 1);
+                }
+                return i.info().form == Form::AluImm && i.dst == x && !blind_ ? apply(known_before(x, s, depth + 1), i)
+                                                                              : Known{};
+            case Fused::Select: {
+                const vm::Instruction& first = p_[s + 1];
+                if (first.dst != x) {
+                    return known_before(x, s, depth + 1);
+                }
+                if (first.info().form != Form::AluImm || step.span - 1 - step.disp != 1) {
+                    return Known{};
+                }
+                // Either what it was, or that changed by the select's instruction.
+                const Known old = known_before(x, s, depth + 1);
+                const Known alt = apply(old, first);
+                return Known{old.may | alt.may, old.constant && alt.constant && old.value == alt.value, old.value};
+            }
+            case Fused::Address:
+            case Fused::AddMove:
+            case Fused::ZeroExtend:
+            case Fused::AddTo:
+            case Fused::Nothing:
+            case Fused::Inverted:
+            case Fused::Covered: {
+                // Whatever the step's instructions name as written (a step without code leaves the
+                // native register as it was, not as the eBPF says: unknown too).
+                uint16_t writes = 0;
+                for (std::size_t k = s; k < s + step.span; k += p_[k].slots()) {
+                    writes = static_cast<uint16_t>(writes | native_writes(p_[k]));
+                }
+                if (step.kind == Fused::AddTo) {
+                    writes = static_cast<uint16_t>(writes | (1u << step.base));
+                }
+                return (writes & bit) == 0 ? known_before(x, s, depth + 1) : Known{};
+            }
+        }
+        return Known{};
     }
     // The instruction before a select's jump when control reaches the jump only from it and it
     // was lowered by itself (so that what it left in its destination is known), else null.

@@ -117,6 +117,10 @@ public:
     Error mov(const Mem& m, const Gp& s) { return store(m, s) ? asmjit::kErrorOk : Assembler::mov(m, s); }
     Error mov(const Mem& m, const Imm& i) { return store_imm(m, i) ? asmjit::kErrorOk : Assembler::mov(m, i); }
     Error lea(const Gp& d, const Mem& m) { return lea_rm(d, m) ? asmjit::kErrorOk : Assembler::lea(d, m); }
+    // lea d, [index << shift] (shift 1-3, no base: a multiplication by 2, 4 or 8 off the shift ports).
+    Error lea_scaled(const Gp& d, const Gp& index, uint32_t shift) {
+        return lea_index(d, index, shift) ? asmjit::kErrorOk : Assembler::lea(d, asmjit::x86::ptr_abs(0, index, shift));
+    }
 
     // One-register forms, and the sign extensions of rax.
     Error push(const Gp& r) { return push_pop(0x50, r) ? asmjit::kErrorOk : Assembler::push(r); }
@@ -720,6 +724,19 @@ private:
             return false;
         }
         return reg_mem(p, d.isGpq(), d.id(), a, 0x8d);
+    }
+
+    // ModRM 00 reg 100, SIB scale index 101 (no base), disp32 0.
+    bool lea_index(const Gp& d, const Gp& index, uint32_t shift) {
+        uint8_t* p = start();
+        if (p == nullptr || !is32or64(d) || !index.isGpq() || index.id() == 4 || shift < 1 || shift > 3) {
+            return false;
+        }
+        p = rex(p, d.isGpq(), d.id(), index.id(), 0);
+        *p++ = 0x8d;
+        *p++ = static_cast<uint8_t>((low(d.id()) << 3) | 4);
+        *p++ = static_cast<uint8_t>((shift << 6) | (low(index.id()) << 3) | 5);
+        return finish(put32(p, 0));
     }
 
     uint64_t short_path_count_ = 0;

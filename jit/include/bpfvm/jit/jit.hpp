@@ -35,6 +35,10 @@ struct JitOptions {
     uint64_t blinding_seed = 0;  // the keys' seed; 0 = from std::random_device (tests fix it)
     // Emit the text of the code (asmjit's logger) for listing().
     bool keep_listing = false;
+    // Which processors the instruction choice is tuned for: the one compiling (default), or a
+    // named family, so that the same program gives the same code on any machine (golden tests).
+    enum class Tuning : uint8_t { Host, Intel, Other };
+    Tuning tuning = Tuning::Host;
 };
 
 class JitProgram {
