@@ -895,6 +895,29 @@ TEST(Jit, ShiftsInALoopBusyOnTheShiftPortsAreLeasOnIntel) {
     }
 }
 
+// A constant move only a loop's exit reads (`r2 = 0` at the top of a loop that writes r2 again
+// before reading it) runs on the exit's edge: a stub makes it and goes on to the exit. Every trip
+// count and both ways out, in both modes, as the interpreter runs them.
+TEST(Jit, AConstantOnlyALoopsExitReadsIsMovedToTheExit) {
+    const char* text =
+        "mov %r0, 0\nmov %r5, 0\n"
+        "top: mov %r2, 0\nldxb %r4, [%r1]\nadd %r1, 1\nadd %r5, 1\njeq %r4, 0, out\n"
+        "mov %r2, %r4\nadd %r0, %r2\njlt %r5, 12, top\n"
+        "out: add %r0, %r2\nadd %r0, %r5\nexit";
+    const std::string code = verified_listing(text);
+    // The move is after the loop's code, in the stub (the last `xor esi, esi`, after the exit).
+    const std::size_t move = code.find("xor esi, esi");
+    ASSERT_NE(move, std::string::npos) << code;
+    EXPECT_GT(move, code.find("ret")) << code;
+    for (std::size_t zero = 0; zero < 14; ++zero) {
+        std::vector<uint8_t> mem(16, 3);
+        if (zero < mem.size()) {
+            mem[zero] = 0;
+        }
+        same_on_all(text, mem);
+    }
+}
+
 // A load into a register only the next conditional jump reads is the compare's memory operand
 // (verified mode): every load width against both compare widths, every condition, the loaded
 // value on either side and against an immediate, at values around the signs of each width, as

@@ -203,6 +203,7 @@ public:
         }
         find_candidates();
         find_rotations();
+        find_exit_moves();
         next_candidate_ = candidates_.empty() ? SIZE_MAX : candidates_.back();
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
             if (p_.is_tail(pc)) {
@@ -240,6 +241,13 @@ public:
             if (candidate && goes_with_jump(pc)) [[unlikely]] {
                 continue;
             }
+            BPFVM_ASSERT(exit_move_ == SIZE_MAX || pc <= exit_jump_);
+            if (pc == next_exit_move_) [[unlikely]] {
+                next_exit_move_ = take_exit_move(pc);
+                if (moves_to_taken_edge(pc)) {
+                    continue;
+                }
+            }
             if (listing_) {
                 list_step(pc);
             }
@@ -267,6 +275,7 @@ public:
             window_copy(i);
         }
         cold_divides();
+        taken_stubs();
         if (leaf_) {
             leaf_epilogue();
         } else {
@@ -897,7 +906,7 @@ private:
         }
         const bool inverted = js.kind == Fused::Inverted;
         const int64_t target = inverted ? vm::branch_target(p_[j + 1], j + 1) : vm::branch_target(p_[j], j);
-        a_.j(condition(inverted ? inverse(sem) : sem), jump_to(target));
+        a_.j(condition(inverted ? inverse(sem) : sem), inverted ? jump_to(target) : taken_edge(j));
     }
     // The condition of `b ? a` that `a ? b` has; and the unsigned one of a signed condition.
     static Sem mirrored(Sem sem) {
@@ -999,6 +1008,142 @@ private:
             sunk_ = kNoSunk;
         }
         pending_jump_ = kNoSunk;
+    }
+    // A constant move that only a loop's exit needs (`r2 = 0` at the top of a loop whose exit
+    // reads r2, which the loop itself writes before reading) runs on that exit alone: the next
+    // conditional jump in its block, which leaves the innermost loop, goes to a stub that makes
+    // the move and goes on to the target. The move's register is dead where the jump falls
+    // through, and nothing in between names it. Found once (find_exit_moves), ascending.
+    struct ExitMove {
+        std::size_t move;
+        std::size_t jump;
+    };
+    std::vector<ExitMove> exit_moves_;  // descending by move (taken from the back)
+    std::size_t next_exit_move_ = SIZE_MAX;
+    std::size_t exit_jump_ = SIZE_MAX;   // the jump whose taken edge goes through a stub
+    std::size_t exit_move_ = SIZE_MAX;   // ... and the move it makes
+    struct TakenStub {
+        Label label;
+        std::size_t move;
+        Label target;
+    };
+    std::vector<TakenStub> taken_stubs_;
+    void find_exit_moves() {
+        exit_moves_.clear();
+        for (const Loop& loop : loops_) {
+            for (std::size_t pc = loop.top; pc <= loop.end && pc < loop.top + 64; pc += p_[pc].slots()) {
+                const vm::Instruction& i = p_[pc];
+                if (steps_[pc].kind != Fused::Alone || i.info().form != Form::AluImm || i.info().sem != Sem::Mov ||
+                    charged(pc)) {
+                    continue;
+                }
+                const std::size_t j = exit_jump_for(pc, loop);
+                if (j != SIZE_MAX) {
+                    exit_moves_.push_back({pc, j});
+                }
+            }
+        }
+        std::sort(exit_moves_.begin(), exit_moves_.end(),
+                  [](const ExitMove& a, const ExitMove& b) { return a.move > b.move; });
+        exit_moves_.erase(std::unique(exit_moves_.begin(), exit_moves_.end(),
+                                      [](const ExitMove& a, const ExitMove& b) { return a.move == b.move; }),
+                          exit_moves_.end());
+        next_exit_move_ = exit_moves_.empty() ? SIZE_MAX : exit_moves_.back().move;
+    }
+    std::size_t take_exit_move(std::size_t pc) {
+        while (!exit_moves_.empty() && exit_moves_.back().move <= pc) {
+            if (exit_moves_.back().move == pc) {
+                exit_jump_ = exit_moves_.back().jump;
+                exit_move_ = pc;
+            }
+            exit_moves_.pop_back();
+        }
+        return exit_moves_.empty() ? SIZE_MAX : exit_moves_.back().move;
+    }
+    // The jump the move at pc (in `loop`) may go with, or SIZE_MAX.
+    std::size_t exit_jump_for(std::size_t pc, const Loop& loop) const {
+        const unsigned d = p_[pc].dst;
+        for (std::size_t j = pc + 1, k = 0; j < p_.size() && k < 16; j += p_[j].slots(), ++k) {
+            if (facts_.boundary[j] != 0 || charged(j)) {
+                return SIZE_MAX;
+            }
+            const vm::Instruction& i = p_[j];
+            const Form f = i.info().form;
+            const Fused kind = steps_[j].kind;
+            if (f == Form::CondImm || f == Form::CondReg) {
+                if (kind != Fused::Alone) {
+                    return SIZE_MAX;
+                }
+                const vm::Instruction c = compared(i, steps_[j]);
+                const int64_t target = vm::branch_target(i, j);
+                const bool leaves = target > static_cast<int64_t>(loop.end) || target < static_cast<int64_t>(loop.top);
+                if (c.dst == d || (f == Form::CondReg && c.src == d) || !leaves || j + 1 >= p_.size() ||
+                    facts_.live_into(j + 1, d) || !facts_.live_into(static_cast<std::size_t>(target), d)) {
+                    return SIZE_MAX;
+                }
+                return j;
+            }
+            // Nothing in between names the register, calls, or leaves.
+            const bool plain = f == Form::AluImm || f == Form::AluReg || f == Form::AluUnary || f == Form::Endian ||
+                               f == Form::LoadMem || f == Form::StoreImm || f == Form::StoreReg;
+            if (!plain || i.dst == d || i.src == d || (native_writes(i) & (1u << d)) != 0 ||
+                kind == Fused::Select || kind == Fused::Inverted) {
+                return SIZE_MAX;
+            }
+            if (kind == Fused::AddTo && steps_[j].base == d) {
+                return SIZE_MAX;
+            }
+        }
+        return SIZE_MAX;
+    }
+    // At the move: deferred to the stub of its jump, unless that jump is taken along otherwise.
+    bool moves_to_taken_edge(std::size_t pc) {
+        if (exit_move_ != pc) {
+            exit_move_ = SIZE_MAX;
+            exit_jump_ = SIZE_MAX;
+            return false;
+        }
+        return true;
+    }
+    // The same in a window's copy (its loop is small: looked for at each constant move).
+    bool moves_to_taken_edge_in_copy(std::size_t pc) {
+        const vm::OpInfo& row = p_[pc].info();
+        if (steps_[pc].kind != Fused::Alone || row.form != Form::AluImm || row.sem != Sem::Mov) {
+            return false;
+        }
+        for (const Loop& loop : loops_) {
+            if (loop.top <= pc && pc <= loop.end) {
+                const std::size_t j = exit_jump_for(pc, loop);
+                if (j != SIZE_MAX && window_of_[j] == window_) {
+                    exit_move_ = pc;
+                    exit_jump_ = j;
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+    // The label a conditional jump at pc (lowered by itself) goes to: its target's, or the stub
+    // that first makes a move only that target needs.
+    Label taken_edge(std::size_t pc) {
+        const Label target = jump_to(vm::branch_target(p_[pc], pc));
+        if (pc != exit_jump_ || exit_move_ == SIZE_MAX) {
+            return target;
+        }
+        taken_stubs_.push_back({a_.newLabel(), exit_move_, target});
+        exit_jump_ = SIZE_MAX;
+        exit_move_ = SIZE_MAX;
+        return taken_stubs_.back().label;
+    }
+    void taken_stubs() {
+        for (const TakenStub& t : taken_stubs_) {
+            a_.bind(t.label);
+            if (listing_) {
+                list_step(t.move);
+            }
+            lower_step(t.move, steps_[t.move]);
+            a_.jmp(t.target);
+        }
     }
     // Whether the budget is charged at pc (checked mode; a window's copy charges at its header).
     bool charged(std::size_t pc) const { return checked_ && !in_copy_ && costs_[pc] != 0; }
@@ -1295,7 +1440,7 @@ private:
             if (steps_[pc].kind == Fused::Covered) {
                 continue;
             }
-            if (goes_with_jump(pc)) {
+            if (goes_with_jump(pc) || moves_to_taken_edge_in_copy(pc)) {
                 continue;
             }
             if (listing_) {
@@ -1383,7 +1528,7 @@ private:
             case Fused::Alone:
                 if (step.compare != Step::kNoRegister) {
                     cond_jump(p_[pc].info(), compared(p_[pc], step),
-                              jump_to(vm::branch_target(p_[pc], pc)), false);
+                              taken_edge(pc), false);
                     return;
                 }
                 lower(pc, p_[pc]);
@@ -1491,7 +1636,7 @@ private:
                 break;
             case Form::CondImm:
             case Form::CondReg:
-                cond_jump(row, insn, jump_to(vm::branch_target(insn, pc)), false);
+                cond_jump(row, insn, taken_edge(pc), false);
                 break;
             case Form::Call:
                 call_helper(insn, pc);
