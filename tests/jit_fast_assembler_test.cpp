@@ -161,6 +161,13 @@ TEST(JitFastAssembler, ImmediateFormsMatchAsmjit) {
         pair.check("shl rax, " + std::to_string(count), true, [&](auto& a) { return a.shl(rax, count); });
         pair.check("sar r13d, " + std::to_string(count), true, [&](auto& a) { return a.sar(r13d, count); });
     }
+    for (uint32_t r = 0; r < 16; ++r) {
+        for (const int count : {1, 8, 15}) {
+            pair.check("rol word r" + std::to_string(r) + ", " + std::to_string(count), true,
+                       [&](auto& a) { return a.rol(gpw(r), count); });
+        }
+    }
+    pair.check("ret", true, [&](auto& a) { return a.ret(); });
     EXPECT_GT(pair.short_paths(), pair.checked() / 2);
 }
 
@@ -323,6 +330,15 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
                                [&](auto& a) { return a.cmp(mem(4), v); });
                     pair.check("cmp 8" + at + imm, v >= INT32_MIN && v <= INT32_MAX,
                                [&](auto& a) { return a.cmp(mem(8), v); });
+                    for (const uint32_t size : {4u, 8u}) {
+                        const bool fits = size == 4 ? v >= INT32_MIN && v <= int64_t{UINT32_MAX} : v >= INT32_MIN && v <= INT32_MAX;
+                        pair.check("add " + std::to_string(size) + at + imm, fits, [&](auto& a) { return a.add(mem(size), v); });
+                        pair.check("sub " + std::to_string(size) + at + imm, fits, [&](auto& a) { return a.sub(mem(size), v); });
+                    }
+                }
+                for (const uint32_t size : {4u, 8u}) {
+                    pair.check("inc " + std::to_string(size) + at, true, [&](auto& a) { return a.inc(mem(size)); });
+                    pair.check("dec " + std::to_string(size) + at, true, [&](auto& a) { return a.dec(mem(size)); });
                 }
             }
         }
@@ -415,7 +431,8 @@ TEST(JitFastAssembler, JumpsCallsAndBindsMatchAsmjit) {
             } else if (what == 5) {
                 EXPECT_EQ(slow.jz(slow_labels[l]), fast.jz(fast_labels[l]));
                 EXPECT_EQ(slow.jnz(slow_labels[l]), fast.jnz(fast_labels[l]));
-                jumps += 2;
+                EXPECT_EQ(slow.js(slow_labels[l]), fast.js(fast_labels[l]));
+                jumps += 3;
             } else {
                 const auto cc = static_cast<CondCode>(next(16));
                 EXPECT_EQ(slow.j(cc, slow_labels[l]), fast.j(cc, fast_labels[l]));

@@ -108,6 +108,7 @@ public:
     Error shl(const Gp& d, const Imm& i) { return shift(4, d, i) ? asmjit::kErrorOk : Assembler::shl(d, i); }
     Error shr(const Gp& d, const Imm& i) { return shift(5, d, i) ? asmjit::kErrorOk : Assembler::shr(d, i); }
     Error sar(const Gp& d, const Imm& i) { return shift(7, d, i) ? asmjit::kErrorOk : Assembler::sar(d, i); }
+    Error rol(const Gp& d, const Imm& i) { return shift(0, d, i) ? asmjit::kErrorOk : Assembler::rol(d, i); }
 
     Error imul(const Gp& d, const Gp& s) { return imul_rr(d, s) ? asmjit::kErrorOk : Assembler::imul(d, s); }
     Error movzx(const Gp& d, const Gp& s) { return extend_rr(0xb6, d, s) ? asmjit::kErrorOk : Assembler::movzx(d, s); }
@@ -150,6 +151,11 @@ public:
     Error sub(const Gp& d, const Mem& m) { return alu_rm(0x2b, d, m) ? asmjit::kErrorOk : Assembler::sub(d, m); }
     Error cmp(const Gp& d, const Mem& m) { return alu_rm(0x3b, d, m) ? asmjit::kErrorOk : Assembler::cmp(d, m); }
     Error cmp(const Mem& m, const Imm& i) { return alu_mi(7, m, i) ? asmjit::kErrorOk : Assembler::cmp(m, i); }
+    Error add(const Mem& m, const Imm& i) { return alu_mi(0, m, i) ? asmjit::kErrorOk : Assembler::add(m, i); }
+    Error sub(const Mem& m, const Imm& i) { return alu_mi(5, m, i) ? asmjit::kErrorOk : Assembler::sub(m, i); }
+    Error inc(const Mem& m) { return unary_m(0, m) ? asmjit::kErrorOk : Assembler::inc(m); }
+    Error dec(const Mem& m) { return unary_m(1, m) ? asmjit::kErrorOk : Assembler::dec(m); }
+    Error ret() { return bytes(0xc3, 0) ? asmjit::kErrorOk : Assembler::ret(); }
     Error movsxd(const Gp& d, const Gp& s) { return movsxd_rr(d, s) ? asmjit::kErrorOk : Assembler::movsxd(d, s); }
     Error movsxd(const Gp& d, const Mem& m) { return movsxd_rm(d, m) ? asmjit::kErrorOk : Assembler::movsxd(d, m); }
     Error movsx(const Gp& d, const Gp& s) { return extend_rr(0xbe, d, s) ? asmjit::kErrorOk : Assembler::movsx(d, s); }
@@ -168,6 +174,7 @@ public:
     Error jne(const Label& l) { return jump(cc(CondCode::kNE), l) ? asmjit::kErrorOk : Assembler::jne(l); }
     Error jnz(const Label& l) { return jump(cc(CondCode::kNZ), l) ? asmjit::kErrorOk : Assembler::jnz(l); }
     Error jz(const Label& l) { return jump(cc(CondCode::kZ), l) ? asmjit::kErrorOk : Assembler::jz(l); }
+    Error js(const Label& l) { return jump(cc(CondCode::kS), l) ? asmjit::kErrorOk : Assembler::js(l); }
 
     // Pads with NOPs to a multiple of `alignment` (a power of two up to 64) when the emitter asks
     // for multi-byte NOPs, as asmjit does (tests compare every padding); other modes, and
@@ -425,8 +432,11 @@ private:
     bool shift(uint8_t digit, const Gp& d, const Imm& i) {
         uint8_t* p = start();
         const int64_t v = i.value();
-        if (p == nullptr || !is32or64(d) || v < 1 || v > 255) {
+        if (p == nullptr || !(is32or64(d) || d.isGpw()) || v < 1 || v > 255) {
             return false;
+        }
+        if (d.isGpw()) {
+            *p++ = 0x66;
         }
         p = rex(p, d.isGpq(), 0, 0, d.id());
         if (v == 1) {
@@ -663,6 +673,16 @@ private:
         *p++ = size == 1 ? 0x80 : short_imm ? 0x83 : 0x81;
         p = modrm_mem(p, digit, a);
         return finish(put_imm(p, size == 1 || short_imm ? 1 : size == 8 ? 4 : size, v));
+    }
+
+    // inc or dec dword|qword [m] (FF /0, /1).
+    bool unary_m(uint8_t digit, const Mem& m) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || (m.size() != 4 && m.size() != 8) || !address_of(m, a)) {
+            return false;
+        }
+        return reg_mem(p, m.size() == 8, digit, a, 0xff);
     }
 
     // movsxd r64, r32 | dword [m] (REX.W 63 /r).
