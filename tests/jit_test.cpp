@@ -918,6 +918,20 @@ TEST(Jit, AConstantOnlyALoopsExitReadsIsMovedToTheExit) {
     }
 }
 
+// An lddw that still names a map or variable (src 1-6) is refused with its pc, wherever it is;
+// resolved ones (src 0, code addresses) compile.
+TEST(Jit, UnresolvedMapLoadsAreRefusedWithTheirPc) {
+    for (const char* text : {"lddw %r1, 3, 1\nmov %r0, 0\nexit", "mov %r0, 0\nlddw %r2, 5\nlddw %r1, 3, 2\nexit"}) {
+        Expected<vm::Program> p = vm::Program::from_raw(*vm::assemble(text));
+        ASSERT_TRUE(p) << p.error().message();
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(*p, {});
+        ASSERT_FALSE(code) << text;
+        const std::string at = std::string(text).rfind("mov", 0) == 0 ? "pc 3" : "pc 0";
+        EXPECT_EQ(code.error().message().rfind(at + ": lddw with src", 0), 0u) << code.error().message();
+    }
+    EXPECT_TRUE(JitProgram::compile(program_of("lddw %r1, 0x123456789\nmov %r0, %r1\nexit"), {}));
+}
+
 // A load into a register only the next conditional jump reads is the compare's memory operand
 // (verified mode): every load width against both compare widths, every condition, the loaded
 // value on either side and against an immediate, at values around the signs of each width, as

@@ -352,10 +352,13 @@ JitProgram::~JitProgram() = default;
 
 Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& program, const vm::HelperTable& helpers,
                                                           const JitOptions& options) {
-    for (std::size_t pc = 0; pc < program.size(); ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
+    // Each lddw (found by its tail slot: a byte scan, not a pass over the instructions).
+    const uint8_t* const begin = program.tails().data();
+    const uint8_t* const end = begin + program.tails().size();
+    for (const uint8_t* t = begin;
+         t < end && (t = static_cast<const uint8_t*>(std::memchr(t, 1, static_cast<std::size_t>(end - t)))) != nullptr;
+         ++t) {
+        const auto pc = static_cast<std::size_t>(t - begin) - 1;
         const vm::Op op = program[pc].op;
         if (program[pc].info().form == vm::Form::LoadImm64 && op != vm::Op::LddwImm && op != vm::Op::LddwCodeAddr) {
             return make_error("pc " + std::to_string(pc), "lddw with src " + std::to_string(program[pc].src) +
