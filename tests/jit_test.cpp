@@ -813,10 +813,12 @@ TEST(Jit, AnInstructionOnlyTheFallThroughReadsIsLoweredAfterTheJump) {
     }
     // Kept in place: the target reads r2; the jump compares r2; a label lies in between.
     for (const char* text : {
-             "mov %r0, 1\nldxb %r4, [%r1]\nmov %r2, %r4\njgt %r4, 3, t\nstxb [%r1+1], %r4\nt: add %r0, %r2\nexit",
-             "mov %r0, 1\nldxb %r4, [%r1]\nmov %r2, %r4\njgt %r2, 3, t\nstxb [%r1+1], %r2\nt: mov %r0, %r4\nexit",
-             "mov %r0, 1\nldxb %r4, [%r1]\njeq %r4, 2, m\nstxb [%r1+1], %r4\nmov %r2, %r4\nm: jgt %r4, 3, t\nadd %r0, %r2\n"
-             "t: exit",
+             "mov %r0, 1\nmov %r6, 0\ntop: ldxb %r4, [%r1]\nmov %r2, %r4\njgt %r4, 3, t\nstxb [%r1+1], %r4\n"
+             "add %r6, 1\njlt %r6, 3, top\nt: add %r0, %r2\nexit",
+             "mov %r0, 1\nmov %r6, 0\ntop: ldxb %r4, [%r1]\nmov %r2, %r4\njgt %r2, 3, t\nstxb [%r1+1], %r2\n"
+             "add %r6, 1\njlt %r6, 3, top\nt: mov %r0, %r4\nexit",
+             "mov %r0, 1\nmov %r6, 0\ntop: ldxb %r4, [%r1]\njeq %r4, 2, m\nstxb [%r1+1], %r4\nmov %r2, %r4\n"
+             "m: jgt %r4, 3, t\nadd %r6, 1\njlt %r6, 3, top\nadd %r0, %r2\nt: exit",
          }) {
         const std::string c = verified_listing(text);
         const std::size_t j = c.find("ja ");
@@ -950,15 +952,18 @@ TEST(Jit, ALoadOnlyAJumpReadsIsComparedInMemoryLikeTheInterpreter) {
     for (unsigned w = 0; w < 4; ++w) {
         for (const char* c : conditions) {
             for (const char* cw : {"", "32"}) {
+                // In a loop (where the lowering looks for it), leaving it when the jump is taken.
+                const std::string top = "mov %r6, 0\ntop: ";
                 const std::string load = std::string("ldx") + widths[w] + " %r3, [%r1+8]\n";
                 const std::string other = std::string("ldx") + widths[w] + " %r2, [%r1]\n";  // fits
-                const std::string tail = ", t\nmov %r0, 1\nexit\nt: mov %r0, 2\nexit";
+                const std::string tail =
+                    ", t\nadd %r6, 1\njlt %r6, 3, top\nmov %r0, 1\nexit\nt: mov %r0, 2\nexit";
                 const std::string programs[] = {
-                    other + load + c + cw + " %r2, %r3" + tail,      // the loaded value second
-                    other + load + c + cw + " %r3, %r2" + tail,      // ... first
-                    "ldxdw %r2, [%r1]\n" + load + c + cw + " %r2, %r3" + tail,  // r2 may not fit
-                    load + c + cw + " %r3, 0x7f" + tail,
-                    load + c + cw + " %r3, -1" + tail,
+                    top + other + load + c + cw + " %r2, %r3" + tail,  // the loaded value second
+                    top + other + load + c + cw + " %r3, %r2" + tail,  // ... first
+                    top + "ldxdw %r2, [%r1]\n" + load + c + cw + " %r2, %r3" + tail,  // r2 may not fit
+                    top + load + c + cw + " %r3, 0x7f" + tail,
+                    top + load + c + cw + " %r3, -1" + tail,
                 };
                 for (std::size_t k = 0; k < std::size(programs); ++k) {
                     const std::string& text = programs[k];
@@ -983,8 +988,10 @@ TEST(Jit, ALoadOnlyAJumpReadsIsComparedInMemoryLikeTheInterpreter) {
     }
     // Checked mode checks the load's whole width where the compare reads less of it, and names
     // the load: 8 bytes at +12 of 16 trap, though the 32-bit compare reads 4 of them.
-    for (const char* text : {"ldxdw %r3, [%r1+12]\njeq32 %r3, 5, t\nmov %r0, 1\nexit\nt: mov %r0, 2\nexit",
-                             "ldxw %r2, [%r1]\nldxdw %r3, [%r1+12]\njgt32 %r2, %r3, t\nmov %r0, 1\nexit\nt: exit"}) {
+    for (const char* text : {"mov %r6, 0\ntop: ldxdw %r3, [%r1+12]\njeq32 %r3, 5, t\nadd %r6, 1\njlt %r6, 3, top\n"
+                             "mov %r0, 1\nexit\nt: mov %r0, 2\nexit",
+                             "mov %r6, 0\ntop: ldxw %r2, [%r1]\nldxdw %r3, [%r1+12]\njgt32 %r2, %r3, t\n"
+                             "add %r6, 1\njlt %r6, 3, top\nmov %r0, 1\nexit\nt: exit"}) {
         const vm::RunResult r = same_on_all(text, memory(1, 2));
         ASSERT_TRUE(r.trap.has_value()) << text;
         EXPECT_EQ(r.trap->kind, vm::TrapKind::OutOfBounds) << text;

@@ -205,6 +205,7 @@ public:
         find_rotations();
         find_exit_moves();
         next_candidate_ = candidates_.empty() ? SIZE_MAX : candidates_.back();
+        next_event_ = std::min(next_candidate_, next_exit_move_);
         for (std::size_t pc = 0; pc < p_.size(); ++pc) {
             if (p_.is_tail(pc)) {
                 continue;
@@ -233,20 +234,11 @@ public:
             if (step.kind == Fused::Covered) {
                 continue;  // lowered with an earlier instruction (whose listing names it)
             }
-            bool candidate = false;
-            if (pc >= next_candidate_) [[unlikely]] {
-                candidate = pc == next_candidate_;
-                next_candidate_ = take_candidate(pc);
-            }
-            if (candidate && goes_with_jump(pc)) [[unlikely]] {
+            // One compare for the rare steps (a candidate, an exit move, a jump a step waits for).
+            const bool special = pc >= next_event_;
+            if (special && defers(pc)) [[unlikely]] {
+                next_event_ = std::min({next_candidate_, next_exit_move_, pending_jump_});
                 continue;
-            }
-            BPFVM_ASSERT(exit_move_ == SIZE_MAX || pc <= exit_jump_);
-            if (pc == next_exit_move_) [[unlikely]] {
-                next_exit_move_ = take_exit_move(pc);
-                if (moves_to_taken_edge(pc)) {
-                    continue;
-                }
             }
             if (listing_) {
                 list_step(pc);
@@ -255,10 +247,13 @@ public:
                 a_.sub(r9, costs_[pc]);
                 a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
             }
-            if (pc != pending_jump_) [[likely]] {
+            if (!special || pc != pending_jump_) [[likely]] {
                 lower_step(pc, step);
             } else {
                 lower_pending_jump(pc);
+            }
+            if (special) [[unlikely]] {
+                next_event_ = std::min({next_candidate_, next_exit_move_, pending_jump_});
             }
             falls_in_ = falls_through(pc);
             if (window_ >= 0) {
@@ -934,12 +929,36 @@ private:
     // jump: on the one path that needs it. (clang leaves such moves before a loop's back edge,
     // for the value the loop's exit reads.) Sets sunk_jump_ to the jump's pc.
     // The steps a conditional jump may take along (sunk past it, or its compare's memory
-    // operand): the two steps with code before each jump, in its block. Descending, so that the
-    // lowering takes them from the back; sinks_past_jump and loads_into_compare decide.
+    // operand): the two steps with code before each jump in a loop, in its block. Descending, so
+    // that the lowering takes them from the back; sinks_past_jump and loads_into_compare decide.
     std::vector<uint32_t> candidates_;
+    std::vector<std::pair<uint32_t, uint32_t>> loop_ranges_;
     void find_candidates() {
         candidates_.clear();
+        if (loops_.empty()) {
+            return;  // (what these save is an instruction an iteration: only loops run code twice)
+        }
+        // The pcs loops cover, as disjoint ranges ascending, walked down with the jumps.
+        std::vector<std::pair<uint32_t, uint32_t>>& ranges = loop_ranges_;
+        ranges.clear();
+        for (const Loop& l : loops_) {  // (ascending by top)
+            if (!ranges.empty() && l.top <= ranges.back().second) {
+                ranges.back().second = std::max(ranges.back().second, l.end);
+            } else {
+                ranges.emplace_back(l.top, l.end);
+            }
+        }
+        std::size_t r = ranges.size();
         for (const uint32_t j : facts_.plan_starts) {  // descending
+            while (r > 0 && ranges[r - 1].first > j) {
+                --r;
+            }
+            if (r == 0) {
+                break;  // below every loop
+            }
+            if (j > ranges[r - 1].second) {
+                continue;  // between loops
+            }
             const Step& js = steps_[j];
             const Form f = p_[j].info().form;
             if ((f != Form::CondImm && f != Form::CondReg) || (js.kind != Fused::Alone && js.kind != Fused::Inverted)) {
@@ -1030,8 +1049,13 @@ private:
     std::vector<TakenStub> taken_stubs_;
     void find_exit_moves() {
         exit_moves_.clear();
-        for (const Loop& loop : loops_) {
-            for (std::size_t pc = loop.top; pc <= loop.end && pc < loop.top + 64; pc += p_[pc].slots()) {
+        for (std::size_t l = 0; l < loops_.size(); ++l) {
+            const Loop& loop = loops_[l];
+            // Small innermost loops (no loop starts inside), where one instruction an iteration shows.
+            if (loop.end - loop.top > 64 || (l + 1 < loops_.size() && loops_[l + 1].top <= loop.end)) {
+                continue;
+            }
+            for (std::size_t pc = loop.top; pc <= loop.end; pc += p_[pc].slots()) {
                 const vm::Instruction& i = p_[pc];
                 if (steps_[pc].kind != Fused::Alone || i.info().form != Form::AluImm || i.info().sem != Sem::Mov ||
                     charged(pc)) {
@@ -1148,6 +1172,29 @@ private:
     // Whether the budget is charged at pc (checked mode; a window's copy charges at its header).
     bool charged(std::size_t pc) const { return checked_ && !in_copy_ && costs_[pc] != 0; }
     std::size_t next_candidate_ = SIZE_MAX;
+    std::size_t next_event_ = SIZE_MAX;  // the least of the three below: where the lowering looks
+    // A rare step at pc: whether it goes with a later jump (a candidate, or an exit move).
+    bool defers(std::size_t pc) {
+        BPFVM_ASSERT(exit_move_ == SIZE_MAX || pc <= exit_jump_);
+        bool candidate = false;
+        if (pc >= next_candidate_) {
+            candidate = pc == next_candidate_;
+            next_candidate_ = take_candidate(pc);
+        }
+        bool exit_move = false;
+        if (pc >= next_exit_move_) {
+            next_exit_move_ = take_exit_move(pc);
+            exit_move = exit_move_ == pc;
+        }
+        if (candidate && goes_with_jump(pc)) {
+            if (exit_move) {  // (not both: one needs the register dead at the target, one live)
+                exit_move_ = SIZE_MAX;
+                exit_jump_ = SIZE_MAX;
+            }
+            return true;
+        }
+        return exit_move && moves_to_taken_edge(pc);
+    }
     std::size_t pending_jump_ = SIZE_MAX;  // the jump a load or a sunk step waits for
     // The first candidate after pc (SIZE_MAX if none), dropping those before.
     std::size_t take_candidate(std::size_t pc) {
