@@ -11,8 +11,9 @@
 // (vm::budget_charges): the same runs finish, with the same instructions charged, and the others
 // stop at the same pc.
 //
-// Code pages are written while not executable and made executable (never writable) before the
-// first run.
+// Code pages are never writable and executable at once: code is written through a memory file
+// that the process maps read-execute only (or, where those are refused, into pages made
+// read-execute after writing), before the first run.
 #pragma once
 
 #include <cstdint>
