@@ -676,21 +676,19 @@ private:
     // core's width, bound it: more than a third of its estimated micro-ops. Worked out once a loop.
     std::vector<int8_t> busy_;  // per loop: -1 not known yet, else 0 or 1
     bool shift_ports_busy() {
-        auto it = std::upper_bound(loops_.begin(), loops_.end(), static_cast<uint32_t>(pc_),
-                                   [](uint32_t pc, const Loop& l) { return pc < l.top; });
-        while (it != loops_.begin()) {
-            --it;
-            if (it->end >= pc_) {
-                break;
-            }
-            if (it == loops_.begin()) {
-                return false;
-            }
+        // The innermost loop holding pc_: the last one starting at or before it that reaches it.
+        std::size_t index = static_cast<std::size_t>(
+            std::upper_bound(loops_.begin(), loops_.end(), static_cast<uint32_t>(pc_),
+                             [](uint32_t pc, const Loop& l) { return pc < l.top; }) -
+            loops_.begin());
+        while (index > 0 && loops_[index - 1].end < pc_) {
+            --index;
         }
-        if (it == loops_.end() || it->top > pc_ || it->end < pc_) {
+        if (index == 0) {
             return false;
         }
-        const auto index = static_cast<std::size_t>(it - loops_.begin());
+        --index;
+        const Loop* const it = &loops_[index];
         busy_.resize(loops_.size(), -1);
         if (busy_[index] < 0) {
             unsigned ports = 0;
@@ -791,16 +789,16 @@ private:
         return bytes;
     }
     bool falls_in_ = true;  // the code emitted last may run into what comes next
-    // A load into a register that only a conditional jump just after reads (in the
-    // same block, nothing in between but steps without code or one sunk past the jump) is the
-    // jump's compare's memory operand: `cmp reg, [m]` or `cmp [m], imm`, at the load's width
-    // where the other operand fits it (zero-extended values: a signed condition is then the
-    // unsigned one). Sets loaded_jump_ and loaded_at_.
     struct Address {  // of a load or store: [base + index + disp] (index -1: none)
         uint8_t base;
         int8_t index;
         int32_t disp;
     };
+    // A load into a register that only a conditional jump just after reads (in the
+    // same block, nothing in between but steps without code or one sunk past the jump) is the
+    // jump's compare's memory operand: `cmp reg, [m]` or `cmp [m], imm`, at the load's width
+    // where the other operand fits it (zero-extended values: a signed condition is then the
+    // unsigned one). Sets loaded_jump_ and loaded_at_.
     static constexpr std::size_t kNoLoad = SIZE_MAX;
     std::size_t loaded_ = kNoLoad;
     std::size_t loaded_jump_ = 0;
@@ -854,7 +852,7 @@ private:
         // The compare's width, and whether the other operand fits the load's (zero-extended).
         const unsigned lw = lrow.width;
         const unsigned cw = jrow.width;
-        if (lw < cw || (lw == 4 && cw == 8)) {
+        if (lw < cw) {
             const Width fits = lw == 1 ? Width::W8 : lw == 2 ? Width::W16 : Width::W32;
             if (reg) {
                 const unsigned y = jump.dst == x ? jump.src : jump.dst;
@@ -862,8 +860,7 @@ private:
                     return false;
                 }
             } else {
-                const uint64_t v = cw == 8 ? static_cast<uint64_t>(int64_t{jump.imm}) : static_cast<uint32_t>(jump.imm);
-                if (v >= (uint64_t{1} << (8 * lw))) {
+                if (immediate(jump) >= (uint64_t{1} << (8 * lw))) {
                     return false;
                 }
             }
@@ -881,7 +878,7 @@ private:
         const vm::OpInfo& lrow = p_[loaded_].info();
         const unsigned x = p_[loaded_].dst;
         const unsigned w = std::min<unsigned>(lrow.width, jrow.width);
-        const bool narrowed = lrow.width < jrow.width || (lrow.width == 4 && jrow.width == 8);
+        const bool narrowed = lrow.width < jrow.width;
         Mem m = access(loaded_at_, lrow.width, false, loaded_);  // (checked as the load would be)
         m.setSize(w);
         Sem sem = jrow.sem;
@@ -924,10 +921,6 @@ private:
         }
         return sem;
     }
-    // An ALU instruction just before a conditional jump, in the same block, writing a register
-    // that the jump does not read and that is dead where the jump goes, is lowered after the
-    // jump: on the one path that needs it. (clang leaves such moves before a loop's back edge,
-    // for the value the loop's exit reads.) Sets sunk_jump_ to the jump's pc.
     // The steps a conditional jump may take along (sunk past it, or its compare's memory
     // operand): the two steps with code before each jump in a loop, in its block. Descending, so
     // that the lowering takes them from the back; sinks_past_jump and loads_into_compare decide.
@@ -1026,13 +1019,13 @@ private:
             lower_step(sunk_, steps_[sunk_]);
             sunk_ = kNoSunk;
         }
-        pending_jump_ = kNoSunk;
+        pending_jump_ = SIZE_MAX;
     }
     // A constant move that only a loop's exit needs (`r2 = 0` at the top of a loop whose exit
     // reads r2, which the loop itself writes before reading) runs on that exit alone: the next
     // conditional jump in its block, which leaves the innermost loop, goes to a stub that makes
     // the move and goes on to the target. The move's register is dead where the jump falls
-    // through, and nothing in between names it. Found once (find_exit_moves), ascending.
+    // through, and nothing in between names it. Found once (find_exit_moves).
     struct ExitMove {
         std::size_t move;
         std::size_t jump;
@@ -1110,8 +1103,7 @@ private:
             // Nothing in between names the register, calls, or leaves.
             const bool plain = f == Form::AluImm || f == Form::AluReg || f == Form::AluUnary || f == Form::Endian ||
                                f == Form::LoadMem || f == Form::StoreImm || f == Form::StoreReg;
-            if (!plain || i.dst == d || i.src == d || (native_writes(i) & (1u << d)) != 0 ||
-                kind == Fused::Select || kind == Fused::Inverted) {
+            if (!plain || i.dst == d || i.src == d || (native_writes(i) & (1u << d)) != 0) {
                 return SIZE_MAX;
             }
             if (kind == Fused::AddTo && steps_[j].base == d) {
@@ -1120,16 +1112,7 @@ private:
         }
         return SIZE_MAX;
     }
-    // At the move: deferred to the stub of its jump, unless that jump is taken along otherwise.
-    bool moves_to_taken_edge(std::size_t pc) {
-        if (exit_move_ != pc) {
-            exit_move_ = SIZE_MAX;
-            exit_jump_ = SIZE_MAX;
-            return false;
-        }
-        return true;
-    }
-    // The same in a window's copy (its loop is small: looked for at each constant move).
+    // The exit moves of a window's copy (its loop is small: looked for at each constant move).
     bool moves_to_taken_edge_in_copy(std::size_t pc) {
         const vm::OpInfo& row = p_[pc].info();
         if (steps_[pc].kind != Fused::Alone || row.form != Form::AluImm || row.sem != Sem::Mov) {
@@ -1193,7 +1176,7 @@ private:
             }
             return true;
         }
-        return exit_move && moves_to_taken_edge(pc);
+        return exit_move;  // (deferred to the stub of its jump)
     }
     std::size_t pending_jump_ = SIZE_MAX;  // the jump a load or a sunk step waits for
     // The first candidate after pc (SIZE_MAX if none), dropping those before.
@@ -1203,6 +1186,10 @@ private:
         }
         return candidates_.empty() ? SIZE_MAX : candidates_.back();
     }
+    // An ALU instruction just before a conditional jump, in the same block, writing a register
+    // that the jump does not read and that is dead where the jump goes, is lowered after the
+    // jump: on the one path that needs it. (clang leaves such moves before a loop's back edge,
+    // for the value the loop's exit reads.) Sets sunk_jump_ to the jump's pc.
     static constexpr std::size_t kNoSunk = SIZE_MAX;
     std::size_t sunk_ = kNoSunk;
     std::size_t sunk_jump_ = 0;
@@ -2250,10 +2237,12 @@ private:
     }
     // Fused::Select: `if (c) goto pc + 1 + k; <k instructions writing rX>` as rX = c ? rX : value,
     // in general with the value worked out in r11 first (before the compare sets the flags).
-    // Shorter forms, where what rX holds before is known from the step before (control reaches
-    // the jump only from there):
-    //  - rX = 1 - v after `rX = v` (v = 0 or 1): a setcc of rX's low byte;
+    // Shorter forms, where what rX holds before is known (known_before; or from the step before,
+    // which control reaches the jump only from):
+    //  - rX = 1 - v where rX is v (0 or 1): a setcc of rX's low byte;
+    //  - rX |= imm where rX has none of imm's bits: a lea into r11;
     //  - rX = op(rY) after `rX = rY`: op on rX in place, and a cmov of rY back when c holds;
+    //  - 64-bit rX = rY: a cmov of rY itself;
     //  - a right shift by k of the register compared with 2^k (`if rY < 2^k`, clang's test of
     //    `rY >> k`): the shift's own zero flag is the condition, with no compare.
     void select(std::size_t pc, const Step& step) {
@@ -2265,9 +2254,7 @@ private:
         const unsigned writes = step.span - 1 - static_cast<unsigned>(step.disp);  // 1 or 2
         const bool copy = frow.form == Form::AluReg;                                // rX = rY, ...
         const vm::Instruction* op = copy ? (writes == 2 ? &p_[pc + 2] : nullptr) : &first;
-        if (copy || frow.sem != Sem::Mov) {
-            BPFVM_ASSERT(op == nullptr || op->info().form == Form::AluImm);
-        }
+        BPFVM_ASSERT(op == nullptr || op->info().form == Form::AluImm);
         const vm::Instruction* before = step_before_select(pc);
         const bool w64 = frow.width == 8;
         const Gp& rx = kRegsBy[w64][x];
@@ -2294,20 +2281,15 @@ private:
                 }
                 a_.cmov(shift_flag != kNoShiftFlag ? flag_condition(shift_flag, true) : condition(jrow.sem), rx, ry);
             }
+        } else if (copy && w64 && op == nullptr) {
+            compare(jrow, jump);  // rX = rY unless c: a cmov of rY itself
+            a_.cmov(condition(inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
         } else {
             auto op_on_r11 = [&](const vm::Instruction& i) {
                 const vm::OpInfo& row = i.info();
                 const bool op64 = row.width == 8;
                 alu_imm(row.sem, op64 ? Gp(r11) : Gp(r11d), i.imm, op64, i);
             };
-            if (copy && w64 && op == nullptr) {
-                compare(jrow, jump);  // rX = rY unless c: a cmov of rY itself
-                a_.cmov(condition(inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
-                if (step.disp == 1) {
-                    go_to(pc, vm::branch_target(jump, pc), pc + step.span);
-                }
-                return;
-            }
             if (copy) {
                 if (w64) {
                     a_.mov(r11, kRegs[first.src]);
@@ -2506,8 +2488,7 @@ private:
         if (op.imm < 1 || k >= bits) {
             return kNoShiftFlag;
         }
-        // The compared value, as the compare sees the immediate at its width.
-        const uint64_t v = bits == 64 ? static_cast<uint64_t>(int64_t{jump.imm}) : static_cast<uint32_t>(jump.imm);
+        const uint64_t v = immediate(jump);  // the compared value, as the compare sees the immediate
         const uint64_t limit = uint64_t{1} << k;
         if ((jrow.sem == Sem::Jlt && v == limit) || (jrow.sem == Sem::Jle && v == limit - 1)) {
             return kZeroWhenTaken;
