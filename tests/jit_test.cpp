@@ -920,6 +920,30 @@ TEST(Jit, AConstantOnlyALoopsExitReadsIsMovedToTheExit) {
     }
 }
 
+// Two such moves ahead of the same jump out: one goes to the exit's stub, the other stays in the
+// loop; both values reach the exit, on every way out and trip count.
+TEST(Jit, TwoConstantsOnlyOneExitReadsBothReachIt) {
+    const char* text =
+        "mov %r0, 0\nmov %r5, 0\n"
+        "top: mov %r2, 7\nmov %r3, 9\nldxb %r4, [%r1]\nadd %r1, 1\nadd %r5, 1\njeq %r4, 0, out\n"
+        "mov %r2, %r4\nmov %r3, %r4\nadd %r0, %r2\nadd %r0, %r3\njlt %r5, 12, top\n"
+        "out: lsh %r2, 8\nadd %r0, %r2\nadd %r0, %r3\nadd %r0, %r5\nexit";
+    const std::string code = verified_listing(text);
+    // At most one of the two after the exit's `ret`, in the stub.
+    const std::size_t ret = code.find("ret");
+    ASSERT_NE(ret, std::string::npos) << code;
+    const bool r2_moved = code.find("mov esi, 7", ret) != std::string::npos;
+    const bool r3_moved = code.find("mov edx, 9", ret) != std::string::npos;
+    EXPECT_FALSE(r2_moved && r3_moved) << code;
+    for (std::size_t zero = 0; zero < 14; ++zero) {
+        std::vector<uint8_t> mem(16, 3);
+        if (zero < mem.size()) {
+            mem[zero] = 0;
+        }
+        same_on_all(text, mem);
+    }
+}
+
 // An lddw that still names a map or variable (src 1-6) is refused with its pc, wherever it is;
 // resolved ones (src 0, code addresses) compile.
 TEST(Jit, UnresolvedMapLoadsAreRefusedWithTheirPc) {

@@ -1069,7 +1069,8 @@ private:
     }
     std::size_t take_exit_move(std::size_t pc) {
         while (!exit_moves_.empty() && exit_moves_.back().move <= pc) {
-            if (exit_moves_.back().move == pc) {
+            // One move a stub: a second one bound for the same jump stays in place.
+            if (exit_moves_.back().move == pc && exit_move_ == SIZE_MAX) {
                 exit_jump_ = exit_moves_.back().jump;
                 exit_move_ = pc;
             }
@@ -1115,7 +1116,8 @@ private:
     // The exit moves of a window's copy (its loop is small: looked for at each constant move).
     bool moves_to_taken_edge_in_copy(std::size_t pc) {
         const vm::OpInfo& row = p_[pc].info();
-        if (steps_[pc].kind != Fused::Alone || row.form != Form::AluImm || row.sem != Sem::Mov) {
+        if (steps_[pc].kind != Fused::Alone || row.form != Form::AluImm || row.sem != Sem::Mov ||
+            exit_move_ != SIZE_MAX) {
             return false;
         }
         for (const Loop& loop : loops_) {
