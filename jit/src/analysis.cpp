@@ -79,7 +79,7 @@ struct OpShape {
     enum : uint8_t { kQueryNever, kQueryAlways, kQueryMask } query = kQueryNever;
     // Widths: the operation, its register (dst, src or r0) and where an immediate goes.
     WidthOp width;
-    enum : uint8_t { kDst, kSrc, kR0 } width_reg = kDst;
+    enum : uint8_t { kWidthOfDst, kWidthOfSrc, kWidthOfR0 } width_reg = kWidthOfDst;
     enum : uint8_t { kNoImm, kImmValue, kImmMask, kImmShift, kImm64 } imm = kNoImm;
     bool w64 = true;
 };
@@ -164,11 +164,11 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
             s.use_dst = s.use_src = true;
             if (row.sem == Sem::AtomicCmpxchg) {
                 s.use = s.def = kR0;
-                s.width_reg = OpShape::kR0;
+                s.width_reg = OpShape::kWidthOfR0;
                 set(wide);
             } else if (fetch) {
                 s.def_src = true;
-                s.width_reg = OpShape::kSrc;
+                s.width_reg = OpShape::kWidthOfSrc;
                 set(wide);
             }
             break;
@@ -185,7 +185,7 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
         case Form::LoadInd:
             s.use_src = row.form == Form::LoadInd;
             s.def = kR0;
-            s.width_reg = OpShape::kR0;
+            s.width_reg = OpShape::kWidthOfR0;
             set(width_for_bits(8u * row.width));
             break;
         case Form::Jump:
@@ -204,7 +204,7 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
             s.use = kArgs;  // r1-r5 keep their values
             s.use_dst = row.form == Form::Callx;
             s.def = kR0;
-            s.width_reg = OpShape::kR0;
+            s.width_reg = OpShape::kWidthOfR0;
             set(Width::W64);
             break;
         case Form::CallLocal:
@@ -369,8 +369,8 @@ constexpr WidthRow width_row(const OpShape& s) {
     r.value = imm_value ? 0 : s.width.value;
     r.imm_value = imm_value ? 7 : 0;
     r.imm_mask = s.imm == OpShape::kImmMask ? 0 : 7;
-    r.sel_dst = s.width_reg == OpShape::kDst ? 0xf : 0;
-    r.sel_src = s.width_reg == OpShape::kSrc ? 0xf : 0;
+    r.sel_dst = s.width_reg == OpShape::kWidthOfDst ? 0xf : 0;
+    r.sel_src = s.width_reg == OpShape::kWidthOfSrc ? 0xf : 0;
     r.imm64 = s.imm == OpShape::kImm64;
     r.w64 = s.w64;
     r.falls = s.falls;

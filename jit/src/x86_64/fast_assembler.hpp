@@ -179,7 +179,7 @@ public:
     // Pads with NOPs to a multiple of `alignment` (a power of two up to 64) when the emitter asks
     // for multi-byte NOPs, as asmjit does (tests compare every padding); other modes, and
     // single-byte padding, are asmjit's.
-    Error align(asmjit::AlignMode mode, uint32_t alignment) {
+    Error align(asmjit::AlignMode mode, uint32_t alignment) override {
         uint8_t* p = start();
         if (p == nullptr || mode != asmjit::AlignMode::kCode || alignment == 0 || alignment > 64 ||
             (alignment & (alignment - 1)) != 0 || remainingSpace() < 64 + 16 ||
@@ -203,7 +203,7 @@ public:
 
     // Binds a label here. asmjit's bind does the same, and more only when there is more to do
     // (its own links to patch, a logger to tell, an error to report).
-    Error bind(const Label& l) {
+    Error bind(const Label& l) override {
         asmjit::LabelEntry* e = _code->labelEntry(l.id());
         if (e == nullptr || e->isBound() || e->links() != nullptr || _logger != nullptr ||
             _forcedInstOptions != asmjit::InstOptions::kNone || _inlineComment != nullptr) {
