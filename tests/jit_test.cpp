@@ -551,6 +551,34 @@ TEST(JitWindows, AStridedLoopRunsWithoutChecksAndChargesTheBudgetAsTheInterprete
     every_budget_agrees(kByteSum, bytes_from(3, 64));
 }
 
+// A small window's copy is laid out twice, charging two iterations at the first copy's header:
+// a loop entered in its middle (as clang lays out strcmp's), left from each half of each copy
+// after every number of iterations, odd and even, at every budget: the same result, memory, trap
+// and charge as the interpreter.
+TEST(JitWindows, AnUnrolledCopyChargesEachIterationOnEveryWayOut) {
+    const char* text =
+        "mov %r2, %r1\nadd %r2, 32\nmov %r0, 0\nja check\n"
+        "body: add %r0, 1\nldxb %r4, [%r1]\njeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\n"
+        "check: ldxb %r5, [%r2]\njeq %r5, %r4, body\n"
+        "out: lsh %r0, 8\nadd %r0, %r4\nexit";
+    JitOptions o;
+    o.checked = true;
+    o.keep_listing = true;
+    Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text), helpers(), o);
+    ASSERT_TRUE(code) << code.error().message();
+    EXPECT_NE((*code)->listing().find(", without checks, twice"), std::string::npos) << (*code)->listing();
+    for (std::size_t stop = 0; stop < 9; ++stop) {
+        // Equal halves up to `stop`, where either the first string ends or the second differs.
+        for (bool zero : {false, true}) {
+            std::vector<uint8_t> mem(64, 5);
+            mem[stop] = zero ? 0 : 6;
+            mem[32 + stop] = zero ? 0 : 7;
+            same_on_all(text, mem);
+            every_budget_agrees(text, mem);
+        }
+    }
+}
+
 TEST(JitWindows, AWalkOffTheEndOfItsRegionTrapsWhereTheInterpreterTraps) {
     // Upwards by 1 past the end, by 8 with an offset, downwards below the start, and a store.
     for (const char* text : {

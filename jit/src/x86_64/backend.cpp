@@ -145,7 +145,7 @@ public:
                     }
                     continue;
                 }
-                windows_.push_back(WindowCode{std::move(w), {}, {}, {}, {}});
+                windows_.push_back(WindowCode{std::move(w), {}, {}, {}, {}, {}, {}});
             }
         }
         if (blind_ && options.blinding_seed != 0) {
@@ -171,9 +171,15 @@ public:
             // falling through (in the program).
             const std::vector<uint32_t>& path = w.window.path;
             w.copy.resize(path.size());
+            if (unrolls(w)) {
+                w.copy2.resize(path.size());
+            }
             for (std::size_t i = 0; i < path.size(); ++i) {
                 if (i == 0 || (facts_.boundary[path[i]] & Facts::kTarget) != 0) {
                     w.copy[i] = a_.newLabel();  // a jump lands there (even a `goto +0`)
+                    if (!w.copy2.empty()) {
+                        w.copy2[i] = a_.newLabel();
+                    }
                 }
                 const std::size_t after = path[i] + p_[path[i]].slots();
                 const std::size_t next = i + 1 < path.size() ? path[i + 1] : path[0];
@@ -325,7 +331,16 @@ private:
         Label checked;
         std::vector<Label> copy;  // per instruction of the path
         Label end;
-        std::vector<std::pair<Label, std::size_t>> exits;  // the copy's jumps out: (stub, target)
+        struct Exit {
+            Label stub;
+            std::size_t target;
+            bool refund;  // ... gives back the iteration charged ahead (an unrolled copy)
+        };
+        std::vector<Exit> exits;  // the copy's jumps out
+        // Unrolled (see unrolls): the second copy's labels, and per instruction of the path,
+        // which copy an iteration that starts at the first copy's header runs it in.
+        std::vector<Label> copy2;
+        std::vector<uint8_t> half;
     };
     std::vector<WindowCode> windows_;
     std::vector<int32_t> window_of_;    // per pc: the window whose path it is on, or -1
@@ -1257,12 +1272,17 @@ private:
         if (window_ >= 0) {
             WindowCode& w = windows_[static_cast<std::size_t>(window_)];
             if (in_copy_) {
+                // Unrolled: a jump back (in the program's order) goes on in the other copy.
+                const bool second = !w.copy2.empty() && ((copy_half_ != 0) != (target <= copy_pc_));
                 if (window_of_[target] == window_) {
-                    BPFVM_ASSERT(w.copy[path_index_[target]].isValid());
-                    return w.copy[path_index_[target]];
+                    const Label& l = second ? w.copy2[path_index_[target]] : w.copy[path_index_[target]];
+                    BPFVM_ASSERT(l.isValid());
+                    return l;
                 }
-                w.exits.emplace_back(a_.newLabel(), target);
-                return w.exits.back().first;
+                // Leaving in the iteration the first copy's header charged two for: one back.
+                const bool refund = !w.copy2.empty() && w.half[path_index_[copy_pc_]] == copy_half_;
+                w.exits.push_back({a_.newLabel(), target, refund});
+                return w.exits.back().stub;
             }
             if (target == w.window.header) {
                 return w.checked;
@@ -1447,70 +1467,113 @@ private:
     // The loop again without access checks, entered only from its setup. The charge at its header
     // fails once the window's iterations are spent (or the real budget is): the budget held back
     // comes back and the iteration runs in the checked loop, which charges it again.
+    // Unrolled (unrolls), the loop is laid out twice, the second copy without a charge: the
+    // first one's header charges two iterations, and an exit in the first of them gives one back.
     void window_copy(std::size_t index) {
         WindowCode& w = windows_[index];
         const Window& win = w.window;
         window_ = static_cast<int32_t>(index);
         in_copy_ = true;
         if (listing_) {
-            const std::string text = "; window copy of the loop at " + std::to_string(win.header) + ", without checks";
+            const std::string text = "; window copy of the loop at " + std::to_string(win.header) + ", without checks" +
+                                     (w.copy2.empty() ? "" : ", twice");
             a_.comment(text.c_str());
         }
+        const bool unrolled = !w.copy2.empty();
+        const uint32_t charge = win.cost * (unrolled ? 2 : 1);
         // In the program's order (as the checked loop is laid out), entered at the header.
         falls_in_ = false;
         std::vector<uint32_t> order = win.path;
         std::sort(order.begin(), order.end());
-        for (std::size_t k = 0; k < order.size(); ++k) {
-            const uint32_t pc = order[k];
-            const Label& here = w.copy[path_index_[pc]];
-            if (is_loop_top(pc)) {
-                align_loop(pc);
-            }
-            if (here.isValid()) {
-                a_.bind(here);
-            }
-            if (pc == win.header) {
-                a_.sub(r9, win.cost);
-                a_.jb(w.end);
-            }
-            if (steps_[pc].kind == Fused::Covered) {
-                continue;
-            }
-            if (goes_with_jump(pc) || moves_to_taken_edge_in_copy(pc)) {
-                continue;
-            }
-            if (listing_) {
-                list_step(pc);
-            }
-            if (pc != pending_jump_) {
-                lower_step(pc, steps_[pc]);
-            } else {
-                lower_pending_jump(pc);
-            }
-            // Falling through to anything but the next instruction emitted is a jump.
-            std::size_t j = k + 1;
-            while (j < order.size() && steps_[order[j]].kind == Fused::Covered) {
-                ++j;
-            }
-            falls_in_ = falls_through(pc);
-            if (falls_in_ && (j == order.size() || fall_target(pc) != order[j])) {
-                a_.jmp(jump_to(static_cast<int64_t>(fall_target(pc))));
-                falls_in_ = false;
+        for (copy_half_ = 0; copy_half_ < (unrolled ? 2 : 1); ++copy_half_) {
+            const std::vector<Label>& labels = copy_half_ == 0 ? w.copy : w.copy2;
+            for (std::size_t k = 0; k < order.size(); ++k) {
+                const uint32_t pc = order[k];
+                copy_pc_ = pc;
+                const Label& here = labels[path_index_[pc]];
+                if (is_loop_top(pc) && copy_half_ == 0) {
+                    align_loop(pc);
+                }
+                if (here.isValid()) {
+                    a_.bind(here);
+                }
+                if (pc == win.header && copy_half_ == 0) {
+                    a_.sub(r9, charge);
+                    a_.jb(w.end);
+                }
+                if (steps_[pc].kind == Fused::Covered) {
+                    continue;
+                }
+                if (goes_with_jump(pc) || moves_to_taken_edge_in_copy(pc)) {
+                    continue;
+                }
+                if (listing_) {
+                    list_step(pc);
+                }
+                // The first copy's last step going back to the top: the second copy is next.
+                if (unrolled && copy_half_ == 0 && k + 1 == order.size() && steps_[pc].kind == Fused::Alone &&
+                    p_[pc].info().form == Form::Jump && vm::branch_target(p_[pc], pc) == order[0]) {
+                    falls_in_ = true;
+                    continue;
+                }
+                if (pc != pending_jump_) {
+                    lower_step(pc, steps_[pc]);
+                } else {
+                    lower_pending_jump(pc);
+                }
+                // Falling through to anything but the next instruction emitted is a jump.
+                std::size_t j = k + 1;
+                while (j < order.size() && steps_[order[j]].kind == Fused::Covered) {
+                    ++j;
+                }
+                falls_in_ = falls_through(pc);
+                if (falls_in_ && (j == order.size() || fall_target(pc) != order[j])) {
+                    a_.jmp(jump_to(static_cast<int64_t>(fall_target(pc))));
+                    falls_in_ = false;
+                }
             }
         }
+        copy_half_ = 0;
         const Mem excess = field(offsetof(RunState, window_excess));
-        for (const auto& [label, target] : w.exits) {
-            a_.bind(label);
+        for (const WindowCode::Exit& e : w.exits) {
+            a_.bind(e.stub);
+            if (e.refund) {
+                a_.add(r9, win.cost);
+            }
             a_.add(r9, excess);
-            a_.jmp(labels_[target]);
+            a_.jmp(labels_[e.target]);
         }
         a_.bind(w.end);
-        a_.add(r9, win.cost);
+        a_.add(r9, charge);
         a_.add(r9, excess);
         a_.jmp(w.checked);
         in_copy_ = false;
         window_ = -1;
     }
+    // Whether a window's copy is laid out twice (a charge and two branches an iteration become
+    // a charge every other iteration): small loops whose path goes back in the program's order an
+    // odd number of times, so that each iteration ends in the copy the other one started in (the
+    // path from the header flips copies at each jump back). Sets w.half.
+    bool unrolls(WindowCode& w) const {
+        const std::vector<uint32_t>& path = w.window.path;
+        if (path.size() > 48) {
+            return false;
+        }
+        w.half.assign(path.size(), 0);
+        unsigned flips = 0;
+        for (std::size_t i = 0; i < path.size(); ++i) {
+            w.half[i] = static_cast<uint8_t>(flips & 1);
+            const uint32_t next = i + 1 < path.size() ? path[i + 1] : path[0];
+            flips += next <= path[i] ? 1 : 0;
+        }
+        if ((flips & 1) == 0) {
+            w.half.clear();
+            return false;
+        }
+        return true;
+    }
+    uint8_t copy_half_ = 0;     // the copy being lowered (an unrolled window: 0 or 1)
+    std::size_t copy_pc_ = 0;   // ... and the step in it
 
     // A setup's first address the caches did not hold: bpfvm_jit_probe finds its region (and
     // caches it) or says there is none; then the test again, and no window if it still misses.
