@@ -1,6 +1,7 @@
 #include "bpfvm/vm/flow.hpp"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace bpfvm::vm {
@@ -112,68 +113,84 @@ std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& 
     return cost;
 }
 
+namespace {
+
+// What frame_bytes_used needs of an opcode, in one byte: which of dst and src is the base of a
+// memory access at `off` (bits 0 and 1), which is used as a value (bits 2 and 3: any use of r10
+// as a value makes the whole frame addressable), and the access's width (bits 4-7). A step is
+// then a few loads and bit operations.
+constexpr uint8_t kBaseDst = 1, kBaseSrc = 2, kValueDst = 4, kValueSrc = 8;
+
+constexpr uint8_t frame_row(const OpInfo& row) {
+    uint8_t f = 0;
+    switch (row.form) {
+        case Form::LoadMem:  // dst = *(src + off)
+            f = kBaseSrc | kValueDst;
+            break;
+        case Form::StoreImm:  // *(dst + off) = imm
+            f = kBaseDst;
+            break;
+        case Form::StoreReg:  // *(dst + off) = src, and atomics alike
+        case Form::Atomic:
+            f = kBaseDst | kValueSrc;
+            break;
+        case Form::LoadImm64:  // (src is the kind of immediate; a tail repeats its lddw)
+            f = kValueDst;
+            break;
+        case Form::LoadAbs:
+        case Form::Jump:
+        case Form::Jump32:
+        case Form::Call:
+        case Form::CallLocal:
+        case Form::CallBtf:
+        case Form::Exit:
+            break;
+        case Form::AluImm:  // ALU, compares, LD_IND, callx: any use of r10 is of its value
+        case Form::AluReg:
+        case Form::AluUnary:
+        case Form::Endian:
+        case Form::LoadInd:
+        case Form::CondImm:
+        case Form::CondReg:
+        case Form::Callx:
+            f = kValueDst | kValueSrc;
+            break;
+    }
+    return static_cast<uint8_t>(f | (row.width << 4));
+}
+
+constexpr std::array<uint8_t, kOpCount> kFrameRows = [] {
+    std::array<uint8_t, kOpCount> t{};
+    for (std::size_t i = 0; i < kOpCount; ++i) {
+        t[i] = frame_row(kOpTable[i]);
+    }
+    return t;
+}();
+
+}  // namespace
+
 uint32_t frame_bytes_used(const Program& program) {
-    int64_t deepest = 0;
-    bool whole = false;
     // An access r10 + off: below r10 it reaches `off` deep; one reaching r10 or above may be in
     // a caller's frame (checked runs allow the frames entered), so every frame is in play.
-    auto access = [&](const Instruction& insn) {
-        whole = whole || insn.off + static_cast<int64_t>(insn.info().width) > 0;
-        deepest = std::min<int64_t>(deepest, insn.off);
-    };
-    for (std::size_t pc = 0; pc < program.size() && !whole; ++pc) {
-        if (program.is_tail(pc)) {
-            continue;
-        }
-        const Instruction& insn = program[pc];
-        const bool r10_dst = insn.dst == kFramePointer;
-        const bool r10_src = insn.src == kFramePointer;
-        switch (insn.info().form) {
-            case Form::LoadMem:  // dst = *(src + off)
-                if (r10_src) {
-                    access(insn);
-                }
-                whole = whole || r10_dst;
-                break;
-            case Form::StoreImm:  // *(dst + off) = imm
-                if (r10_dst) {
-                    access(insn);
-                }
-                break;
-            case Form::StoreReg:  // *(dst + off) = src, and atomics alike
-            case Form::Atomic:
-                if (r10_dst) {
-                    access(insn);
-                }
-                whole = whole || r10_src;
-                break;
-            case Form::LoadImm64:  // (src is the kind of immediate)
-                whole = whole || r10_dst;
-                break;
-            case Form::LoadAbs:
-            case Form::Jump:
-            case Form::Jump32:
-            case Form::Call:
-            case Form::CallLocal:
-            case Form::CallBtf:
-            case Form::Exit:
-                break;
-            case Form::AluImm:  // ALU, compares, LD_IND, callx: any use of r10 is of its value
-            case Form::AluReg:
-            case Form::AluUnary:
-            case Form::Endian:
-            case Form::LoadInd:
-            case Form::CondImm:
-            case Form::CondReg:
-            case Form::Callx:
-                whole = whole || r10_dst || r10_src;
-                break;
+    int32_t deepest = 0;
+    uint32_t whole = 0;  // nonzero once the whole frame is in play
+    for (const Instruction& insn : program.instructions()) {
+        const uint32_t row = kFrameRows[static_cast<std::size_t>(insn.op)];
+        const uint32_t fp = (insn.dst == kFramePointer ? kBaseDst | kValueDst : 0u) |
+                            (insn.src == kFramePointer ? kBaseSrc | kValueSrc : 0u);
+        const uint32_t hit = row & fp;
+        const uint32_t base = (hit & (kBaseDst | kBaseSrc)) != 0 ? 1 : 0;
+        const int32_t off = base != 0 ? insn.off : 0;
+        deepest = off < deepest ? off : deepest;
+        whole |= (hit & (kValueDst | kValueSrc)) | (base & (off + static_cast<int32_t>(row >> 4) > 0 ? 1u : 0u));
+        if (whole != 0) {
+            break;  // (programs that pass r10 on do so early: a map key's address, say)
         }
     }
-    if (whole) {
+    if (whole != 0) {
         return kStackFrameBytes;
     }
-    const auto bytes = static_cast<uint32_t>(std::min<int64_t>(-deepest, kStackFrameBytes));
+    const auto bytes = static_cast<uint32_t>(std::min<int32_t>(-deepest, static_cast<int32_t>(kStackFrameBytes)));
     return std::min<uint32_t>((bytes + 31) & ~uint32_t{31}, kStackFrameBytes);
 }
 
