@@ -476,6 +476,35 @@ TEST(JitChecked, CallbacksSpendTheBudgetAndTrapInside) {
     same_on_all(prologue + "f: stdw [%r10-8], 3\nldxdw %r0, [%r10-8]\nexit\n", {}, 0, h);
 }
 
+// A callback called when the caller's charge has spent the budget to the last instruction gets
+// none: it stops at its entry on both engines (the interpreter used to lend it one, enough for a
+// callback of one instruction; found by fuzz_bytecode). Every budget, the same end.
+TEST(JitChecked, ACallbackGetsNoBudgetOnceTheCallerSpentIt) {
+    vm::HelperTable h = helpers();
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    const vm::Program p = program_of("lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\nf: exit\n");
+    auto interp = Executable::create(p, h, Engine::InterpChecked);
+    auto jit = Executable::create(p, h, Engine::JitChecked);
+    ASSERT_TRUE(interp && jit);
+    const vm::RunResult full = interp->run_buffer({});
+    ASSERT_TRUE(full.ok());
+    EXPECT_EQ(full.instructions, 6u);  // 4 in the caller, 1 in each callback
+    for (uint64_t budget = 1; budget <= full.instructions; ++budget) {
+        const vm::RunResult want = interp->run_buffer({}, budget);
+        const vm::RunResult got = jit->run_buffer({}, budget);
+        ASSERT_EQ(want.ok(), got.ok()) << "budget " << budget;
+        EXPECT_EQ(want.ok(), budget == full.instructions) << "budget " << budget;
+        if (!want.ok()) {
+            EXPECT_EQ(got.trap->message(), want.trap->message()) << "budget " << budget;
+            EXPECT_EQ(got.instructions, want.instructions) << "budget " << budget;
+        }
+    }
+    // Spent by the caller's charge: the first callback stops at its entry.
+    const vm::RunResult spent = interp->run_buffer({}, 4);
+    ASSERT_FALSE(spent.ok());
+    EXPECT_EQ(spent.trap->message(), "pc 5: instruction budget of 0 exhausted");
+}
+
 TEST(JitChecked, HelpersSeeOnlyTheEnteredFrames) {
     // add_all reads nothing; a helper that checks a pointer sees the stack region the run has.
     vm::HelperTable h = helpers();

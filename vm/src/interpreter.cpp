@@ -684,7 +684,18 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
     const bool checked = ctx->checked;
     uint64_t budget = 0;
     if (checked && ctx->budget_left != nullptr && *ctx->budget_left != ~uint64_t{0}) {
-        budget = std::max<uint64_t>(*ctx->budget_left, 1);
+        if (*ctx->budget_left == 0) {
+            // Nothing left (the caller's last charge spent it): the callback stops at its entry,
+            // whose charge it cannot pay. (A run's budget of 0 would mean none at all.)
+            Trap trap;
+            trap.kind = TrapKind::BudgetExhausted;
+            trap.pc = static_cast<uint32_t>(pc);
+            trap.address = 0;
+            ctx->callback_trap = std::move(trap);
+            ctx->fault = "the callback trapped";
+            return 0;
+        }
+        budget = *ctx->budget_left;
     }
     RunResult r = self->run_from(in, checked ? Mode::Checked : Mode::Fast, budget, ctx->tail_calls);
     if (checked && ctx->budget_left != nullptr && *ctx->budget_left != ~uint64_t{0}) {
