@@ -239,13 +239,30 @@ private:
     // set the forced kReserved option), and room for the longest form (15 bytes).
     // (One test for all of it: these run for every instruction.)
     uint8_t* start() {
-        const uint32_t pending = static_cast<uint32_t>(_instOptions) | static_cast<uint32_t>(_forcedInstOptions) |
-                                 _extraReg._signature.bits() | static_cast<uint32_t>(_inlineComment != nullptr);
-        if (pending != 0 || static_cast<std::size_t>(_bufferEnd - _bufferPtr) < 16) {
+        // The options an instruction may carry: the lowering sets only lock (lock() notes it);
+        // a logger forces them all (the listing goes through asmjit).
+        if (lock_pending_ || _forcedInstOptions != asmjit::InstOptions::kNone ||
+            static_cast<std::size_t>(_bufferEnd - _bufferPtr) < 16) {
+            lock_pending_ = false;  // (asmjit's encoder takes this instruction, and its options)
             return nullptr;
         }
+#ifndef NDEBUG
+        BPFVM_ASSERT(_instOptions == asmjit::InstOptions::kNone && _extraReg._signature.bits() == 0 &&
+                     _inlineComment == nullptr);
+#endif
         return _bufferPtr;
     }
+    bool lock_pending_ = false;
+
+public:
+    // A lock prefix for the next instruction: asmjit's encoder emits it (this returns the base
+    // class, whose overloads are asmjit's).
+    asmjit::x86::Assembler& lock() {
+        lock_pending_ = true;
+        return Assembler::lock();
+    }
+
+private:
     // As asmjit's CodeWriter::done: the cursor moves, and the section's size covers it.
     bool finish(uint8_t* p) {
         ++short_path_count_;
