@@ -171,6 +171,32 @@ TEST(Jit, LegacyPacketLoads) {
     same_on_both("ldabsw 1\nmov %r0, 7\nexit", {0, 0, 0x12, 0x34});
 }
 
+// LD_IND's offset is (int32)(src + imm): every width at offsets from below the packet's start to
+// past its end, through a 32-bit sum that wraps, and with src's upper half set (ignored), as the
+// interpreter runs them; blinded too. Out of the packet the program ends and returns 0.
+TEST(Jit, LegacyIndirectLoadsAtEveryOffset) {
+    const std::vector<uint8_t> packet = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    for (const char* load : {"ldindb", "ldindh", "ldindw"}) {
+        for (int64_t src : {int64_t{-6}, int64_t{-1}, int64_t{0}, int64_t{3}, int64_t{0x7fffffff},
+                            int64_t{0x100000002}, int64_t{-0x80000000}}) {
+            for (int32_t imm : {-3, -1, 0, 1, 4, 6, 7, 8, 9, 0x7fffffff}) {
+                const std::string text = "lddw %r6, " + std::to_string(src) + "\nmov %r0, 77\n" + load + " %r6, " +
+                                         std::to_string(imm) + "\nadd %r0, 1000\nexit";
+                same_on_all(text, packet);
+                const vm::Program p = program_of(text);
+                JitOptions blind;
+                blind.blind_constants = true;
+                auto b = JitProgram::compile(p, {}, blind);
+                ASSERT_TRUE(b) << b.error().message();
+                std::vector<uint8_t> m1 = packet;
+                std::vector<uint8_t> m2 = packet;
+                const vm::RunResult want = vm::Interpreter::create(p, {})->run_buffer(m2, {vm::Mode::Checked, 0});
+                EXPECT_EQ((*b)->run_buffer(m1).r0, want.r0) << text;
+            }
+        }
+    }
+}
+
 TEST(Jit, ShiftsByR4AndDivisionsAroundR0AndR3) {
     same_on_both("mov %r4, 3\nmov %r0, 1\nlsh %r0, %r4\nlsh %r4, %r4\nadd %r0, %r4\nexit");
     same_on_both("mov %r0, 100\nmov %r3, 7\ndiv %r3, %r0\nmod %r0, 9\nadd %r0, %r3\nexit");

@@ -518,7 +518,7 @@ vm::RunResult JitProgram::run_general(const vm::RunInput& input, uint64_t budget
     st.args[3] = input.r4;
     st.args[4] = input.r5;
     st.packet = input.packet.data();
-    st.packet_size = input.packet.size();
+    st.packet_size = std::min<uint64_t>(input.packet.size(), vm::kPacketReach);
 
     vm::RunResult result;
     const uint64_t r0 = call_entry(impl_->entry, &st);

@@ -50,7 +50,7 @@ inline const Region* find_region(const Region& stack, std::span<const Region> re
 }
 
 bool packet_read(std::span<const uint8_t> packet, int64_t offset, unsigned size, uint64_t& out) {
-    if (offset < 0 || static_cast<uint64_t>(offset) + size > packet.size()) {
+    if (offset < 0 || static_cast<uint64_t>(offset) + size > std::min<uint64_t>(packet.size(), kPacketReach)) {
         return false;
     }
     const uint8_t* p = packet.data() + offset;

@@ -2695,19 +2695,17 @@ private:
             a_.mov(r11, field(offsetof(RunState, packet)));
             m = ptr(r11, insn.imm, row.width);
         } else {
-            // offset = (int32)(src + imm), sign-extended
+            // offset = (int32)(src + imm), zero-extended: a negative one is 2^31 or more, past
+            // the end of any packet (packet_size is at most vm::kPacketReach), so one unsigned
+            // compare of its end checks both ways out.
             if (insn.imm == 0 || blind_) {
-                a_.movsxd(r10, kRegs[insn.src].r32());
+                a_.mov(r10d, kRegs[insn.src].r32());
                 if (insn.imm != 0) {
                     a_.add(r10d, blinded(insn.imm, false));
-                    a_.movsxd(r10, r10d);
                 }
             } else {
                 a_.lea(r10d, ptr(kRegs[insn.src], insn.imm));
-                a_.movsxd(r10, r10d);
             }
-            a_.test(r10, r10);
-            a_.js(packet_fail_);
             a_.lea(r11, ptr(r10, size));
             a_.cmp(r11, field(offsetof(RunState, packet_size)));
             a_.ja(packet_fail_);

@@ -42,6 +42,10 @@ struct RunOptions {
     uint32_t tail_calls = 0;
 };
 
+// LD_ABS and LD_IND offsets are signed 32-bit values: they reach the first 2 GiB of a packet, and
+// every engine treats a packet as at most that long.
+inline constexpr uint64_t kPacketReach = uint64_t{1} << 31;
+
 // The registers and memory a run starts with.
 struct RunInput {
     uint64_t r1 = 0;
@@ -53,7 +57,7 @@ struct RunInput {
     uint32_t frames_above = 0;                            // callbacks: the frames the runs outside it use
     ProgramType program_type = ProgramType::Unspecified;  // helpers whose result depends on it read it
     std::span<const Region> regions;                      // memory the program may touch besides its stack
-    std::span<const uint8_t> packet;                      // what LD_ABS / LD_IND read (RFC 9669, 5.5)
+    std::span<const uint8_t> packet;                      // what LD_ABS / LD_IND read (RFC 9669, 5.5; kPacketReach)
     void* user = nullptr;                                 // passed to helpers in CallContext::user
     void* runtime = nullptr;                              // passed to helpers in CallContext::runtime
 };
