@@ -119,6 +119,10 @@ TEST(Jit, HelpersGetR1ToR5AndKeepThem) {
 TEST(Jit, TrapsLikeTheInterpreter) {
     same_on_both("mov %r0, 1\ncall 99\nexit");   // unknown helper
     same_on_both("call 2\nexit");                // helper fault
+    // ... after other calls, in a later function and through callx: the trap names the pc and
+    // the helper of the call that faulted (one stub serves every call)
+    same_on_both("call 1\ncall 1\nmov %r6, 1\ncall %r6\ncall local f\nexit\nf: call 1\ncall 2\nexit");
+    same_on_both("call 1\nmov %r6, 2\ncall %r6\ncall 1\nexit");
     same_on_both("mov %r6, 7\ncall %r6\nexit");  // bad callx target
     same_on_both("mov %r1, 40\nmov %r2, 2\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\nmov %r6, 1\ncall %r6\nexit");
     same_on_both("f: call local f\nexit");  // call depth

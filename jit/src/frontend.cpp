@@ -340,6 +340,7 @@ struct JitProgram::Impl {
     EntryFn entry = nullptr;
     EntryFn callback_entry = nullptr;
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, call entry offset)
+    std::vector<std::pair<uint32_t, uint32_t>> helper_calls;   // (pc, helper id), by pc
     vm::HelperTable helpers;
     std::string listing;
     bool checked = false;
@@ -386,6 +387,7 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
     impl->callback_entry =
         reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
     impl->functions = std::move(compiled->functions);
+    impl->helper_calls = std::move(compiled->helper_calls);
     impl->checked = options.checked;
     if (compiled->leaf) {
         impl->leaf = reinterpret_cast<LeafFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->entry);
@@ -399,7 +401,8 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
 // the code recorded, naming the register of a bad callx and the helper and fault of a helper fault.
 uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 
-vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable& helpers, uint64_t budget) {
+vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const JitProgram::Impl& impl, uint64_t budget) {
+    const vm::HelperTable& helpers = impl.helpers;
     if (ctx.callback_trap) {
         return std::move(*ctx.callback_trap);
     }
@@ -417,7 +420,11 @@ vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const vm::HelperTable
     } else if (trap.kind == vm::TrapKind::BadCallxTarget) {
         trap.detail = "r" + std::to_string(st.spill[0]);
     } else if (trap.kind == vm::TrapKind::HelperFault) {
-        const uint64_t id = trap.address != 0 ? trap.address : st.spill[1];
+        // The call's helper (a callx's: the one bpfvm_jit_callx found, in spill[1]).
+        const auto call = std::lower_bound(impl.helper_calls.begin(), impl.helper_calls.end(),
+                                           std::pair<uint32_t, uint32_t>{trap.pc, 0});
+        const bool direct = call != impl.helper_calls.end() && call->first == trap.pc;
+        const uint64_t id = trap.address != 0 ? trap.address : direct ? call->second : st.spill[1];
         const vm::Helper* h = helpers.find(static_cast<uint32_t>(id));
         trap.address = id;
         trap.detail = (h != nullptr ? h->name : std::string("?")) + ": " + (ctx.fault != nullptr ? ctx.fault : "fault");
@@ -494,7 +501,7 @@ uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2,
         return 0;
     }
     if (st.trap_kind != 0) {
-        ctx->callback_trap = trap_of(st, inner, impl->helpers, budget);
+        ctx->callback_trap = trap_of(st, inner, *impl, budget);
         ctx->fault = "the callback trapped";
         return 0;
     }
@@ -526,7 +533,7 @@ vm::RunResult JitProgram::run_general(const vm::RunInput& input, uint64_t budget
         result.instructions = budget_start - st.budget;
     }
     if (st.trap_kind != 0) {
-        result.trap = trap_of(st, call_ctx, impl_->helpers, budget);
+        result.trap = trap_of(st, call_ctx, *impl_, budget);
         return result;
     }
     if (call_ctx.tail_call != nullptr) {

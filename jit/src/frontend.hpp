@@ -99,6 +99,7 @@ struct Compiled {
     bool leaf = false;               // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
     std::size_t callback_entry = 0;  // `uint64_t f(RunState*)` calling callback_target
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, offset of its call entry)
+    std::vector<std::pair<uint32_t, uint32_t>> helper_calls;   // (pc, helper id) of each call, by pc
     std::string listing;
 };
 

@@ -378,6 +378,15 @@ private:
     std::vector<PendingTrap> traps_;
     Label packet_fail_;
     bool uses_packet_ = false;
+    // Where a helper call goes when its helper set a fault or a tail call (one stub for all:
+    // the trap's pc is the call's, from the CallContext); and the helper each call calls, for
+    // the trap to name.
+    Label helper_stop_;
+
+public:
+    std::vector<std::pair<uint32_t, uint32_t>> helper_calls_;  // (pc, helper id), ascending by pc
+
+private:
 
     bool is_function_entry(std::size_t pc) const { return call_labels_[pc].isValid(); }
 
@@ -618,6 +627,9 @@ private:
                 a_.mov(field(offsetof(RunState, trap_write), 4), 1);
             }
             a_.jmp(unwind_);
+        }
+        if (helper_stop_.isValid()) {
+            helper_stop();
         }
         probe_misses();
         // Checked accesses the caches missed: ask bpfvm_jit_check, then resume or unwind.
@@ -2600,12 +2612,28 @@ private:
     }
 
     // After a helper: a fault or a bpf_tail_call ends this run (the front end follows tail calls).
-    void check_after_helper(uint32_t pc, uint32_t id) {
+    // After a helper (or callx): a fault or a tail call, either, goes to helper_stop_.
+    void check_after_helper() {
+        if (!helper_stop_.isValid()) {
+            helper_stop_ = a_.newLabel();
+        }
+        static_assert(offsetof(vm::CallContext, tail_call) == offsetof(vm::CallContext, fault) + 8);
         a_.mov(r11, field(offsetof(RunState, call_ctx)));
+        a_.mov(r10, ptr(r11, offsetof(vm::CallContext, fault), 8));
+        a_.or_(r10, ptr(r11, offsetof(vm::CallContext, tail_call), 8));
+        a_.jnz(helper_stop_);
+    }
+    // r11 = the CallContext: a fault traps at the call's pc (trap_of names the helper), a tail
+    // call ends this program's run.
+    void helper_stop() {
+        a_.bind(helper_stop_);
         a_.cmp(ptr(r11, offsetof(vm::CallContext, fault), 8), 0);
-        a_.jne(trap(vm::TrapKind::HelperFault, pc, id));
-        a_.cmp(ptr(r11, offsetof(vm::CallContext, tail_call), 8), 0);
-        a_.jne(unwind_);
+        a_.je(unwind_);
+        a_.mov(r10d, ptr(r11, offsetof(vm::CallContext, pc), 4));
+        a_.mov(field(offsetof(RunState, trap_kind), 4), trap_code(vm::TrapKind::HelperFault));
+        a_.mov(field(offsetof(RunState, trap_pc), 4), r10d);
+        a_.mov(field(offsetof(RunState, trap_address)), 0);
+        a_.jmp(unwind_);
     }
 
     void call_helper(const vm::Instruction& insn, std::size_t pc) {
@@ -2629,7 +2657,8 @@ private:
         if (checked_) {
             a_.mov(r9, field(offsetof(RunState, budget)));
         }
-        check_after_helper(static_cast<uint32_t>(pc), h->id);
+        helper_calls_.emplace_back(static_cast<uint32_t>(pc), h->id);
+        check_after_helper();
     }
 
     void callx(const vm::Instruction& insn, std::size_t pc) {
@@ -2656,11 +2685,7 @@ private:
         }
         a_.cmp(field(offsetof(RunState, trap_kind), 4), 0);
         a_.jne(unwind_);
-        a_.mov(r11, field(offsetof(RunState, call_ctx)));
-        a_.cmp(ptr(r11, offsetof(vm::CallContext, fault), 8), 0);
-        a_.jne(trap(vm::TrapKind::HelperFault, static_cast<uint32_t>(pc)));
-        a_.cmp(ptr(r11, offsetof(vm::CallContext, tail_call), 8), 0);
-        a_.jne(unwind_);
+        check_after_helper();  // (the helper's id is in spill[1]: trap_of reads it there)
     }
 
     void call_local(const vm::Instruction& insn, std::size_t pc) {
@@ -2783,6 +2808,9 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     if (options.keep_listing) {
         out.listing = logger.data();
     }
+    out.helper_calls = std::move(lowering.helper_calls_);
+    std::sort(out.helper_calls.begin(), out.helper_calls.end());  // (a rotated loop lowers a block twice)
+    out.helper_calls.erase(std::unique(out.helper_calls.begin(), out.helper_calls.end()), out.helper_calls.end());
     return out;
 }
 
