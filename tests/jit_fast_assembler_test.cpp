@@ -315,6 +315,9 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
                         pair.check("add " + name(d) + at, true, [&](auto& a) { return a.add(d, mem(size)); });
                         pair.check("sub " + name(d) + at, true, [&](auto& a) { return a.sub(d, mem(size)); });
                         pair.check("cmp " + name(d) + at, true, [&](auto& a) { return a.cmp(d, mem(size)); });
+                        pair.check("or " + name(d) + at, true, [&](auto& a) { return a.or_(d, mem(size)); });
+                        pair.check("and " + name(d) + at, true, [&](auto& a) { return a.and_(d, mem(size)); });
+                        pair.check("xor " + name(d) + at, true, [&](auto& a) { return a.xor_(d, mem(size)); });
                         pair.check("cmp unsized " + name(d) + at, true, [&](auto& a) { return a.cmp(d, mem(0)); });
                         pair.check("movsx byte " + name(d) + at, true, [&](auto& a) { return a.movsx(d, mem(1)); });
                         pair.check("movsx word " + name(d) + at, true, [&](auto& a) { return a.movsx(d, mem(2)); });

@@ -150,6 +150,9 @@ public:
     Error add(const Gp& d, const Mem& m) { return alu_rm(0x03, d, m) ? asmjit::kErrorOk : Assembler::add(d, m); }
     Error sub(const Gp& d, const Mem& m) { return alu_rm(0x2b, d, m) ? asmjit::kErrorOk : Assembler::sub(d, m); }
     Error cmp(const Gp& d, const Mem& m) { return alu_rm(0x3b, d, m) ? asmjit::kErrorOk : Assembler::cmp(d, m); }
+    Error or_(const Gp& d, const Mem& m) { return alu_rm(0x0b, d, m) ? asmjit::kErrorOk : Assembler::or_(d, m); }
+    Error and_(const Gp& d, const Mem& m) { return alu_rm(0x23, d, m) ? asmjit::kErrorOk : Assembler::and_(d, m); }
+    Error xor_(const Gp& d, const Mem& m) { return alu_rm(0x33, d, m) ? asmjit::kErrorOk : Assembler::xor_(d, m); }
     Error cmp(const Mem& m, const Imm& i) { return alu_mi(7, m, i) ? asmjit::kErrorOk : Assembler::cmp(m, i); }
     Error add(const Mem& m, const Imm& i) { return alu_mi(0, m, i) ? asmjit::kErrorOk : Assembler::add(m, i); }
     Error sub(const Mem& m, const Imm& i) { return alu_mi(5, m, i) ? asmjit::kErrorOk : Assembler::sub(m, i); }
