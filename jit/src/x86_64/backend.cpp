@@ -1698,28 +1698,68 @@ private:
     void lower(std::size_t pc, const vm::Instruction& insn) {
         pc_ = pc;
         const vm::OpInfo& row = insn.info();
+        // The common forms here, the rest out of line (a smaller frame for the common ones).
+        switch (row.form) {
+            case Form::AluImm: {
+                const bool w64 = row.width == 8;
+                alu_imm(row.sem, kRegsBy[w64][insn.dst], insn.imm, w64, insn);
+                break;
+            }
+            case Form::AluReg: {
+                const bool w64 = row.width == 8;
+                alu_reg(row.sem, kRegsBy[w64][insn.dst], kRegsBy[w64][insn.src], kRegs[insn.dst], kRegs[insn.src],
+                        insn, w64);
+                break;
+            }
+            case Form::LoadMem:
+            case Form::StoreImm:
+            case Form::StoreReg:
+                memory_op(pc, insn, Address{row.form == Form::LoadMem ? insn.src : insn.dst, -1, insn.off});
+                break;
+            case Form::Jump:
+            case Form::Jump32:
+                go_to(pc, vm::branch_target(insn, pc), pc + 1);
+                break;
+            case Form::CondImm:
+            case Form::CondReg:
+                cond_jump(row, insn, taken_edge(pc), false);
+                break;
+            case Form::AluUnary:
+            case Form::Endian:
+            case Form::Atomic:
+            case Form::LoadImm64:
+            case Form::LoadAbs:
+            case Form::LoadInd:
+            case Form::Call:
+            case Form::CallLocal:
+            case Form::CallBtf:
+            case Form::Callx:
+            case Form::Exit:
+                lower_rare(pc, insn, row);
+                break;
+        }
+    }
+    [[gnu::noinline]] void lower_rare(std::size_t pc, const vm::Instruction& insn, const vm::OpInfo& row) {
         const bool w64 = row.width == 8;
-        const Gp d = kRegs[insn.dst];
-        const Gp s = kRegs[insn.src];
+        const Gp& d = kRegs[insn.dst];
         const Gp& dw = kRegsBy[w64][insn.dst];
-        const Gp& sw = kRegsBy[w64][insn.src];
         switch (row.form) {
             case Form::AluImm:
-                alu_imm(row.sem, dw, insn.imm, w64, insn);
-                break;
             case Form::AluReg:
-                alu_reg(row.sem, dw, sw, d, s, insn, w64);
+            case Form::LoadMem:
+            case Form::StoreImm:
+            case Form::StoreReg:
+            case Form::Jump:
+            case Form::Jump32:
+            case Form::CondImm:
+            case Form::CondReg:
+                BPFVM_ASSERT(false);  // (lower's)
                 break;
             case Form::AluUnary:
                 a_.neg(dw);
                 break;
             case Form::Endian:
                 endian(row.sem, d, insn.imm);
-                break;
-            case Form::LoadMem:
-            case Form::StoreImm:
-            case Form::StoreReg:
-                memory_op(pc, insn, Address{row.form == Form::LoadMem ? insn.src : insn.dst, -1, insn.off});
                 break;
             case Form::Atomic:
                 atomic(row, insn, pc);
@@ -1740,14 +1780,6 @@ private:
             case Form::LoadAbs:
             case Form::LoadInd:
                 load_packet(row, insn);
-                break;
-            case Form::Jump:
-            case Form::Jump32:
-                go_to(pc, vm::branch_target(insn, pc), pc + 1);
-                break;
-            case Form::CondImm:
-            case Form::CondReg:
-                cond_jump(row, insn, taken_edge(pc), false);
                 break;
             case Form::Call:
                 call_helper(insn, pc);
