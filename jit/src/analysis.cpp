@@ -429,7 +429,6 @@ struct Scratch {
     // For liveness, per pc: the registers read (bits 0-9) and written (10-19), whether control
     // falls through (bit 20), and whether it is an exit (bit 21: a caller may read r1-r5 too).
     std::vector<uint32_t> flow;
-    std::vector<uint16_t> first;  // the first liveness round's live_in, read by the second
 };
 thread_local Scratch scratch;
 }  // namespace
@@ -556,18 +555,17 @@ void analyse(const vm::Program& program, Facts& f) {
     f.widths.pop_back();
 
     if (!f.loop_ends.empty()) {  // any backward jump
-        std::vector<uint16_t>& first = scratch.first;  // the first round's facts, read by the second
-        first.swap(live_in);
-        first[n] = 0;
-        live_in.assign(n + 1, 0);
-        const uint16_t* const before = first.data();
+        // In place, from the last backward jump down (round 1 goes down from the end, so the
+        // first loop it recorded ends there): past it nothing depends on a loop's header, and
+        // round 1's facts there are final. A jump back reads in[t], not yet rewritten: round 1's.
+        const std::size_t start = f.loop_ends.front().second + std::size_t{1};
         uint16_t* const in = live_in.data();
-        uint16_t next_in = 0;
-        std::size_t pc = n;
+        uint16_t next_in = in[start];
+        std::size_t pc = start;
         while (pc-- > 0) {
             const uint32_t fl = flows[pc];
             const uint32_t t = jumps[pc];
-            const uint16_t jumped = t > pc ? in[t] : before[t];  // slot n: nothing
+            const uint16_t jumped = in[t];  // slot n: nothing
             const auto out = static_cast<uint16_t>((next_in & (0u - ((fl >> 20) & 1))) | jumped);
             const bool exit_args = (fl >> 21) != 0 && pc >= args_from;
             const auto use = static_cast<uint16_t>((fl & 0x3ff) | (exit_args ? kArgs : 0));
