@@ -984,6 +984,19 @@ TEST(Jit, ShiftsInALoopBusyOnTheShiftPortsAreLeasOnIntel) {
     }
 }
 
+// A loop over the input's bytes that stops at the first zero or after 12: the zero at each of the
+// first 14 bytes (the last two past where the count stops it), on every engine, as the
+// interpreter runs it.
+void runs_out_at_every_byte(const char* text) {
+    for (std::size_t zero = 0; zero < 14; ++zero) {
+        std::vector<uint8_t> mem(16, 3);
+        if (zero < mem.size()) {
+            mem[zero] = 0;
+        }
+        same_on_all(text, mem);
+    }
+}
+
 // A constant move only a loop's exit reads (`r2 = 0` at the top of a loop that writes r2 again
 // before reading it) runs on the exit's edge: a stub makes it and goes on to the exit. Every trip
 // count and both ways out, in both modes, as the interpreter runs them.
@@ -998,13 +1011,7 @@ TEST(Jit, AConstantOnlyALoopsExitReadsIsMovedToTheExit) {
     const std::size_t move = code.find("xor esi, esi");
     ASSERT_NE(move, std::string::npos) << code;
     EXPECT_GT(move, code.find("ret")) << code;
-    for (std::size_t zero = 0; zero < 14; ++zero) {
-        std::vector<uint8_t> mem(16, 3);
-        if (zero < mem.size()) {
-            mem[zero] = 0;
-        }
-        same_on_all(text, mem);
-    }
+    runs_out_at_every_byte(text);
 }
 
 // Two such moves ahead of the same jump out: one goes to the exit's stub, the other stays in the
@@ -1022,13 +1029,7 @@ TEST(Jit, TwoConstantsOnlyOneExitReadsBothReachIt) {
     const bool r2_moved = code.find("mov esi, 7", ret) != std::string::npos;
     const bool r3_moved = code.find("mov edx, 9", ret) != std::string::npos;
     EXPECT_FALSE(r2_moved && r3_moved) << code;
-    for (std::size_t zero = 0; zero < 14; ++zero) {
-        std::vector<uint8_t> mem(16, 3);
-        if (zero < mem.size()) {
-            mem[zero] = 0;
-        }
-        same_on_all(text, mem);
-    }
+    runs_out_at_every_byte(text);
 }
 
 // An lddw that still names a map or variable (src 1-6) is refused with its pc, wherever it is;
