@@ -353,6 +353,31 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
 }
 
 // Code alignment: every padding from every offset within 64 bytes, to 16 and to 64.
+// The frame zeroing's SSE forms: movups of each xmm register to every address form, xorps of
+// every pair.
+TEST(JitFastAssembler, SseStoresAndXorsMatchAsmjit) {
+    Pair pair;
+    for (uint32_t x = 0; x < 16; ++x) {
+        const Xmm reg = xmm(x);
+        for (uint32_t y = 0; y < 16; ++y) {
+            pair.check("xorps xmm" + std::to_string(x) + ", xmm" + std::to_string(y), true,
+                       [&](auto& a) { return a.xorps(reg, xmm(y)); });
+        }
+        for (uint32_t base = 0; base < 16; ++base) {
+            for (const uint32_t index : {16u, 0u, 5u, 11u, 12u, 13u}) {
+                for (const int32_t disp : kDisplacements) {
+                    const std::string at = address_name(base, index, disp);
+                    pair.check("movups" + at + ", xmm" + std::to_string(x), true,
+                               [&](auto& a) { return a.movups(address(base, index, disp, 16), reg); });
+                    pair.check("movups unsized" + at + ", xmm" + std::to_string(x), true,
+                               [&](auto& a) { return a.movups(address(base, index, disp, 0), reg); });
+                }
+            }
+        }
+    }
+    EXPECT_GT(pair.short_paths(), 0u);
+}
+
 TEST(JitFastAssembler, AlignmentPaddingMatchesAsmjit) {
     Pair pair;
     pair.optimize_align();

@@ -75,6 +75,8 @@ public:
     using Assembler::imul;
     using Assembler::lea;
     using Assembler::mov;
+    using Assembler::movups;
+    using Assembler::xorps;
     using Assembler::movsx;
     using Assembler::movsxd;
     using Assembler::movzx;
@@ -116,6 +118,13 @@ public:
     Error mov(const Gp& d, const Mem& m) { return load(d, m) ? asmjit::kErrorOk : Assembler::mov(d, m); }
     Error movzx(const Gp& d, const Mem& m) { return extend_rm(0xb6, d, m) ? asmjit::kErrorOk : Assembler::movzx(d, m); }
     Error mov(const Mem& m, const Gp& s) { return store(m, s) ? asmjit::kErrorOk : Assembler::mov(m, s); }
+    // The frame zeroing's SSE forms: movups to memory, xorps of two registers.
+    Error movups(const Mem& m, const asmjit::x86::Xmm& x) {
+        return store_xmm(m, x) ? asmjit::kErrorOk : Assembler::movups(m, x);
+    }
+    Error xorps(const asmjit::x86::Xmm& d, const asmjit::x86::Xmm& s) {
+        return xorps_rr(d, s) ? asmjit::kErrorOk : Assembler::xorps(d, s);
+    }
     Error mov(const Mem& m, const Imm& i) { return store_imm(m, i) ? asmjit::kErrorOk : Assembler::mov(m, i); }
     Error lea(const Gp& d, const Mem& m) { return lea_rm(d, m) ? asmjit::kErrorOk : Assembler::lea(d, m); }
     // lea d, [index << shift] (shift 1-3, no base: a multiplication by 2, 4 or 8 off the shift ports).
@@ -511,6 +520,21 @@ private:
     }
 
     // mov [m], r8|r16|r32|r64 with the memory operand's size unset or the register's.
+    bool store_xmm(const Mem& m, const asmjit::x86::Xmm& x) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || (m.size() != 0 && m.size() != 16) || !address_of(m, a)) {
+            return false;
+        }
+        return reg_mem(p, false, x.id(), a, 0x11, true);  // 0f 11 /r
+    }
+    bool xorps_rr(const asmjit::x86::Xmm& d, const asmjit::x86::Xmm& s) {
+        uint8_t* p = start();
+        if (p == nullptr) {
+            return false;
+        }
+        return reg_reg(p, false, d.id(), s.id(), 0x57, true);  // 0f 57 /r
+    }
     bool store(const Mem& m, const Gp& s) {
         uint8_t* p = start();
         Address a{};
