@@ -25,6 +25,8 @@
 #include <cstring>
 #include <vector>
 
+#include "bpfvm/vm/expected.hpp"
+
 namespace bpfvm::jit {
 
 class FastAssembler : public asmjit::x86::Assembler {
