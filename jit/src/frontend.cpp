@@ -424,7 +424,7 @@ vm::Trap trap_of(const RunState& st, vm::CallContext& ctx, const JitProgram::Imp
         const auto call = std::lower_bound(impl.helper_calls.begin(), impl.helper_calls.end(),
                                            std::pair<uint32_t, uint32_t>{trap.pc, 0});
         const bool direct = call != impl.helper_calls.end() && call->first == trap.pc;
-        const uint64_t id = trap.address != 0 ? trap.address : direct ? call->second : st.spill[1];
+        const uint64_t id = direct ? call->second : st.spill[1];
         const vm::Helper* h = helpers.find(static_cast<uint32_t>(id));
         trap.address = id;
         trap.detail = (h != nullptr ? h->name : std::string("?")) + ": " + (ctx.fault != nullptr ? ctx.fault : "fault");
