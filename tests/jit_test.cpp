@@ -116,6 +116,19 @@ TEST(Jit, HelpersGetR1ToR5AndKeepThem) {
         "mov %r1, 1\nmov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 1\nadd %r0, %r1\nadd %r0, %r5\nexit");
 }
 
+// A callee sees its caller's r0 (and r6-r9) as the interpreter runs it: a division before the
+// call (x86's div uses rax), a move of r0 only the callee reads, in both modes.
+TEST(Jit, ACalleeSeesItsCallersR0) {
+    for (const char* text : {
+             "mov %r0, 40\nmov %r1, 7\nmod %r1, 3\ncall local f\nexit\nf: add %r0, 2\nexit",
+             "mov %r0, 40\nmov %r1, 7\ndiv32 %r1, 3\ncall local f\nexit\nf: add %r0, %r1\nexit",
+             "mov %r0, 5\ncall local f\nexit\nf: mov %r1, %r0\nmov %r0, 1\nadd %r0, %r1\nexit",
+             "mov %r6, 3\nmov %r0, 9\ncall local f\nexit\nf: lsh %r0, %r6\nexit",
+         }) {
+        same_on_all(text);
+    }
+}
+
 TEST(Jit, TrapsLikeTheInterpreter) {
     same_on_both("mov %r0, 1\ncall 99\nexit");   // unknown helper
     same_on_both("call 2\nexit");                // helper fault

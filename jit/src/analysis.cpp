@@ -17,7 +17,7 @@ constexpr uint16_t bit(unsigned r) {
 }
 constexpr uint16_t kR0 = 1;
 constexpr uint16_t kArgs = 0x3e;  // r1..r5
-constexpr uint16_t kR1toR9 = 0x3fe;
+constexpr uint16_t kR0toR9 = 0x3ff;
 
 constexpr unsigned bits_of(uint64_t v) {
     return 64 - static_cast<unsigned>(__builtin_clzll(v | 1)) - (v == 0 ? 1 : 0);
@@ -208,7 +208,7 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
             set(Width::W64);
             break;
         case Form::CallLocal:
-            s.use = kR1toR9;  // the callee sees r6-r9 too
+            s.use = kR0toR9;  // the callee sees r0 and r6-r9 too (as the interpreter runs it)
             s.def = static_cast<uint16_t>(kR0 | kArgs);
             s.width.special = kLocalCall;
             break;

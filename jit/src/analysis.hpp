@@ -5,8 +5,8 @@
 //
 // Everything here is about bpfvm's semantics, not a verifier's: programs may be unverified, so
 // the analyses assume nothing the checked interpreter does not enforce (r1-r5 keep their values
-// across helper calls, a callee sees its caller's r6-r9, a function's exit may be read by a
-// caller).
+// across helper calls, a callee sees its caller's r0 and r6-r9, a function's exit may be read by
+// a caller).
 #pragma once
 
 #include <cstdint>
