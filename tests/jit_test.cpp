@@ -623,30 +623,77 @@ TEST(JitWindows, AStridedLoopRunsWithoutChecksAndChargesTheBudgetAsTheInterprete
     every_budget_agrees(kByteSum, bytes_from(3, 64));
 }
 
-// A small window's copy is laid out twice, charging two iterations at the first copy's header:
-// a loop entered in its middle (as clang lays out strcmp's), left from each half of each copy
-// after every number of iterations, odd and even, at every budget: the same result, memory, trap
-// and charge as the interpreter.
+// A small window's copy is laid out 2 or 4 times, charging an iteration per copy at the first
+// copy's header: loops left from each copy after every number of iterations, at every budget,
+// have the same result, memory, trap and charge as the interpreter. The first is entered in its
+// middle, as clang lays out strcmp's; in it, a copy's jump back falls into the next copy (its
+// condition inverted, to a stub with what the step does on its way out): the second has a move
+// sunk past that jump, which only the way out makes, and the third is the second with a longer
+// body (laid out twice). The fourth ends in `if (c) goto out; goto top` (one step, inverted: at
+// the seam, the jump goes out on c again). The fifth goes back three times an iteration: an
+// iteration starts three copies on from the last one.
+std::string padded(int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) {
+        s += "xor %r6, " + std::to_string(i + 1) + "\n";
+    }
+    return s;
+}
+
 TEST(JitWindows, AnUnrolledCopyChargesEachIterationOnEveryWayOut) {
-    const char* text =
-        "mov %r2, %r1\nadd %r2, 32\nmov %r0, 0\nja check\n"
-        "body: add %r0, 1\nldxb %r4, [%r1]\njeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\n"
-        "check: ldxb %r5, [%r2]\njeq %r5, %r4, body\n"
-        "out: lsh %r0, 8\nadd %r0, %r4\nexit";
-    JitOptions o;
-    o.checked = true;
-    o.keep_listing = true;
-    Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text), helpers(), o);
-    ASSERT_TRUE(code) << code.error().message();
-    EXPECT_NE((*code)->listing().find(", without checks, twice"), std::string::npos) << (*code)->listing();
-    for (std::size_t stop = 0; stop < 9; ++stop) {
-        // Equal halves up to `stop`, where either the first string ends or the second differs.
-        for (bool zero : {false, true}) {
-            std::vector<uint8_t> mem(64, 5);
-            mem[stop] = zero ? 0 : 6;
-            mem[32 + stop] = zero ? 0 : 7;
-            same_on_all(text, mem);
-            every_budget_agrees(text, mem);
+    const std::string sunk =
+        "mov %r2, %r1\nadd %r2, 32\nmov %r0, 0\nmov %r6, 0\nja check\n"
+        "body: add %r0, 1\nmov %r3, 1\nldxb %r4, [%r1]\njeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\n";
+    const std::string sunk_check =
+        "check: ldxb %r5, [%r2]\nmov %r3, %r5\njeq %r5, %r4, body\n"
+        "out: lsh %r0, 8\nadd %r0, %r4\nlsh %r0, 8\nadd %r0, %r3\nadd %r0, %r6\nexit";
+    const struct {
+        std::string text;
+        const char* copies;
+        const char* seam;  // the first copy's jump out at its end, or null
+    } cases[] = {
+        {"mov %r2, %r1\nadd %r2, 32\nmov %r0, 0\nja check\n"
+         "body: add %r0, 1\nldxb %r4, [%r1]\njeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\n"
+         "check: ldxb %r5, [%r2]\njeq %r5, %r4, body\n"
+         "out: lsh %r0, 8\nadd %r0, %r4\nexit",
+         "4", "jne "},
+        {sunk + sunk_check, "4", "jne "},
+        {sunk + padded(20) + sunk_check, "2", "jne "},
+        {"mov %r0, 0\nmov %r2, 0\nl: mov %r3, %r1\nadd %r3, %r2\nldxb %r3, [%r3]\nadd %r0, %r3\n"
+         "jeq %r3, 0, out\nadd %r2, 1\njeq %r2, 40, out\nja l\nout: exit",
+         "4", "je "},
+        {"mov %r0, 0\nmov %r2, %r1\nh: ldxb %r4, [%r2]\nadd %r0, %r4\nja x\n"
+         "m1: add %r2, 1\njne %r4, 0, h\nexit\n"
+         "m2: add %r0, 3\nja y\nx: add %r0, 1\nja m2\ny: lsh %r0, 1\nja m1",
+         "4", nullptr},
+    };
+    for (const auto& c : cases) {
+        const std::string& text = c.text;
+        JitOptions o;
+        o.checked = true;
+        o.keep_listing = true;
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(program_of(text), helpers(), o);
+        ASSERT_TRUE(code) << code.error().message();
+        const std::string& listing = (*code)->listing();
+        const std::size_t copy = listing.find(std::string(", without checks, ") + c.copies + " times");
+        ASSERT_NE(copy, std::string::npos) << listing;
+        if (c.seam != nullptr) {
+            // The first copy's last step: the compare, then a jump out, not one back.
+            const std::size_t seam = listing.find("goto -0x", copy);
+            ASSERT_NE(seam, std::string::npos) << listing;
+            const std::size_t jump = listing.find("\nj", seam);
+            ASSERT_NE(jump, std::string::npos) << listing;
+            EXPECT_EQ(listing.substr(jump + 1, std::strlen(c.seam)), c.seam) << listing;
+        }
+        for (std::size_t stop = 0; stop < 11; ++stop) {
+            // Equal halves up to `stop`, where either the first string ends or the second differs.
+            for (bool zero : {false, true}) {
+                std::vector<uint8_t> mem(64, 5);
+                mem[stop] = zero ? 0 : 6;
+                mem[32 + stop] = zero ? 0 : 7;
+                same_on_all(text, mem);
+                every_budget_agrees(text, mem);
+            }
         }
     }
 }

@@ -170,15 +170,12 @@ public:
             // Labels where the path goes on by a jump (in the copy), and where it leaves by
             // falling through (in the program).
             const std::vector<uint32_t>& path = w.window.path;
-            w.copy.resize(path.size());
-            if (unrolls(w)) {
-                w.copy2.resize(path.size());
-            }
+            unroll(w);
+            w.copy.resize(path.size() * w.copies);
             for (std::size_t i = 0; i < path.size(); ++i) {
                 if (i == 0 || (facts_.boundary[path[i]] & Facts::kTarget) != 0) {
-                    w.copy[i] = a_.newLabel();  // a jump lands there (even a `goto +0`)
-                    if (!w.copy2.empty()) {
-                        w.copy2[i] = a_.newLabel();
+                    for (unsigned c = 0; c < w.copies; ++c) {
+                        w.copy[c * path.size() + i] = a_.newLabel();  // a jump lands there (even a `goto +0`)
                     }
                 }
                 const std::size_t after = path[i] + p_[path[i]].slots();
@@ -329,18 +326,32 @@ private:
     struct WindowCode {
         Window window;
         Label checked;
-        std::vector<Label> copy;  // per instruction of the path
+        // Unrolled (see unroll), the copy is laid out `copies` times: per copy, per instruction
+        // of the path.
+        unsigned copies = 1;
+        std::vector<Label> copy;
         Label end;
         struct Exit {
             Label stub;
             std::size_t target;
-            bool refund;  // ... gives back the iteration charged ahead (an unrolled copy)
+            uint32_t refund;  // ... gives back the iterations charged ahead and not run (unrolled)
         };
         std::vector<Exit> exits;  // the copy's jumps out
-        // Unrolled (see unrolls): the second copy's labels, and per instruction of the path,
-        // which copy an iteration that starts at the first copy's header runs it in.
-        std::vector<Label> copy2;
-        std::vector<uint8_t> half;
+        // Per instruction of the path, how many copies on an iteration is there from the one it
+        // started in (the jumps back before it, modulo copies); and the whole path's.
+        std::vector<uint8_t> phase;
+        unsigned turn = 0;
+        // The iterations an exit from position i of copy c gives back: the first copy's header
+        // charged `copies` of them, and the one leaving is number m of those (it started in copy
+        // m * turn), so copies - 1 - m were not run.
+        uint32_t refund(unsigned c, std::size_t i) const {
+            const unsigned start = (c + copies - phase[i]) % copies;
+            unsigned m = 0;
+            while ((m * turn) % copies != start) {
+                ++m;
+            }
+            return copies - 1 - m;
+        }
     };
     std::vector<WindowCode> windows_;
     std::vector<int32_t> window_of_;    // per pc: the window whose path it is on, or -1
@@ -925,7 +936,7 @@ private:
         }
         const bool inverted = js.kind == Fused::Inverted;
         const int64_t target = inverted ? vm::branch_target(p_[j + 1], j + 1) : vm::branch_target(p_[j], j);
-        a_.j(condition(inverted ? inverse(sem) : sem), inverted ? jump_to(target) : taken_edge(j));
+        branch(condition(inverted ? inverse(sem) : sem), inverted ? jump_to(target) : taken_edge(j));
     }
     // The condition of `b ? a` that `a ? b` has; and the unsigned one of a signed condition.
     static Sem mirrored(Sem sem) {
@@ -1038,6 +1049,10 @@ private:
             loaded_ = kNoLoad;
         } else {
             lower_step(pc, steps_[pc]);
+        }
+        if (sunk_ != kNoSunk && seam_taken_) {
+            seam_sunk_ = sunk_;  // (on the way out only: lowered at the seam's stub)
+            sunk_ = kNoSunk;
         }
         if (sunk_ != kNoSunk) {
             if (listing_) {
@@ -1284,16 +1299,15 @@ private:
         if (window_ >= 0) {
             WindowCode& w = windows_[static_cast<std::size_t>(window_)];
             if (in_copy_) {
-                // Unrolled: a jump back (in the program's order) goes on in the other copy.
-                const bool second = !w.copy2.empty() && ((copy_half_ != 0) != (target <= copy_pc_));
+                // Unrolled: a jump back (in the program's order) goes on in the next copy.
                 if (window_of_[target] == window_) {
-                    const Label& l = second ? w.copy2[path_index_[target]] : w.copy[path_index_[target]];
+                    const unsigned c = (copy_index_ + (target <= copy_pc_ ? 1 : 0)) % w.copies;
+                    const Label& l = w.copy[c * w.window.path.size() + path_index_[target]];
                     BPFVM_ASSERT(l.isValid());
                     return l;
                 }
-                // Leaving in the iteration the first copy's header charged two for: one back.
-                const bool refund = !w.copy2.empty() && w.half[path_index_[copy_pc_]] == copy_half_;
-                w.exits.push_back({a_.newLabel(), target, refund});
+                // Leaving: the iterations charged ahead and not run come back.
+                w.exits.push_back({a_.newLabel(), target, w.refund(copy_index_, path_index_[copy_pc_])});
                 return w.exits.back().stub;
             }
             if (target == w.window.header) {
@@ -1479,8 +1493,8 @@ private:
     // The loop again without access checks, entered only from its setup. The charge at its header
     // fails once the window's iterations are spent (or the real budget is): the budget held back
     // comes back and the iteration runs in the checked loop, which charges it again.
-    // Unrolled (unrolls), the loop is laid out twice, the second copy without a charge: the
-    // first one's header charges two iterations, and an exit in the first of them gives one back.
+    // Unrolled (unroll), the loop is laid out 2 or 4 times, the later copies without a charge: the
+    // first one's header charges an iteration per copy, and an exit gives back those not run.
     void window_copy(std::size_t index) {
         WindowCode& w = windows_[index];
         const Window& win = w.window;
@@ -1488,28 +1502,31 @@ private:
         in_copy_ = true;
         if (listing_) {
             const std::string text = "; window copy of the loop at " + std::to_string(win.header) + ", without checks" +
-                                     (w.copy2.empty() ? "" : ", twice");
+                                     (w.copies == 1 ? "" : ", " + std::to_string(w.copies) + " times");
             a_.comment(text.c_str());
         }
-        const bool unrolled = !w.copy2.empty();
-        const uint32_t charge = win.cost * (unrolled ? 2 : 1);
+        const uint32_t charge = win.cost * w.copies;
+        const std::size_t n = win.path.size();
         // In the program's order (as the checked loop is laid out), entered at the header.
         falls_in_ = false;
         std::vector<uint32_t> order = win.path;
         std::sort(order.begin(), order.end());
-        for (copy_half_ = 0; copy_half_ < (unrolled ? 2 : 1); ++copy_half_) {
-            const std::vector<Label>& labels = copy_half_ == 0 ? w.copy : w.copy2;
+        seams_.clear();
+        for (copy_index_ = 0; copy_index_ < w.copies; ++copy_index_) {
+            const Label* const labels = w.copy.data() + copy_index_ * n;
+            // Where a copy's last step goes back to the top, the next copy is next.
+            const bool seam_at_end = copy_index_ + 1 < w.copies;
             for (std::size_t k = 0; k < order.size(); ++k) {
                 const uint32_t pc = order[k];
                 copy_pc_ = pc;
                 const Label& here = labels[path_index_[pc]];
-                if (is_loop_top(pc) && copy_half_ == 0) {
+                if (is_loop_top(pc) && copy_index_ == 0) {
                     align_loop(pc);
                 }
                 if (here.isValid()) {
                     a_.bind(here);
                 }
-                if (pc == win.header && copy_half_ == 0) {
+                if (pc == win.header && copy_index_ == 0) {
                     a_.sub(r9, charge);
                     a_.jb(w.end);
                 }
@@ -1522,16 +1539,39 @@ private:
                 if (listing_) {
                     list_step(pc);
                 }
-                // The first copy's last step going back to the top: the second copy is next.
-                if (unrolled && copy_half_ == 0 && k + 1 == order.size() && steps_[pc].kind == Fused::Alone &&
-                    p_[pc].info().form == Form::Jump && vm::branch_target(p_[pc], pc) == order[0]) {
+                // A copy's last step a jump back to the top: it falls into the next copy; a
+                // conditional one is inverted, to a stub with its way out (branch).
+                // (Or `if (c) goto out; goto top`, fused: Inverted.)
+                const Form form = p_[pc].info().form;
+                const Fused kind = steps_[pc].kind;
+                const bool inverted_step = kind == Fused::Inverted;
+                const bool back_to_top = seam_at_end && k + 1 + (inverted_step ? 1 : 0) == order.size() &&
+                                         (kind == Fused::Alone || inverted_step) &&
+                                         vm::branch_target(p_[pc + (inverted_step ? 1 : 0)], pc + (inverted_step ? 1 : 0)) == order[0];
+                if (back_to_top && kind == Fused::Alone && form == Form::Jump) {
                     falls_in_ = true;
                     continue;
+                }
+                const bool seam = back_to_top && (form == Form::CondImm || form == Form::CondReg);
+                if (seam) {
+                    seam_to_ = labels[n + path_index_[order[0]]];
+                    seam_stub_ = a_.newLabel();
+                    seam_taken_ = false;
+                    seam_sunk_ = kNoSunk;
                 }
                 if (pc != pending_jump_) {
                     lower_step(pc, steps_[pc]);
                 } else {
                     lower_pending_jump(pc);
+                }
+                seam_to_ = Label();
+                const bool inverted = seam_taken_;
+                seam_taken_ = false;
+                if (seam && inverted) {
+                    seams_.push_back({seam_stub_, copy_index_, pc, seam_sunk_});
+                    seam_sunk_ = kNoSunk;
+                    falls_in_ = true;  // (into the next copy)
+                    continue;
                 }
                 // Falling through to anything but the next instruction emitted is a jump.
                 std::size_t j = k + 1;
@@ -1545,12 +1585,25 @@ private:
                 }
             }
         }
-        copy_half_ = 0;
+        for (const Seam& seam : seams_) {
+            // A seam's way out: what the copy's last step does where it falls through.
+            a_.bind(seam.stub);
+            copy_index_ = seam.copy;
+            copy_pc_ = seam.pc;
+            if (seam.sunk != kNoSunk) {
+                if (listing_) {
+                    list_step(seam.sunk);
+                }
+                lower_step(seam.sunk, steps_[seam.sunk]);
+            }
+            a_.jmp(jump_to(static_cast<int64_t>(fall_target(seam.pc))));
+        }
+        copy_index_ = 0;
         const Mem excess = field(offsetof(RunState, window_excess));
         for (const WindowCode::Exit& e : w.exits) {
             a_.bind(e.stub);
-            if (e.refund) {
-                a_.add(r9, win.cost);
+            if (e.refund != 0) {
+                a_.add(r9, win.cost * e.refund);
             }
             a_.add(r9, excess);
             a_.jmp(labels_[e.target]);
@@ -1562,29 +1615,31 @@ private:
         in_copy_ = false;
         window_ = -1;
     }
-    // Whether a window's copy is laid out twice (a charge and two branches an iteration become
-    // a charge every other iteration): small loops whose path goes back in the program's order an
-    // odd number of times, so that each iteration ends in the copy the other one started in (the
-    // path from the header flips copies at each jump back). Sets w.half.
-    bool unrolls(WindowCode& w) const {
+    // How many times a window's copy is laid out (w.copies; a charge and two branches an
+    // iteration become a charge every 2 or 4 iterations): small loops whose path goes back in the
+    // program's order an odd number of times, so that each iteration ends in the copy after the
+    // one it started in, or three on (the path moves on a copy at each jump back), and the
+    // iterations go through every copy in turn. Sets w.phase and w.turn.
+    static void unroll(WindowCode& w) {
         const std::vector<uint32_t>& path = w.window.path;
+        w.copies = 1;
         if (path.size() > 48) {
-            return false;
+            return;
         }
-        w.half.assign(path.size(), 0);
+        const unsigned copies = path.size() <= 24 ? 4 : 2;
+        w.phase.assign(path.size(), 0);
         unsigned flips = 0;
         for (std::size_t i = 0; i < path.size(); ++i) {
-            w.half[i] = static_cast<uint8_t>(flips & 1);
+            w.phase[i] = static_cast<uint8_t>(flips % copies);
             const uint32_t next = i + 1 < path.size() ? path[i + 1] : path[0];
             flips += next <= path[i] ? 1 : 0;
         }
-        if ((flips & 1) == 0) {
-            w.half.clear();
-            return false;
+        if ((flips & 1) != 0) {
+            w.copies = copies;
+            w.turn = flips % copies;
         }
-        return true;
     }
-    uint8_t copy_half_ = 0;     // the copy being lowered (an unrolled window: 0 or 1)
+    unsigned copy_index_ = 0;   // the copy being lowered (an unrolled window: 0 to copies - 1)
     std::size_t copy_pc_ = 0;   // ... and the step in it
 
     // A setup's first address the caches did not hold: bpfvm_jit_probe finds its region (and
@@ -2292,7 +2347,9 @@ private:
     void cond_jump(const vm::OpInfo& row, const vm::Instruction& insn, const Label& target, bool inverted) {
         compare(row, insn);
         const Sem sem = inverted ? inverse(row.sem) : row.sem;
-        if (sem == Sem::Jset) {
+        if (at_seam(target)) {
+            branch(condition(sem), target);
+        } else if (sem == Sem::Jset) {
             a_.jnz(target);  // (named for the test: asmjit would list jne)
         } else if (sem == Sem::Ja) {
             a_.jz(target);
@@ -2300,6 +2357,29 @@ private:
             a_.j(condition(sem), target);
         }
     }
+    // A conditional jump; at an unrolled window copy's seam (window_copy), a copy's last jump
+    // back to the top, which goes on in the next copy, falls into it instead: the condition is
+    // inverted, to the seam's stub, where the rest of the step and its way out are laid out.
+    bool at_seam(const Label& target) const { return seam_to_.isValid() && target.id() == seam_to_.id(); }
+    void branch(CondCode c, const Label& target) {
+        if (at_seam(target)) {
+            a_.j(asmjit::x86::negateCond(c), seam_stub_);
+            seam_taken_ = true;
+            return;
+        }
+        a_.j(c, target);
+    }
+    Label seam_to_;             // the label a jump at the seam would go to (none elsewhere)
+    Label seam_stub_;           // ... where it goes instead, with the condition inverted
+    bool seam_taken_ = false;   // the seam's jump was inverted
+    std::size_t seam_sunk_ = SIZE_MAX;  // the step sunk past it (kNoSunk: none), lowered at the stub
+    struct Seam {
+        Label stub;
+        unsigned copy;
+        std::size_t pc;
+        std::size_t sunk;
+    };
+    std::vector<Seam> seams_;  // a window copy's seams whose jump was inverted
 
     // The flags a conditional jump tests.
     void compare(const vm::OpInfo& row, const vm::Instruction& insn) {
