@@ -2,9 +2,11 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 
 #include <algorithm>
 #include <cstring>
@@ -205,7 +207,7 @@ private:
         const int fd = memfd_create("bpfvm-jit", MFD_CLOEXEC);
         void* base = MAP_FAILED;
         if (fd >= 0 && ftruncate(fd, static_cast<off_t>(size)) == 0) {
-            base = mmap(nullptr, size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+            base = mmap(near_here(size, page), size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
         }
         if (base == MAP_FAILED) {
             if (fd >= 0) {
@@ -223,6 +225,35 @@ private:
         chunks_.push_back(std::move(c));
         return chunks_.back().get();
     }
+
+    // Where to ask for a chunk (a hint: the kernel maps elsewhere if the place is taken): a random
+    // place 256 MiB to 1 GiB below this library's code, so that the program that calls the code,
+    // and the helpers the code calls, are within 2 GiB of it. A call to code further away, and its
+    // return, cost about 0.9 ns more on the Intel cores we measure than a call to a neighbour
+    // (`xor eax, eax; ret` called in a loop: 3.0 ns far away, 2.1 ns 64 MiB away, as a native
+    // function). The place is random, as the kernel's would be. Null (anywhere) when the code is
+    // too low in memory for such a place.
+    void* near_here(std::size_t size, std::size_t page) {
+        const auto here = reinterpret_cast<uintptr_t>(&CodePool::instance);
+        constexpr uintptr_t kMiB = uintptr_t{1} << 20;
+        if (here < 1024 * kMiB + size) {
+            return nullptr;
+        }
+        if (hint_ == 0) {
+            uint64_t r = 0;
+            if (getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
+                r = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&r)) ^ static_cast<uint64_t>(time(nullptr));
+            }
+            hint_ = here - 256 * kMiB - static_cast<uintptr_t>(r % (768 * kMiB - size));
+        }
+        // Chunks one below another, from the first one's place.
+        if (hint_ < size + 64 * kMiB) {
+            return nullptr;
+        }
+        hint_ = (hint_ - size) & ~(static_cast<uintptr_t>(page) - 1);
+        return reinterpret_cast<void*>(hint_);
+    }
+    uintptr_t hint_ = 0;
 
     // First fit.
     static bool take(Chunk& c, std::size_t bytes, std::size_t& offset) {
