@@ -347,7 +347,7 @@ private:
         uint32_t refund(unsigned c, std::size_t i) const {
             const unsigned start = (c + copies - phase[i]) % copies;
             unsigned m = 0;
-            while ((m * turn) % copies != start) {
+            while (m + 1 < copies && (m * turn) % copies != start) {  // (turn is odd: m exists)
                 ++m;
             }
             return copies - 1 - m;
