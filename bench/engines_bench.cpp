@@ -380,6 +380,17 @@ void empty_round_trip_jit(benchmark::State& state) {
         benchmark::DoNotOptimize(code->run_buffer(mem).r0);
     }
 }
+// The same code called as the plain function a verified leaf is (JitProgram::function()): the
+// whole run is the call.
+void empty_round_trip_jit_function(benchmark::State& state) {
+    static const std::unique_ptr<jit::JitProgram> code = std::move(jit::JitProgram::compile(empty_program(), {})).value();
+    std::vector<uint8_t> mem(16);
+    jit::JitProgram::Function fn = code->function();
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(fn);
+        benchmark::DoNotOptimize(fn(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0));
+    }
+}
 void empty_round_trip_interp(benchmark::State& state, Mode mode) {
     static const Interpreter interp = *Interpreter::create(empty_program(), {});
     std::vector<uint8_t> mem(16);
@@ -592,6 +603,7 @@ int main(int argc, char** argv) {
     }
     benchmark::RegisterBenchmark("empty/native", native_round_trip);
     benchmark::RegisterBenchmark("empty/jit", empty_round_trip_jit);
+    benchmark::RegisterBenchmark("empty/jit-function", empty_round_trip_jit_function);
     benchmark::RegisterBenchmark("empty/interp", empty_round_trip_interp, Mode::Fast);
     benchmark::RegisterBenchmark("empty/interp-checked", empty_round_trip_interp, Mode::Checked);
     SummaryReporter reporter;

@@ -258,6 +258,73 @@ TEST(Jit, RegressionFramePointerIsSixteenByteAlignedOnEveryEngine) {
     }
 }
 
+// Calls a leaf's function with garbage in every register that holds r0 or r6-r9 (rax, rbx and
+// r13-r15), so that a register the code fails to clear shows.
+#if defined(__clang__)
+__attribute__((no_sanitize("function")))
+#endif
+[[gnu::noinline]] uint64_t
+call_dirty(JitProgram::Function f, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
+    register uint64_t r8 asm("r8") = a5;
+    register uint64_t fn asm("r11") = reinterpret_cast<uint64_t>(f);
+    uint64_t out = 0;
+    asm volatile(
+        "mov %%rsp, %%r12\n\t"
+        "sub $128, %%rsp\n\t"  // past the red zone
+        "and $-16, %%rsp\n\t"
+        "movabs $0x5a5a5a5a5a5a5a5a, %%rax\n\t"
+        "mov %%rax, %%rbx\n\t"
+        "mov %%rax, %%r13\n\t"
+        "mov %%rax, %%r14\n\t"
+        "mov %%rax, %%r15\n\t"
+        "call *%%r11\n\t"
+        "mov %%r12, %%rsp\n\t"
+        : "=a"(out), "+D"(a1), "+S"(a2), "+d"(a3), "+c"(a4), "+r"(r8), "+r"(fn)
+        :
+        : "rbx", "r9", "r10", "r12", "r13", "r14", "r15", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+          "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    return out;
+}
+
+TEST(Jit, AVerifiedLeafIsAPlainFunctionOfR1ToR5) {
+    struct Case {
+        const char* text;
+        uint64_t args[5];
+    };
+    const Case cases[] = {
+        {"mov %r0, %r1\nadd %r0, %r2\nmul %r0, %r3\nsub %r0, %r4\nxor %r0, %r5\nexit", {1, 2, 3, 4, 5}},
+        // r0 and r6-r9 start at 0 when read before they are written
+        {"add %r0, %r6\nadd %r0, %r7\nadd %r0, %r8\nadd %r0, %r9\nadd %r0, 7\nexit", {0, 0, 0, 0, 0}},
+        {"mov %r6, %r1\njeq %r2, 0, +1\nmov %r0, 3\nadd %r0, %r6\nexit", {10, 0, 0, 0, 0}},
+        {"mov %r6, %r1\njeq %r2, 0, +1\nmov %r0, 3\nadd %r0, %r6\nexit", {10, 1, 0, 0, 0}},
+        {"mov %r0, 0\nexit", {0, 0, 0, 0, 0}},
+        // the frame is on the native stack and starts zeroed
+        {"stxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nldxdw %r1, [%r10-16]\nadd %r0, %r1\nexit", {42, 0, 0, 0, 0}},
+    };
+    for (const Case& c : cases) {
+        const vm::Program p = program_of(c.text);
+        Expected<std::unique_ptr<JitProgram>> code = JitProgram::compile(p, helpers());
+        ASSERT_TRUE(code) << code.error().message();
+        ASSERT_TRUE((*code)->leaf()) << c.text;
+        ASSERT_NE((*code)->function(), nullptr) << c.text;
+        Expected<vm::Interpreter> interp = vm::Interpreter::create(p, helpers());
+        ASSERT_TRUE(interp);
+        vm::RunInput in;
+        in.r1 = c.args[0], in.r2 = c.args[1], in.r3 = c.args[2], in.r4 = c.args[3], in.r5 = c.args[4];
+        const vm::RunResult want = interp->run(in, {vm::Mode::Fast, 0});
+        ASSERT_TRUE(want.ok());
+        EXPECT_EQ(call_dirty((*code)->function(), c.args[0], c.args[1], c.args[2], c.args[3], c.args[4]), want.r0)
+            << c.text;
+        EXPECT_EQ((*code)->run(in).r0, want.r0) << c.text;
+    }
+    // Not leaves: checked code, and programs that call.
+    JitOptions checked;
+    checked.checked = true;
+    EXPECT_EQ((*JitProgram::compile(program_of("mov %r0, 0\nexit"), helpers(), checked))->function(), nullptr);
+    EXPECT_EQ((*JitProgram::compile(program_of("call 1\nexit"), helpers()))->function(), nullptr);
+    EXPECT_EQ((*JitProgram::compile(program_of("call local f\nexit\nf: mov %r0, 1\nexit"), helpers()))->function(), nullptr);
+}
+
 uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm::CallContext* ctx) {
     const uint64_t a = ctx->invoke(ctx, fn, arg, 0, 0, 0, 0);
     if (ctx->fault != nullptr) {

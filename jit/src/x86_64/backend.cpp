@@ -444,9 +444,10 @@ private:
             a_.lea(rbp, ptr(rsp, static_cast<int32_t>(zero_bytes_)));
             zero_frame();
         }
-        a_.xor_(eax, eax);
-        for (unsigned r = 6; r <= 9; ++r) {
-            if ((used_ >> r) & 1) {
+        // r0 and r6-r9 start at 0 where the program may read them before it writes them (the
+        // liveness is a superset: a loop's back edge may count every register live).
+        for (unsigned r : {0u, 6u, 7u, 8u, 9u}) {
+            if (facts_.live_into(0, r) && (r == 0 || ((used_ >> r) & 1) != 0)) {
                 a_.xor_(kRegs[r].r32(), kRegs[r].r32());
             }
         }
