@@ -30,6 +30,7 @@ DECLARE(checksum)
 DECLARE(fnv1a)
 DECLARE(primes)
 DECLARE(log2)
+DECLARE(log2_large)
 DECLARE(switch64)
 DECLARE(memcpy)
 DECLARE(strcmp)
@@ -174,6 +175,9 @@ std::vector<uint8_t> input_for(const std::string& name) {
     if (name == "log2") {
         return random_bytes(4096, 2);
     }
+    if (name == "log2_large") {  // the same loop on 16 times as many values: a branch-prediction test
+        return random_bytes(65536, 6);
+    }
     if (name == "switch64") {  // the values 0..4095 in order: each case 64 times
         std::vector<uint8_t> v(4096);
         for (std::size_t i = 0; i < v.size(); ++i) {
@@ -210,7 +214,8 @@ std::vector<Workload>& workloads() {
 bool load_workloads() {
     const std::pair<const char*, NativeFn> list[] = {
         {"sum", native_sum},       {"checksum", native_checksum}, {"fnv1a", native_fnv1a},
-        {"primes", native_primes}, {"log2", native_log2},         {"switch64", native_switch64},
+        {"primes", native_primes}, {"log2", native_log2},         {"log2_large", native_log2_large},
+        {"switch64", native_switch64},
         {"memcpy", native_memcpy}, {"strcmp", native_strcmp},     {"switch64_random", native_switch64},
     };
     for (const auto& [name, fn] : list) {
