@@ -2815,6 +2815,12 @@ private:
             packet_fail_ = a_.newLabel();
         }
         const auto size = static_cast<int32_t>(row.width);
+        const bool indirect = row.form == Form::LoadInd;
+        if (!blind_ && (indirect || insn.imm >= 0) &&
+            a_.packet_load(indirect, kRegs[insn.src], insn.imm, row.width, eax, kState,
+                           offsetof(RunState, packet_size), offsetof(RunState, packet), r10, r11, packet_fail_)) {
+            return;  // (the same instructions as below, encoded in one go)
+        }
         Mem m = ptr(r11, r10, 0, 0, row.width);
         if (row.form == Form::LoadAbs && blind_ && insn.imm >= 0) {
             // The offset, blinded, in r10 (then as LD_IND's): no chosen constant in the code.

@@ -244,6 +244,67 @@ public:
         return asmjit::kErrorOk;
     }
 
+    // A legacy packet load's bounds check and load (LD_ABS / LD_IND, Lowering::load_packet) in
+    // one go, the same bytes as these instructions one by one. LD_IND (`indirect`), with `off` =
+    // the 32-bit sum of `src` and `imm`, zero-extended:
+    //   mov off32, src32 (imm 0) | lea off32, [src + imm]
+    //   lea scratch, [off + size];  cmp scratch, [state + size_field];  ja fail
+    // LD_ABS (imm >= 0):
+    //   cmp qword [state + size_field], imm + size;  jb fail
+    // then both
+    //   mov scratch, [state + packet_field]
+    //   movzx dst, byte [at] | movzx dst, word [at]; rol dst16, 8 | mov dst, dword [at]; bswap dst
+    // at [scratch + off] or [scratch + imm]. (A program's packet loads each cost seven
+    // instructions' checks and operands this way; socket filters are mostly these.) False, with
+    // nothing written, where the short path is off or `fail` is bound: the caller emits them.
+    [[gnu::always_inline]] bool packet_load(bool indirect, const Gp& src, int32_t imm, uint32_t size, const Gp& dst, const Gp& state,
+                     int32_t size_field, int32_t packet_field, const Gp& off, const Gp& scratch, const Label& fail) {
+        uint8_t* p = start();
+        const asmjit::LabelEntry* e = p != nullptr ? _code->labelEntry(fail.id()) : nullptr;
+        const int64_t end = int64_t{imm} + size;
+        if (e == nullptr || e->isBound() || remainingSpace() < 64 || !src.isGpq() || !dst.isGpd() ||
+            !state.isGpq() || !off.isGpq() || !scratch.isGpq() || off.id() == 4 || (size != 1 && size != 2 && size != 4) ||
+            (!indirect && (imm < 0 || !fits32(end)))) {
+            return false;
+        }
+        const uint32_t o = off.id();
+        const uint32_t t = scratch.id();
+        const uint32_t d = dst.id();
+        const Address count{state.id(), kNoIndex, size_field};
+        if (indirect) {
+            p = imm == 0 ? put_reg_reg(p, false, src.id(), o, 0x89) : put_reg_mem(p, false, o, Address{src.id(), kNoIndex, imm}, 0x8d);
+            p = put_reg_mem(p, true, t, Address{o, kNoIndex, static_cast<int32_t>(size)}, 0x8d);
+            p = put_reg_mem(p, true, t, count, 0x3b);
+        } else {
+            p = rex(p, true, 0, 0, count.base);
+            *p++ = fits8(end) ? 0x83 : 0x81;
+            p = modrm_mem(p, 7, count);
+            p = put_imm(p, fits8(end) ? 1 : 4, end);
+        }
+        *p++ = 0x0f;
+        *p++ = static_cast<uint8_t>(0x80 | cc(indirect ? CondCode::kA : CondCode::kB));
+        fixups_.push_back(Fixup{static_cast<uint32_t>(p - _bufferData), fail.id()});
+        p = put32(p, 0);
+        p = put_reg_mem(p, true, t, Address{state.id(), kNoIndex, packet_field}, 0x8b);
+        const Address at = indirect ? Address{t, o, 0} : Address{t, kNoIndex, imm};
+        if (size == 1) {
+            p = put_reg_mem(p, false, d, at, 0xb6, true);
+        } else if (size == 2) {
+            p = put_reg_mem(p, false, d, at, 0xb7, true);
+            *p++ = 0x66;
+            p = rex(p, false, 0, 0, d);
+            *p++ = 0xc1;
+            *p++ = static_cast<uint8_t>(0xc0 | low(d));
+            *p++ = 8;
+        } else {
+            p = put_reg_mem(p, false, d, at, 0x8b);
+            p = rex(p, false, 0, 0, d);
+            *p++ = 0x0f;
+            *p++ = static_cast<uint8_t>(0xc8 | low(d));
+        }
+        return finish(p);
+    }
+
     // How many instructions took the short path (for tests: that it is taken at all).
     [[nodiscard]] uint64_t short_path_count() const { return short_path_count_; }
 
@@ -302,7 +363,7 @@ private:
     }
     // REX with W, R (reg), X (index), B (base or rm); left out when empty unless `force` (an
     // 8-bit access to spl, bpl, sil or dil needs one).
-    static uint8_t* rex(uint8_t* p, bool w, uint32_t reg, uint32_t index, uint32_t base, bool force = false) {
+    [[gnu::always_inline]] static uint8_t* rex(uint8_t* p, bool w, uint32_t reg, uint32_t index, uint32_t base, bool force = false) {
         // Written always, kept only when needed: no branch on the registers (which the
         // predictor cannot learn from one instruction to the next).
         const auto r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | (high(reg) << 2) | (high(index) << 1) | high(base));
@@ -319,22 +380,29 @@ private:
     };
     static constexpr uint32_t kNoIndex = 0xff;
     static bool address_of(const Mem& m, Address& out) {
-        if (m.baseType() != asmjit::RegType::kX86_Gpq || m.hasSegment() || m.addrType() != Mem::AddrType::kDefault ||
-            m.hasBroadcast() || m.isRegHome() || !fits32(m.offset())) {
-            return false;
+        // One compare of the signature's fields but its operand type and size: a 64-bit base, no
+        // index or a 64-bit one, no register home, the default address type, no shift, segment
+        // or broadcast. (With a register base the offset is 32 bits.)
+        using Sig = asmjit::OperandSignature;
+        constexpr uint32_t kFields = Sig::kMemBaseTypeMask | Sig::kMemIndexTypeMask | Sig::kMemRegHomeFlag |
+                                     Mem::kSignatureMemAddrTypeMask | Mem::kSignatureMemShiftValueMask |
+                                     Mem::kSignatureMemSegmentMask | Mem::kSignatureMemBroadcastMask;
+        constexpr uint32_t kBase = uint32_t(asmjit::RegType::kX86_Gpq) << Sig::kMemBaseTypeShift;
+        constexpr uint32_t kIndex = uint32_t(asmjit::RegType::kX86_Gpq) << Sig::kMemIndexTypeShift;
+        static_assert(static_cast<uint32_t>(Mem::AddrType::kDefault) == 0);
+        const uint32_t f = m.signature().bits() & kFields;
+        if (f == kBase) {
+            out = Address{m.baseId(), kNoIndex, m.offsetLo32()};
+            return true;
         }
-        uint32_t index = kNoIndex;
-        if (m.hasIndex()) {
-            if (m.indexType() != asmjit::RegType::kX86_Gpq || m.indexId() == 4 || m.shift() != 0) {
-                return false;
-            }
-            index = m.indexId();
+        if (f == (kBase | kIndex) && m.indexId() != 4) {
+            out = Address{m.baseId(), m.indexId(), m.offsetLo32()};
+            return true;
         }
-        out = Address{m.baseId(), index, static_cast<int32_t>(m.offset())};
-        return true;
+        return false;
     }
     // ModRM (with `reg` in its reg field), SIB and displacement for an address.
-    static uint8_t* modrm_mem(uint8_t* p, uint32_t reg, const Address& a) {
+    [[gnu::always_inline]] static uint8_t* modrm_mem(uint8_t* p, uint32_t reg, const Address& a) {
         const uint8_t b = low(a.base);
         const bool sib = a.index != kNoIndex || b == 4;
         const uint8_t mod = a.disp == 0 && b != 5 ? 0 : fits8(a.disp) ? 1 : 2;
@@ -352,25 +420,33 @@ private:
     static uint32_t index_rex(const Address& a) { return a.index != kNoIndex ? a.index : 0; }
     // REX, the opcode (after 0x0f when `escape`), ModRM, SIB and displacement of a form with a
     // register and a memory operand; then the instruction is done.
-    bool reg_mem(uint8_t* p, bool w, uint32_t reg, const Address& a, uint8_t opcode, bool escape = false,
-                 bool force_rex = false) {
+    [[gnu::always_inline]] static uint8_t* put_reg_mem(uint8_t* p, bool w, uint32_t reg, const Address& a, uint8_t opcode,
+                                bool escape = false, bool force_rex = false) {
         p = rex(p, w, reg, index_rex(a), a.base, force_rex);
         if (escape) {
             *p++ = 0x0f;
         }
         *p++ = opcode;
-        return finish(modrm_mem(p, reg, a));
+        return modrm_mem(p, reg, a);
+    }
+    bool reg_mem(uint8_t* p, bool w, uint32_t reg, const Address& a, uint8_t opcode, bool escape = false,
+                 bool force_rex = false) {
+        return finish(put_reg_mem(p, w, reg, a, opcode, escape, force_rex));
     }
     // The same with a register in the r/m field (ModRM mod 11): `reg` is a register or a /digit.
-    bool reg_reg(uint8_t* p, bool w, uint32_t reg, uint32_t rm, uint8_t opcode, bool escape = false,
-                 bool force_rex = false) {
+    [[gnu::always_inline]] static uint8_t* put_reg_reg(uint8_t* p, bool w, uint32_t reg, uint32_t rm, uint8_t opcode, bool escape = false,
+                                bool force_rex = false) {
         p = rex(p, w, reg, 0, rm, force_rex);
         if (escape) {
             *p++ = 0x0f;
         }
         *p++ = opcode;
         *p++ = static_cast<uint8_t>(0xc0 | (low(reg) << 3) | low(rm));
-        return finish(p);
+        return p;
+    }
+    bool reg_reg(uint8_t* p, bool w, uint32_t reg, uint32_t rm, uint8_t opcode, bool escape = false,
+                 bool force_rex = false) {
+        return finish(put_reg_reg(p, w, reg, rm, opcode, escape, force_rex));
     }
 
     // Whether an immediate fits a memory operand of `size` bytes (1, 2, 4, or 8 for a
