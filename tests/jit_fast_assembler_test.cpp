@@ -51,6 +51,28 @@ public:
         EXPECT_EQ(fast_->short_path_count() - count, short_path && room ? 1u : 0u) << what;
         short_paths_ += fast_->short_path_count() - count;
     }
+    // The same with different calls on each side: asmjit's form and the short path's own.
+    template <typename Slow, typename Fast>
+    void check_forms(const std::string& what, Slow slow_emit, Fast fast_emit) {
+        const std::size_t slow_at = slow_->offset();
+        const std::size_t fast_at = fast_->offset();
+        const uint64_t count = fast_->short_path_count();
+        const bool room = fast_->remainingSpace() >= 16;
+        EXPECT_EQ(slow_emit(static_cast<Assembler&>(*slow_)), kErrorOk) << what;
+        const bool took = fast_emit(*fast_);
+        ++checked_;
+        const std::vector<uint8_t> slow(slow_->bufferData() + slow_at, slow_->bufferPtr());
+        const std::vector<uint8_t> fast(fast_->bufferData() + fast_at, fast_->bufferPtr());
+        EXPECT_EQ(took, room) << what;
+        if (took) {
+            EXPECT_EQ(slow, fast) << what << ": asmjit " << hex(slow) << ", short path " << hex(fast);
+            EXPECT_EQ(fast_->short_path_count() - count, 1u) << what;
+            ++short_paths_;
+        } else {
+            EXPECT_EQ(fast_->bufferPtr(), fast_->bufferData() + fast_at) << what << ": wrote without room";
+            (void)static_cast<Assembler&>(*fast_).embed(slow.data(), slow.size());  // (keep the two in step)
+        }
+    }
     // Multi-byte NOPs for code alignment, as the back end asks for (asmjit pads with 0x90 else).
     void optimize_align() {
         slow_->addEncodingOptions(EncodingOptions::kOptimizedAlign);
@@ -215,6 +237,62 @@ TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
     // Forms the short path leaves to asmjit: a scaled index, a size that does not match.
     pair.check("scaled", false, [&](auto& a) { return a.mov(rax, ptr(rbx, rcx, 3, 8, 8)); });
     pair.check("mismatch", false, [&](auto& a) { return a.mov(eax, ptr(rbx, 8, 8)); });
+    EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
+}
+
+// Loads and stores given as registers and a displacement (load_at, store_at, store_imm_at, the
+// lowering's path for plain memory operands) against asmjit's Mem forms of the same instructions.
+TEST(JitFastAssembler, AddressFormsMatchTheirMemForms) {
+    Pair pair;
+    for (uint32_t base = 0; base < 16; ++base) {
+        for (uint32_t index = 0; index <= 16; ++index) {
+            if (index == 4) {
+                continue;  // rsp cannot be an index
+            }
+            for (const int32_t disp : kDisplacements) {
+                auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
+                const FastAssembler::Address at{base, index == 16 ? FastAssembler::kNoIndex : index, disp};
+                const std::string where = address_name(base, index, disp);
+                for (uint32_t r = 0; r < 16; ++r) {
+                    const Gp q = gpq(r);
+                    const std::string what = where + " r" + std::to_string(r);
+                    pair.check_forms("load_at 1" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(1)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 1, false); });
+                    pair.check_forms("load_at 2" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(2)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 2, false); });
+                    pair.check_forms("load_at 4" + what, [&](Assembler& a) { return a.mov(gpd(r), mem(4)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 4, false); });
+                    pair.check_forms("load_at 8" + what, [&](Assembler& a) { return a.mov(q, mem(8)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 8, false); });
+                    pair.check_forms("load_at 1 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(1)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 1, true); });
+                    pair.check_forms("load_at 2 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(2)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 2, true); });
+                    pair.check_forms("load_at 4 signed" + what, [&](Assembler& a) { return a.movsxd(q, mem(4)); },
+                                     [&](FastAssembler& a) { return a.load_at(q, at, 4, true); });
+                    pair.check_forms("store_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), gpb(r)); },
+                                     [&](FastAssembler& a) { return a.store_at(at, q, 1); });
+                    pair.check_forms("store_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), gpw(r)); },
+                                     [&](FastAssembler& a) { return a.store_at(at, q, 2); });
+                    pair.check_forms("store_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), gpd(r)); },
+                                     [&](FastAssembler& a) { return a.store_at(at, q, 4); });
+                    pair.check_forms("store_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), q); },
+                                     [&](FastAssembler& a) { return a.store_at(at, q, 8); });
+                }
+                for (const int32_t v : {0, -1, 1, 127, 128, -128, -129, 255, 32767, -32768, 65535, INT32_MIN, INT32_MAX}) {
+                    const std::string what = where + " <- " + std::to_string(v);
+                    pair.check_forms("store_imm_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), v & 0xff); },
+                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 1); });
+                    pair.check_forms("store_imm_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), v & 0xffff); },
+                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 2); });
+                    pair.check_forms("store_imm_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), v); },
+                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 4); });
+                    pair.check_forms("store_imm_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), v); },
+                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 8); });
+                }
+            }
+        }
+    }
     EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
 }
 

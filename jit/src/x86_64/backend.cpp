@@ -2152,13 +2152,19 @@ private:
     // current frame by construction (r10 plus a constant), the address (the base register itself
     // when that is all it is, else r10; always r10 with `in_r10`) is tested against the cache of
     // the last region used, with bpfvm_jit_check on a miss.
+    // Whether an access of `len` bytes at `at` needs no run-time check: verified mode, a slot of
+    // the frame, or a window's copy (its accesses were proved to stay in their regions).
+    bool unchecked(const Address& at, uint32_t len) const {
+        const bool in_frame = at.base == 10 && at.index < 0 && at.disp >= -static_cast<int32_t>(vm::kStackFrameBytes) &&
+                              at.disp <= -static_cast<int32_t>(len);
+        return !checked_ || in_frame || in_copy_;
+    }
+
     Mem access(const Address& at, uint32_t len, bool write, std::size_t pc, bool in_r10 = false) {
         const Gp& b = kRegs[at.base];
         const Mem plain = at.index < 0 ? ptr(b, at.disp, len) : ptr(b, kRegs[at.index], 0, at.disp, len);
-        const bool in_frame = at.base == 10 && at.index < 0 && at.disp >= -static_cast<int32_t>(vm::kStackFrameBytes) &&
-                              at.disp <= -static_cast<int32_t>(len);
-        if (!checked_ || in_frame || in_copy_) {
-            return plain;  // (a window's copy: its accesses were proved to stay in their regions)
+        if (unchecked(at, len)) {
+            return plain;
         }
         const Label slow = a_.newLabel();
         const Label resume = a_.newLabel();
@@ -2184,6 +2190,17 @@ private:
     // A load or store (`insn` at pc) at `at`, which may have been folded from earlier instructions.
     void memory_op(std::size_t pc, const vm::Instruction& insn, const Address& at) {
         const vm::OpInfo& row = insn.info();
+        if (unchecked(at, row.width)) {
+            // The address's registers straight to the encoder (the same bytes as below).
+            const FastAssembler::Address a{kRegs[at.base].id(),
+                                           at.index < 0 ? FastAssembler::kNoIndex : kRegs[at.index].id(), at.disp};
+            const bool done = row.form == Form::LoadMem    ? a_.load_at(kRegs[insn.dst], a, row.width, row.sem == Sem::Ldxs)
+                              : row.form == Form::StoreImm ? !blind_ && a_.store_imm_at(a, insn.imm, row.width)
+                                                           : a_.store_at(a, kRegs[insn.src], row.width);
+            if (done) {
+                return;
+            }
+        }
         if (row.form == Form::LoadMem) {
             load(row, kRegs[insn.dst], access(at, row.width, false, pc));
         } else if (row.form == Form::StoreImm) {

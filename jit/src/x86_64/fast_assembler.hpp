@@ -39,6 +39,15 @@ public:
     using Label = asmjit::Label;
     using CondCode = asmjit::x86::CondCode;
 
+    // A memory operand this path encodes: a 64-bit base register, optionally a 64-bit index with
+    // scale 1, a 32-bit displacement, no segment, no label, no absolute or relative form.
+    struct Address {
+        uint32_t base;
+        uint32_t index;  // kNoIndex if none
+        int32_t disp;
+    };
+    static constexpr uint32_t kNoIndex = 0xff;
+
     explicit FastAssembler(asmjit::CodeHolder* code) : Assembler(code) {
         fixups_.swap(spare_fixups_);
         fixups_.clear();
@@ -305,6 +314,47 @@ public:
         return finish(p);
     }
 
+    // Loads and stores at an address the caller has in pieces (registers and a displacement, as
+    // the lowering does): the same bytes as the Mem forms, without building a Mem to take apart.
+    // `width` is 1, 2, 4 or 8. A load zero-extends (movzx; a 32-bit mov) or, with `sign`,
+    // sign-extends (movsx, movsxd) into the 64-bit `d`; a store writes the low `width` bytes of
+    // the 64-bit `s` or of `imm` (sign-extended to 8 bytes for width 8). False, with nothing
+    // written, where the short path is off: the caller emits the Mem form.
+    bool load_at(const Gp& d, const Address& a, uint32_t width, bool sign) {
+        uint8_t* p = start();
+        if (p == nullptr || !d.isGpq() || (sign && width == 8)) {
+            return false;
+        }
+        if (width <= 2) {
+            const auto op = static_cast<uint8_t>((sign ? 0xbe : 0xb6) + (width == 2 ? 1 : 0));
+            return finish(put_reg_mem(p, sign, d.id(), a, op, true));
+        }
+        return finish(put_reg_mem(p, sign || width == 8, d.id(), a, sign ? 0x63 : 0x8b));
+    }
+    bool store_at(const Address& a, const Gp& s, uint32_t width) {
+        uint8_t* p = start();
+        if (p == nullptr || !s.isGpq()) {
+            return false;
+        }
+        if (width == 2) {
+            *p++ = 0x66;
+        }
+        return finish(put_reg_mem(p, width == 8, s.id(), a, width == 1 ? 0x88 : 0x89, false, width == 1 && s.id() >= 4));
+    }
+    bool store_imm_at(const Address& a, int32_t imm, uint32_t width) {
+        uint8_t* p = start();
+        if (p == nullptr) {
+            return false;
+        }
+        if (width == 2) {
+            *p++ = 0x66;
+        }
+        p = rex(p, width == 8, 0, index_rex(a), a.base);
+        *p++ = width == 1 ? 0xc6 : 0xc7;
+        p = modrm_mem(p, 0, a);
+        return finish(put_imm(p, width == 8 ? 4 : width, imm));
+    }
+
     // How many instructions took the short path (for tests: that it is taken at all).
     [[nodiscard]] uint64_t short_path_count() const { return short_path_count_; }
 
@@ -371,14 +421,6 @@ private:
         return p + static_cast<std::size_t>(r != 0x40 || force);
     }
 
-    // A memory operand this path encodes: a 64-bit base register, optionally a 64-bit index with
-    // scale 1, a 32-bit displacement, no segment, no label, no absolute or relative form.
-    struct Address {
-        uint32_t base;
-        uint32_t index;  // kNoIndex if none
-        int32_t disp;
-    };
-    static constexpr uint32_t kNoIndex = 0xff;
     static bool address_of(const Mem& m, Address& out) {
         // One compare of the signature's fields but its operand type and size: a 64-bit base, no
         // index or a 64-bit one, no register home, the default address type, no shift, segment
