@@ -1751,7 +1751,7 @@ private:
         return copy;
     }
 
-    void lower(std::size_t pc, const vm::Instruction& insn) {
+    [[gnu::always_inline]] void lower(std::size_t pc, const vm::Instruction& insn) {
         pc_ = pc;
         const vm::OpInfo& row = insn.info();
         // The common forms here, the rest out of line (a smaller frame for the common ones).
