@@ -194,46 +194,54 @@ TEST(JitFastAssembler, ImmediateFormsMatchAsmjit) {
     EXPECT_GT(pair.short_paths(), pair.checked() / 2);
 }
 
-TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
-    Pair pair;
+// Calls fn(base, index, disp) for every base, every index but rsp (16: none) and each displacement.
+template <typename Fn>
+void for_each_address(Fn fn) {
     for (uint32_t base = 0; base < 16; ++base) {
         for (uint32_t index = 0; index <= 16; ++index) {
             if (index == 4) {
                 continue;  // rsp cannot be an index
             }
             for (const int32_t disp : kDisplacements) {
-                auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
-                const std::string at = address_name(base, index, disp);
-                // The register field: every register for the plain forms, a few for the rest.
-                for (uint32_t r = 0; r < 16; ++r) {
-                    pair.check("load 64" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(8)); });
-                    pair.check("load 32" + at, true, [&](auto& a) { return a.mov(gpd(r), mem(4)); });
-                    pair.check("store 64" + at, true, [&](auto& a) { return a.mov(mem(8), gpq(r)); });
-                    pair.check("store 8" + at, true, [&](auto& a) { return a.mov(mem(1), gpb(r)); });
-                    pair.check("lea 64" + at, true, [&](auto& a) { return a.lea(gpq(r), mem(0)); });
-                }
-                for (const uint32_t r : {0u, 3u, 5u, 6u, 7u, 8u, 12u, 13u}) {
-                    pair.check("movzx byte" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(1)); });
-                    pair.check("movzx word" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(2)); });
-                    pair.check("movzx 64 byte" + at, true, [&](auto& a) { return a.movzx(gpq(r), mem(1)); });
-                    pair.check("store 16" + at, true, [&](auto& a) { return a.mov(mem(2), gpw(r)); });
-                    pair.check("store 32" + at, true, [&](auto& a) { return a.mov(mem(4), gpd(r)); });
-                    pair.check("lea 32" + at, true, [&](auto& a) { return a.lea(gpd(r), mem(0)); });
-                    pair.check("load 64 unsized" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(0)); });
-                }
-                for (const int64_t v : {int64_t{0}, int64_t{-1}, int64_t{127}, int64_t{255}, int64_t{-32768},
-                                        int64_t{65535}, int64_t{INT32_MIN}, int64_t{0x7fffffff}}) {
-                    const std::string imm = " <- " + std::to_string(v);
-                    pair.check("store imm 1" + at + imm, v >= -128 && v <= 255,
-                               [&](auto& a) { return a.mov(mem(1), v); });
-                    pair.check("store imm 2" + at + imm, v >= -32768 && v <= 65535,
-                               [&](auto& a) { return a.mov(mem(2), v); });
-                    pair.check("store imm 4" + at + imm, true, [&](auto& a) { return a.mov(mem(4), v); });
-                    pair.check("store imm 8" + at + imm, true, [&](auto& a) { return a.mov(mem(8), v); });
-                }
+                fn(base, index, disp);
             }
         }
     }
+}
+
+TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
+    Pair pair;
+    for_each_address([&](uint32_t base, uint32_t index, int32_t disp) {
+        auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
+        const std::string at = address_name(base, index, disp);
+        // The register field: every register for the plain forms, a few for the rest.
+        for (uint32_t r = 0; r < 16; ++r) {
+            pair.check("load 64" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(8)); });
+            pair.check("load 32" + at, true, [&](auto& a) { return a.mov(gpd(r), mem(4)); });
+            pair.check("store 64" + at, true, [&](auto& a) { return a.mov(mem(8), gpq(r)); });
+            pair.check("store 8" + at, true, [&](auto& a) { return a.mov(mem(1), gpb(r)); });
+            pair.check("lea 64" + at, true, [&](auto& a) { return a.lea(gpq(r), mem(0)); });
+        }
+        for (const uint32_t r : {0u, 3u, 5u, 6u, 7u, 8u, 12u, 13u}) {
+            pair.check("movzx byte" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(1)); });
+            pair.check("movzx word" + at, true, [&](auto& a) { return a.movzx(gpd(r), mem(2)); });
+            pair.check("movzx 64 byte" + at, true, [&](auto& a) { return a.movzx(gpq(r), mem(1)); });
+            pair.check("store 16" + at, true, [&](auto& a) { return a.mov(mem(2), gpw(r)); });
+            pair.check("store 32" + at, true, [&](auto& a) { return a.mov(mem(4), gpd(r)); });
+            pair.check("lea 32" + at, true, [&](auto& a) { return a.lea(gpd(r), mem(0)); });
+            pair.check("load 64 unsized" + at, true, [&](auto& a) { return a.mov(gpq(r), mem(0)); });
+        }
+        for (const int64_t v : {int64_t{0}, int64_t{-1}, int64_t{127}, int64_t{255}, int64_t{-32768},
+                                int64_t{65535}, int64_t{INT32_MIN}, int64_t{0x7fffffff}}) {
+            const std::string imm = " <- " + std::to_string(v);
+            pair.check("store imm 1" + at + imm, v >= -128 && v <= 255,
+                       [&](auto& a) { return a.mov(mem(1), v); });
+            pair.check("store imm 2" + at + imm, v >= -32768 && v <= 65535,
+                       [&](auto& a) { return a.mov(mem(2), v); });
+            pair.check("store imm 4" + at + imm, true, [&](auto& a) { return a.mov(mem(4), v); });
+            pair.check("store imm 8" + at + imm, true, [&](auto& a) { return a.mov(mem(8), v); });
+        }
+    });
     // Forms the short path leaves to asmjit: a scaled index, a size that does not match.
     pair.check("scaled", false, [&](auto& a) { return a.mov(rax, ptr(rbx, rcx, 3, 8, 8)); });
     pair.check("mismatch", false, [&](auto& a) { return a.mov(eax, ptr(rbx, 8, 8)); });
@@ -244,55 +252,48 @@ TEST(JitFastAssembler, MemoryFormsMatchAsmjit) {
 // lowering's path for plain memory operands) against asmjit's Mem forms of the same instructions.
 TEST(JitFastAssembler, AddressFormsMatchTheirMemForms) {
     Pair pair;
-    for (uint32_t base = 0; base < 16; ++base) {
-        for (uint32_t index = 0; index <= 16; ++index) {
-            if (index == 4) {
-                continue;  // rsp cannot be an index
-            }
-            for (const int32_t disp : kDisplacements) {
-                auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
-                const FastAssembler::Address at{base, index == 16 ? FastAssembler::kNoIndex : index, disp};
-                const std::string where = address_name(base, index, disp);
-                for (uint32_t r = 0; r < 16; ++r) {
-                    const Gp q = gpq(r);
-                    const std::string what = where + " r" + std::to_string(r);
-                    pair.check_forms("load_at 1" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(1)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 1, false); });
-                    pair.check_forms("load_at 2" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(2)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 2, false); });
-                    pair.check_forms("load_at 4" + what, [&](Assembler& a) { return a.mov(gpd(r), mem(4)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 4, false); });
-                    pair.check_forms("load_at 8" + what, [&](Assembler& a) { return a.mov(q, mem(8)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 8, false); });
-                    pair.check_forms("load_at 1 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(1)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 1, true); });
-                    pair.check_forms("load_at 2 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(2)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 2, true); });
-                    pair.check_forms("load_at 4 signed" + what, [&](Assembler& a) { return a.movsxd(q, mem(4)); },
-                                     [&](FastAssembler& a) { return a.load_at(q, at, 4, true); });
-                    pair.check_forms("store_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), gpb(r)); },
-                                     [&](FastAssembler& a) { return a.store_at(at, q, 1); });
-                    pair.check_forms("store_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), gpw(r)); },
-                                     [&](FastAssembler& a) { return a.store_at(at, q, 2); });
-                    pair.check_forms("store_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), gpd(r)); },
-                                     [&](FastAssembler& a) { return a.store_at(at, q, 4); });
-                    pair.check_forms("store_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), q); },
-                                     [&](FastAssembler& a) { return a.store_at(at, q, 8); });
-                }
-                for (const int32_t v : {0, -1, 1, 127, 128, -128, -129, 255, 32767, -32768, 65535, INT32_MIN, INT32_MAX}) {
-                    const std::string what = where + " <- " + std::to_string(v);
-                    pair.check_forms("store_imm_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), v & 0xff); },
-                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 1); });
-                    pair.check_forms("store_imm_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), v & 0xffff); },
-                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 2); });
-                    pair.check_forms("store_imm_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), v); },
-                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 4); });
-                    pair.check_forms("store_imm_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), v); },
-                                     [&](FastAssembler& a) { return a.store_imm_at(at, v, 8); });
-                }
-            }
+    for_each_address([&](uint32_t base, uint32_t index, int32_t disp) {
+        auto mem = [&](uint32_t size) { return address(base, index, disp, size); };
+        const FastAssembler::Address at{base, index == 16 ? FastAssembler::kNoIndex : index, disp};
+        const std::string where = address_name(base, index, disp);
+        for (uint32_t r = 0; r < 16; ++r) {
+            const Gp q = gpq(r);
+            const std::string what = where + " r" + std::to_string(r);
+            pair.check_forms("load_at 1" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(1)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 1, false); });
+            pair.check_forms("load_at 2" + what, [&](Assembler& a) { return a.movzx(gpd(r), mem(2)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 2, false); });
+            pair.check_forms("load_at 4" + what, [&](Assembler& a) { return a.mov(gpd(r), mem(4)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 4, false); });
+            pair.check_forms("load_at 8" + what, [&](Assembler& a) { return a.mov(q, mem(8)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 8, false); });
+            pair.check_forms("load_at 1 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(1)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 1, true); });
+            pair.check_forms("load_at 2 signed" + what, [&](Assembler& a) { return a.movsx(q, mem(2)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 2, true); });
+            pair.check_forms("load_at 4 signed" + what, [&](Assembler& a) { return a.movsxd(q, mem(4)); },
+                             [&](FastAssembler& a) { return a.load_at(q, at, 4, true); });
+            pair.check_forms("store_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), gpb(r)); },
+                             [&](FastAssembler& a) { return a.store_at(at, q, 1); });
+            pair.check_forms("store_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), gpw(r)); },
+                             [&](FastAssembler& a) { return a.store_at(at, q, 2); });
+            pair.check_forms("store_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), gpd(r)); },
+                             [&](FastAssembler& a) { return a.store_at(at, q, 4); });
+            pair.check_forms("store_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), q); },
+                             [&](FastAssembler& a) { return a.store_at(at, q, 8); });
         }
-    }
+        for (const int32_t v : {0, -1, 1, 127, 128, -128, -129, 255, 32767, -32768, 65535, INT32_MIN, INT32_MAX}) {
+            const std::string what = where + " <- " + std::to_string(v);
+            pair.check_forms("store_imm_at 1" + what, [&](Assembler& a) { return a.mov(mem(1), v & 0xff); },
+                             [&](FastAssembler& a) { return a.store_imm_at(at, v, 1); });
+            pair.check_forms("store_imm_at 2" + what, [&](Assembler& a) { return a.mov(mem(2), v & 0xffff); },
+                             [&](FastAssembler& a) { return a.store_imm_at(at, v, 2); });
+            pair.check_forms("store_imm_at 4" + what, [&](Assembler& a) { return a.mov(mem(4), v); },
+                             [&](FastAssembler& a) { return a.store_imm_at(at, v, 4); });
+            pair.check_forms("store_imm_at 8" + what, [&](Assembler& a) { return a.mov(mem(8), v); },
+                             [&](FastAssembler& a) { return a.store_imm_at(at, v, 8); });
+        }
+    });
     EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
 }
 
@@ -578,6 +579,23 @@ TEST(JitFastAssembler, AJumpToALabelNeverBoundIsAnError) {
     EXPECT_EQ(a.resolve_jumps(), kErrorInvalidLabel);
 }
 
+// Compiles the program in both modes with a listing (asmjit encodes everything) and without (the
+// short path) and expects the same bytes.
+void expect_same_code_with_and_without_a_listing(const vm::Program& program, const vm::HelperTable& helpers,
+                                                 const std::string& what) {
+    for (const bool checked : {false, true}) {
+        JitOptions with;
+        with.checked = checked;
+        with.keep_listing = true;
+        JitOptions without = with;
+        without.keep_listing = false;
+        const Expected<Compiled> a = compile_x86_64(program, helpers, with);
+        const Expected<Compiled> b = compile_x86_64(program, helpers, without);
+        ASSERT_TRUE(a && b) << what;
+        EXPECT_EQ(a->code, b->code) << what << (checked ? " (checked)" : "") << "\n" << a->listing;
+    }
+}
+
 // Whole programs: the code compiled with a listing (asmjit encodes everything) and without (the
 // short path) is the same, byte for byte, in both modes.
 TEST(JitFastAssembler, CompiledProgramsAreTheSameWithAndWithoutTheShortPath) {
@@ -588,17 +606,7 @@ TEST(JitFastAssembler, CompiledProgramsAreTheSameWithAndWithoutTheShortPath) {
         options.functions = seed % 3 == 0 ? 2 : 1;
         const Expected<vm::Program> program = vm::Program::from_raw(test::random_program(seed, options));
         ASSERT_TRUE(program) << program.error().message();
-        for (const bool checked : {false, true}) {
-            JitOptions with;
-            with.checked = checked;
-            with.keep_listing = true;
-            JitOptions without = with;
-            without.keep_listing = false;
-            const Expected<Compiled> a = compile_x86_64(*program, helpers, with);
-            const Expected<Compiled> b = compile_x86_64(*program, helpers, without);
-            ASSERT_TRUE(a && b);
-            EXPECT_EQ(a->code, b->code) << "seed " << seed << (checked ? " checked" : "");
-        }
+        expect_same_code_with_and_without_a_listing(*program, helpers, "seed " + std::to_string(seed));
     }
 }
 
@@ -617,17 +625,7 @@ TEST(JitFastAssembler, PacketLoadsAreTheSameWithAndWithoutTheShortPath) {
                 ASSERT_TRUE(raw) << raw.error().message() << "\n" << text;
                 const Expected<vm::Program> program = vm::Program::from_raw(*raw);
                 ASSERT_TRUE(program) << program.error().message();
-                for (const bool checked : {false, true}) {
-                    JitOptions with;
-                    with.checked = checked;
-                    with.keep_listing = true;
-                    JitOptions without = with;
-                    without.keep_listing = false;
-                    const Expected<Compiled> a = compile_x86_64(*program, {}, with);
-                    const Expected<Compiled> b = compile_x86_64(*program, {}, without);
-                    ASSERT_TRUE(a && b) << text;
-                    EXPECT_EQ(a->code, b->code) << text << (checked ? " checked" : "") << "\n" << a->listing;
-                }
+                expect_same_code_with_and_without_a_listing(*program, {}, text);
             }
         }
     }
