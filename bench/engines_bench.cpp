@@ -378,19 +378,22 @@ const Program& empty_program() {
     static const Program empty = *Program::from_raw({{0xb7, 0, 0, 0, 0}, {0x95, 0, 0, 0, 0}});
     return empty;
 }
-void empty_round_trip_jit(benchmark::State& state) {
+const jit::JitProgram& empty_jit() {
     static const std::unique_ptr<jit::JitProgram> code = std::move(jit::JitProgram::compile(empty_program(), {})).value();
+    return *code;
+}
+void empty_round_trip_jit(benchmark::State& state) {
+    const jit::JitProgram& code = empty_jit();
     std::vector<uint8_t> mem(16);
     for (auto _ : state) {
-        benchmark::DoNotOptimize(code->run_buffer(mem).r0);
+        benchmark::DoNotOptimize(code.run_buffer(mem).r0);
     }
 }
 // The same code called as the plain function a verified leaf is (JitProgram::function()): the
 // whole run is the call.
 void empty_round_trip_jit_function(benchmark::State& state) {
-    static const std::unique_ptr<jit::JitProgram> code = std::move(jit::JitProgram::compile(empty_program(), {})).value();
     std::vector<uint8_t> mem(16);
-    jit::JitProgram::Function fn = code->function();
+    jit::JitProgram::Function fn = empty_jit().function();
     for (auto _ : state) {
         benchmark::DoNotOptimize(fn);
         benchmark::DoNotOptimize(fn(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0));

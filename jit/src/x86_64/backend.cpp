@@ -2147,11 +2147,6 @@ private:
         }
     }
 
-    // An address: base + index + disp (index < 0: none).
-    // The operand of a load or store of `len` bytes at `at`. Checked mode: unless it lies in the
-    // current frame by construction (r10 plus a constant), the address (the base register itself
-    // when that is all it is, else r10; always r10 with `in_r10`) is tested against the cache of
-    // the last region used, with bpfvm_jit_check on a miss.
     // Whether an access of `len` bytes at `at` needs no run-time check: verified mode, a slot of
     // the frame, or a window's copy (its accesses were proved to stay in their regions).
     bool unchecked(const Address& at, uint32_t len) const {
@@ -2160,6 +2155,11 @@ private:
         return !checked_ || in_frame || in_copy_;
     }
 
+    // An address: base + index + disp (index < 0: none).
+    // The operand of a load or store of `len` bytes at `at`. Checked mode: unless it lies in the
+    // current frame by construction (r10 plus a constant), the address (the base register itself
+    // when that is all it is, else r10; always r10 with `in_r10`) is tested against the cache of
+    // the last region used, with bpfvm_jit_check on a miss.
     Mem access(const Address& at, uint32_t len, bool write, std::size_t pc, bool in_r10 = false) {
         const Gp& b = kRegs[at.base];
         const Mem plain = at.index < 0 ? ptr(b, at.disp, len) : ptr(b, kRegs[at.index], 0, at.disp, len);

@@ -336,23 +336,14 @@ public:
         if (p == nullptr || !s.isGpq()) {
             return false;
         }
-        if (width == 2) {
-            *p++ = 0x66;
-        }
-        return finish(put_reg_mem(p, width == 8, s.id(), a, width == 1 ? 0x88 : 0x89, false, width == 1 && s.id() >= 4));
+        return finish(put_store(p, a, s.id(), width));
     }
     bool store_imm_at(const Address& a, int32_t imm, uint32_t width) {
         uint8_t* p = start();
         if (p == nullptr) {
             return false;
         }
-        if (width == 2) {
-            *p++ = 0x66;
-        }
-        p = rex(p, width == 8, 0, index_rex(a), a.base);
-        *p++ = width == 1 ? 0xc6 : 0xc7;
-        p = modrm_mem(p, 0, a);
-        return finish(put_imm(p, width == 8 ? 4 : width, imm));
+        return finish(put_store_imm(p, a, width, imm));
     }
 
     // How many instructions took the short path (for tests: that it is taken at all).
@@ -663,10 +654,14 @@ private:
             !address_of(m, a)) {
             return false;
         }
-        if (s.isGpw()) {
+        return finish(put_store(p, a, s.id(), s.size()));
+    }
+    // mov [a], r of `size` bytes (the register's id): 66 for a word, REX for spl..dil.
+    [[gnu::always_inline]] static uint8_t* put_store(uint8_t* p, const Address& a, uint32_t reg, uint32_t size) {
+        if (size == 2) {
             *p++ = 0x66;
         }
-        return reg_mem(p, s.isGpq(), s.id(), a, byte ? 0x88 : 0x89, false, byte && s.id() >= 4);
+        return put_reg_mem(p, size == 8, reg, a, size == 1 ? 0x88 : 0x89, false, size == 1 && reg >= 4);
     }
 
     // mov byte|word|dword|qword [m], imm (a qword store sign-extends a 32-bit immediate).
@@ -678,13 +673,17 @@ private:
         if (p == nullptr || !fits_size(size, v) || !address_of(m, a)) {
             return false;
         }
+        return finish(put_store_imm(p, a, size, v));
+    }
+    // mov [a], imm of `size` bytes (C6 ib, 66 C7 iw, C7 id; REX.W C7 id sign-extended for 8).
+    [[gnu::always_inline]] static uint8_t* put_store_imm(uint8_t* p, const Address& a, uint32_t size, int64_t v) {
         if (size == 2) {
             *p++ = 0x66;
         }
         p = rex(p, size == 8, 0, index_rex(a), a.base);
         *p++ = size == 1 ? 0xc6 : 0xc7;
         p = modrm_mem(p, 0, a);
-        return finish(put_imm(p, size == 8 ? 4 : size, v));
+        return put_imm(p, size == 8 ? 4 : size, v);
     }
 
     static constexpr uint8_t cc(CondCode c) { return static_cast<uint8_t>(c); }
