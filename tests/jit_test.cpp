@@ -1062,16 +1062,61 @@ TEST(Jit, SelectsUseWhatIsKnownOfTheirRegisterFromTheStepsBefore) {
     const std::string joined = "mov %r3, 2\n" + head + "jeq %r8, 3, t\njgt32 %r8, 9, t\nmov32 %r3, 5\n" +
                                "t: jgt32 %r8, 1, +1\nmov32 %r7, 0\n" + tail;
     const std::string code = verified_listing(known);
-    EXPECT_NE(code.find("seta r13b"), std::string::npos) << code;
+    EXPECT_NE(code.find("setae r13b"), std::string::npos) << code;  // (w8 > 1 as w8 >= 2)
     const std::size_t lea = code.find("lea r11d, [rcx+8]");
     EXPECT_NE(lea, std::string::npos) << code;
     EXPECT_EQ(code.find("lea r11d, [rcx+8]", lea + 1), std::string::npos) << code;  // (bit 3 may be set)
-    EXPECT_EQ(verified_listing(joined).find("seta r13b"), std::string::npos) << verified_listing(joined);
+    EXPECT_EQ(verified_listing(joined).find("set"), std::string::npos) << verified_listing(joined);
     for (const std::string& text : {known, joined}) {
         for (uint32_t v : {0u, 1u, 2u, 3u, 9u, 10u, 49u, 50u, 99u, 100u, 0xffffffffu}) {
             std::vector<uint8_t> mem(8);
             std::memcpy(mem.data(), &v, 4);
             same_on_all(text, mem);
+        }
+    }
+}
+
+// A select on `>` or `<=` (unsigned) tests a condition that reads one flag group, which Intel
+// runs as one uop where `a` and `be` take two: against an immediate c as `>= c + 1` or `< c + 1`,
+// against 0 as `!= 0` or `== 0`, against a register with the operands swapped. Where c + 1 is no
+// immediate (c is the top of its range, or INT32_MAX for 64 bits) the compare stays as it was.
+// Every form at the values around its bound, as the interpreter runs them.
+TEST(Jit, UnsignedAboveSelectsTestOneFlagGroup) {
+    struct Case {
+        const char* cond;  // the jump, taken past `mov32 %r3, 0`
+        const char* cmp;   // the compare expected, "" for none in particular
+        const char* test;  // the setcc expected
+    };
+    const Case cases[] = {
+        {"jgt32 %r4, 9", "cmp ecx, 10", "setae"},
+        {"jle32 %r4, 9", "cmp ecx, 10", "setb"},
+        {"jgt %r4, 127", "cmp rcx, 128", "setae"},
+        {"jgt %r4, -2", "cmp rcx, -1", "setae"},
+        {"jgt32 %r4, 0x7fffffff", "cmp ecx, -2147483648", "setae"},
+        {"jgt32 %r4, 0", "test ecx, ecx", "setne"},
+        {"jle %r4, 0", "test rcx, rcx", "sete"},
+        {"jgt %r4, %r2", "cmp rsi, rcx", "setb"},
+        {"jle32 %r4, %r2", "cmp esi, ecx", "setae"},
+        {"jgt %r4, 0x7fffffff", "cmp rcx, 2147483647", "seta"},
+        {"jgt32 %r4, -1", "", "seta"},
+        {"jle %r4, -1", "", "setbe"},
+    };
+    for (const Case& c : cases) {
+        const std::string text = std::string("ldxdw %r4, [%r1]\nldxdw %r2, [%r1+8]\nmov32 %r3, 1\n") + c.cond +
+                                 ", +1\nmov32 %r3, 0\nmov %r0, %r3\nexit";
+        const std::string code = verified_listing(text);
+        EXPECT_NE(code.find(std::string(c.cmp)), std::string::npos) << text << code;
+        EXPECT_NE(code.find(std::string(c.test) + " "), std::string::npos) << text << code;
+        for (const uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{9}, uint64_t{10}, uint64_t{11}, uint64_t{127},
+                                 uint64_t{128}, uint64_t{0x7fffffff}, uint64_t{0x80000000}, uint64_t{0xfffffffe},
+                                 uint64_t{0xffffffff}, uint64_t{0x100000000}, uint64_t{0x10000000a},
+                                 ~uint64_t{1}, ~uint64_t{0}}) {
+            for (const uint64_t w : {uint64_t{0}, uint64_t{10}, v, v + 1, v - 1}) {
+                std::vector<uint8_t> mem(16);
+                std::memcpy(mem.data(), &v, 8);
+                std::memcpy(mem.data() + 8, &w, 8);
+                same_on_all(text, mem);
+            }
         }
     }
 }

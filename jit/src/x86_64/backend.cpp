@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <random>
 
 #include "../analysis.hpp"
@@ -2427,6 +2428,40 @@ private:
         }
     }
 
+    // The compare for a setcc or cmov of `sem` (the jump's condition or its inverse), and the
+    // condition to test after it. Intel's cores (Broadwell on) run a setcc or cmov of `a` or `be`,
+    // which read both the carry and the zero flag, as two uops on ports 0 and 6, and of any other
+    // condition as one; so `x > c` and `x <= c` are compared as `x >= c + 1` and `x < c + 1`, or
+    // with a register as `y < x` and `y >= x` (the operands swapped). (A jump of `a` or `be` fuses
+    // with its compare into one uop: cond_jump keeps them.)
+    CondCode compare_for_flags(const vm::OpInfo& row, const vm::Instruction& insn, Sem sem) {
+        if (sem != Sem::Jgt && sem != Sem::Jle) {
+            compare(row, insn);
+            return condition(sem);
+        }
+        const bool w64 = row.width == 8;
+        const Gp& d = kRegsBy[w64][insn.dst];
+        const bool above = sem == Sem::Jgt;
+        if (row.form == Form::CondReg) {
+            a_.cmp(kRegsBy[w64][insn.src], d);  // src < dst (above) or src >= dst
+            return above ? CondCode::kB : CondCode::kAE;
+        }
+        if (insn.imm == 0) {
+            a_.test(d, d);  // x > 0: x != 0
+            return above ? CondCode::kNE : CondCode::kE;
+        }
+        // c + 1 must be an immediate of the compare: not past the top of c's range (where x > c
+        // never holds), and for 64 bits still a sign-extended 32-bit value.
+        // (Blinded immediates, which selects do not have, stay as they are.)
+        const bool fits = insn.imm != -1 && (!w64 || insn.imm != std::numeric_limits<int32_t>::max());
+        if (!fits || blind_) {
+            compare(row, insn);
+            return condition(sem);
+        }
+        a_.cmp(d, static_cast<int32_t>(static_cast<uint32_t>(insn.imm) + 1));
+        return above ? CondCode::kAE : CondCode::kB;
+    }
+
     static CondCode condition(Sem sem) {
         constexpr std::pair<Sem, CondCode> kConditions[] = {
             {Sem::Jeq, CondCode::kE},   {Sem::Jne, CondCode::kNE},  {Sem::Jgt, CondCode::kA},
@@ -2472,25 +2507,26 @@ private:
         if (!copy && frow.sem == Sem::Mov && known.constant && (known.value == 0 || known.value == 1) &&
             static_cast<uint64_t>(first.imm) == 1 - known.value) {
             // rX is 0 or 1 already: only its low byte changes, to c ? v : 1 - v.
-            compare(jrow, jump);
             const Sem sem = known.value == 1 ? jrow.sem : inverse(jrow.sem);
-            a_.set(condition(sem), kRegs[x].r8());
+            a_.set(compare_for_flags(jrow, jump, sem), kRegs[x].r8());
         } else if (copy && before != nullptr && before->op == first.op && before->dst == x &&
                    before->src == first.src && !reads_x) {
             // rX = rY already: rX = op(rY) in place, then rY back where c holds.
             const Gp& ry = kRegsBy[w64][first.src];
             if (op != nullptr) {
+                CondCode cc;
                 if (shift_flag != kNoShiftFlag) {
                     a_.shr(rx, op->imm);
+                    cc = flag_condition(shift_flag, true);
                 } else {
                     alu_imm(op->info().sem, rx, op->imm, w64, *op);
-                    compare(jrow, jump);
+                    cc = compare_for_flags(jrow, jump, jrow.sem);
                 }
-                a_.cmov(shift_flag != kNoShiftFlag ? flag_condition(shift_flag, true) : condition(jrow.sem), rx, ry);
+                a_.cmov(cc, rx, ry);
             }
         } else if (copy && w64 && op == nullptr) {
-            compare(jrow, jump);  // rX = rY unless c: a cmov of rY itself
-            a_.cmov(condition(inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
+            // rX = rY unless c: a cmov of rY itself
+            a_.cmov(compare_for_flags(jrow, jump, inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
         } else {
             auto op_on_r11 = [&](const vm::Instruction& i) {
                 const vm::OpInfo& row = i.info();
@@ -2510,16 +2546,17 @@ private:
             } else if (frow.sem != Sem::Mov) {
                 a_.mov(r11, kRegs[x]);
             }
+            CondCode cc;
             if (shift_flag != kNoShiftFlag) {
                 a_.shr(op->info().width == 8 ? Gp(r11) : Gp(r11d), op->imm);
+                cc = flag_condition(shift_flag, false);
             } else {
                 if (op != nullptr) {
                     op_on_r11(*op);
                 }
-                compare(jrow, jump);
+                cc = compare_for_flags(jrow, jump, inverse(jrow.sem));
             }
-            a_.cmov(shift_flag != kNoShiftFlag ? flag_condition(shift_flag, false) : condition(inverse(jrow.sem)),
-                    kRegs[x], r11);
+            a_.cmov(cc, kRegs[x], r11);
         }
         if (step.disp == 1) {
             go_to(pc, vm::branch_target(jump, pc), pc + step.span);
