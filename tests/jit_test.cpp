@@ -1121,6 +1121,49 @@ TEST(Jit, UnsignedAboveSelectsTestOneFlagGroup) {
     }
 }
 
+// `rX = 1` whose value only a later setcc-select of rX reads (rX = c ? 1 : 0) is lowered as
+// `xor rX, rX`: the setcc writes the low byte, the upper bits only need to be clear. Not where
+// anything on the way reads or writes rX (natively too: a shift by a register writes rcx, r4),
+// leaves (a jump), is entered (a label), or where the select's jump compares rX itself; every
+// case as the interpreter runs it.
+TEST(Jit, AOneOnlyASetccReadsIsAZeroIdiom) {
+    const std::string head = "ldxdw %r2, [%r1]\nldxdw %r5, [%r1+8]\nmov %r0, 7\n";
+    const std::string tail = "jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit";
+    struct Case {
+        std::string between;  // after `mov32 %r4, 1`, before the select
+        bool setcc;           // the select sets r4's low byte (r4 is known to be 1 at it)
+        bool zeroed;
+    };
+    const Case cases[] = {
+        {"", true, true},
+        {"mov %r3, %r2\nadd %r3, 3\nstxdw [%r1+16], %r3\n", true, true},
+        {"jgt %r5, 3, +1\nmov %r3, 1\nmov %r0, %r3\n", true, true},  // a select not on r4
+        {"add %r0, %r4\n", true, false},                                 // reads r4
+        {"stxdw [%r1+16], %r4\n", true, false},                          // stores r4
+        {"jeq %r5, 3, +2\n", true, false},                               // a jump leaves (past the select)
+        {"lsh %r5, %r2\nmov %r0, %r5\n", false, false},                 // writes rcx natively
+        {"ja +0\n", false, false},                                       // a label (its target)
+    };
+    for (const Case& c : cases) {
+        const std::string text = head + "mov32 %r4, 1\n" + c.between + tail;
+        const std::string code = verified_listing(text);
+        EXPECT_EQ(code.find("setae cl") != std::string::npos, c.setcc) << text << code;  // (against 10)
+        EXPECT_EQ(code.find("xor ecx, ecx") != std::string::npos, c.zeroed) << text << code;
+        for (const uint64_t v : {uint64_t{0}, uint64_t{9}, uint64_t{10}, ~uint64_t{0}}) {
+            for (const uint64_t w : {uint64_t{3}, uint64_t{4}, uint64_t{63}}) {
+                std::vector<uint8_t> mem(24);
+                std::memcpy(mem.data(), &v, 8);
+                std::memcpy(mem.data() + 8, &w, 8);
+                same_on_all(text, mem);
+            }
+        }
+    }
+    // The select's jump compares r4 itself: it must see the 1.
+    const std::string self = head + "mov32 %r4, 1\njgt %r4, 0, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit";
+    EXPECT_EQ(verified_listing(self).find("xor ecx, ecx"), std::string::npos) << verified_listing(self);
+    EXPECT_EQ(same_on_all(self, std::vector<uint8_t>(24)).r0, 8u);  // 7 + 1
+}
+
 // In a loop busy with shifts, cmovs and branches (Intel runs those on two ports), shifts by 4-6
 // become two leas; elsewhere and for other processors they stay shifts. Results as the
 // interpreter's either way, at every shift count and width.

@@ -252,7 +252,11 @@ public:
                 a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
             }
             if (!special || pc != pending_jump_) [[likely]] {
-                lower_step(pc, step);
+                if (step.kind == Fused::Alone && p_[pc].imm == 1 && zeroed_for_setcc(pc)) [[unlikely]] {
+                    a_.xor_(kRegs[p_[pc].dst].r32(), kRegs[p_[pc].dst].r32());
+                } else {
+                    lower_step(pc, step);
+                }
             } else {
                 lower_pending_jump(pc);
             }
@@ -2561,6 +2565,64 @@ private:
         if (step.disp == 1) {
             go_to(pc, vm::branch_target(jump, pc), pc + step.span);
         }
+    }
+    // Whether `rX = 1` at pc (lowered in place) may leave rX zero instead: the way on from it
+    // reaches, without leaving or being entered, a select that lowers to a setcc of rX's low byte
+    // (rX = c ? 1 : 0, select's known 0-or-1 form), and nothing on the way reads or writes rX. A
+    // setcc needs only the upper bits clear, and `xor rX, rX` is no work for the core (a zero
+    // idiom, where a `mov` of 1 takes an ALU slot): clang's `x = c` where it writes `x = 1; if
+    // (c) goto +1; x = 0`.
+    [[gnu::noinline]] bool zeroed_for_setcc(std::size_t m) const {
+        const vm::Instruction& mov = p_[m];
+        const vm::OpInfo& mrow = mov.info();
+        if (mrow.form != Form::AluImm || mrow.sem != Sem::Mov || blind_ || steps_[m].kind != Fused::Alone) {
+            return false;
+        }
+        const unsigned x = mov.dst;
+        const uint16_t bit = static_cast<uint16_t>(1u << x);
+        std::size_t prev = m;
+        for (std::size_t k = m + 1, steps = 0; k < p_.size() && steps < 8; ++k) {
+            if (p_.is_tail(k) || steps_[k].kind == Fused::Covered) {
+                continue;
+            }
+            if (step_into(k) != prev) {
+                return false;  // entered another way
+            }
+            const Step& step = steps_[k];
+            const vm::Instruction& jump = p_[k];
+            const vm::OpInfo& jrow = jump.info();
+            if (step.kind == Fused::Select && p_[k + 1].dst == x) {
+                const vm::Instruction& first = p_[k + 1];
+                const vm::OpInfo& frow = first.info();
+                const bool reads_x = jump.dst == x || (jrow.form == Form::CondReg && jump.src == x);
+                if (frow.form != Form::AluImm || frow.sem != Sem::Mov || first.imm != 0 || reads_x ||
+                    step.span - 1 - step.disp != 1) {
+                    return false;
+                }
+                // (select() then finds rX known to be 1 from this move, and sets its low byte)
+                const Known known = known_before(x, k);
+                return known.constant && known.value == 1;
+            }
+            if (step.kind == Fused::Inverted || (step.kind == Fused::Select && step.disp != 0) ||
+                (step.kind == Fused::Alone && step.compare != Step::kNoRegister) ||
+                (step.kind == Fused::AddTo && step.base == x)) {
+                return false;  // leaves another way (or writes rX)
+            }
+            for (std::size_t i = k; i < k + step.span; i += p_[i].slots()) {
+                const vm::Instruction& insn = p_[i];
+                const Form f = insn.info().form;
+                const bool jumps = f == Form::CondImm || f == Form::CondReg;
+                if (insn.dst == x || insn.src == x || (native_writes(insn) & bit) != 0 ||
+                    (jumps && !(step.kind == Fused::Select && i == k)) || f == Form::Jump || f == Form::Jump32 ||
+                    f == Form::Atomic || f == Form::LoadAbs || f == Form::LoadInd || f == Form::Call ||
+                    f == Form::Callx || f == Form::CallLocal || f == Form::CallBtf || f == Form::Exit) {
+                    return false;
+                }
+            }
+            prev = k;
+            ++steps;
+        }
+        return false;
     }
     // What the lowering knows of a register's value (in its native register) before the step at
     // pc, from the steps control must have come through: its block, and on through the target of
