@@ -48,6 +48,13 @@ TEST(RandomPrograms, EveryEngineAgreesWhenProgramsReadR1ToR5AfterHelperCalls) {
     agree_on(2'000'000, program_count(2000) / 2, options);
 }
 
+// With clang's one-write forward jumps, which the JIT lowers as setccs, cmovs and zero idioms.
+TEST(RandomPrograms, EveryEngineAgreesOnProgramsWithSelects) {
+    RandomProgramOptions options;
+    options.selects = true;
+    agree_on(5'000'000, program_count(2000) / 2, options);
+}
+
 // No calls and no legacy packet loads: the JIT compiles these as leaf functions (no RunState,
 // frame on the native stack).
 TEST(RandomPrograms, EveryEngineAgreesOnLeafPrograms) {

@@ -1,10 +1,12 @@
 // bpfvm_random_diff: the random-program differential test at any scale.
 //
-//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--keep-args] [--leaf] [--kernel] [--save DIR]
+//   bpfvm_random_diff [--count N] [--seed S] [--hostile] [--keep-args] [--leaf] [--selects] [--kernel]
+//                     [--save DIR]
 //
 // --hostile adds stray accesses (only the checked engines run those); --keep-args lets programs
 // read r1-r5 after helper calls (bpfvm keeps them; the kernel does not); --leaf makes programs with
-// no calls and no legacy packet loads (the JIT's leaf functions). --kernel compares every engine
+// no calls and no legacy packet loads (the JIT's leaf functions); --selects adds clang's one-write
+// forward jumps (RandomProgramOptions::selects). --kernel compares every engine
 // with the running kernel instead (BPF_PROG_TEST_RUN, as the Oracle tests do): the programs are
 // shaped for its verifier, and those it refuses are counted, not compared.
 //
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
     bool hostile = false;
     bool keep_args = false;
     bool leaf = false;
+    bool selects = false;
     bool kernel = false;
     std::string save;
     for (int i = 1; i < argc; ++i) {
@@ -87,6 +90,8 @@ int main(int argc, char** argv) {
                 keep_args = true;
             } else if (arg == "--leaf") {
                 leaf = true;
+            } else if (arg == "--selects") {
+                selects = true;
             } else if (arg == "--kernel") {
                 kernel = true;
             } else if (arg == "--save") {
@@ -104,6 +109,7 @@ int main(int argc, char** argv) {
     test::RandomProgramOptions options;
     options.hostile = hostile;
     options.reset_after_calls = !keep_args;
+    options.selects = selects;
     if (leaf) {
         options.functions = 0;
         options.helper_calls = false;

@@ -160,6 +160,10 @@ private:
     }
 
     void statement(unsigned depth) {
+        if (o_.selects && chance(12)) {
+            select();
+            return;
+        }
         const uint64_t kind = pick(100);
         if (o_.hostile && kind < 4) {
             stray();
@@ -364,6 +368,30 @@ private:
         const bool writes_src = row.sem != Sem::AtomicAdd && row.sem != Sem::AtomicOr && row.sem != Sem::AtomicAnd &&
                                 row.sem != Sem::AtomicXor;
         emit(row, base, writes_src ? writable() : readable(), off, 0);
+    }
+
+    // x = v; [one instruction]; if (c) goto +1; x = 1 - v | x |= bit | x = w (see selects).
+    void select() {
+        const uint8_t x = writable();
+        const bool wide = chance(50);
+        const OpInfo& mov = row_named(wide ? "mov" : "mov32", Form::AluImm);
+        const uint64_t shape = pick(3);
+        const int32_t v = shape == 2 ? interesting() : static_cast<int32_t>(pick(2));
+        emit(mov, x, 0, 0, v);
+        if (chance(40)) {
+            alu();  // (may read or write x)
+        }
+        const OpInfo& row = *cond_[pick(cond_.size())];
+        const std::size_t jump = emit(row, readable(), row.form == Form::CondReg ? readable() : 0, 0,
+                                      row.form == Form::CondImm ? interesting() : 0);
+        if (shape == 0) {
+            emit(mov, x, 0, 0, 1 - v);
+        } else if (shape == 1) {
+            emit(row_named(wide ? "or" : "or32", Form::AluImm), x, 0, 0, int32_t{1} << pick(31));
+        } else {
+            emit(mov, x, 0, 0, interesting());
+        }
+        code_[jump].off = 1;
     }
 
     void branch(unsigned depth) {

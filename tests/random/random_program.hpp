@@ -37,6 +37,11 @@ struct RandomProgramOptions {
     bool init_stack = false;
     // Call every function from the main one (the kernel refuses unreachable code).
     bool call_all_functions = false;
+    // Add clang's short forward jumps over one write, which the JIT lowers without a branch:
+    // `x = v; if (c) goto +1; x = 1 - v` (clang's x = c, v 0 or 1), x |= a bit, x = another
+    // constant; sometimes with an instruction in between that may read or write x. (Off, the
+    // programs are those of earlier versions, seed for seed.)
+    bool selects = false;
 };
 
 inline constexpr int32_t kMixHelper = 0x4d1;
