@@ -2439,33 +2439,34 @@ private:
     // with a register as `y < x` and `y >= x` (the operands swapped). (A jump of `a` or `be` fuses
     // with its compare into one uop: cond_jump keeps them.)
     CondCode compare_for_flags(const vm::OpInfo& row, const vm::Instruction& insn, Sem sem) {
-        if (sem != Sem::Jgt && sem != Sem::Jle) {
-            compare(row, insn);
-            return condition(sem);
+        if (sem == Sem::Jgt || sem == Sem::Jle) {
+            const bool w64 = row.width == 8;
+            const Gp& d = kRegsBy[w64][insn.dst];
+            const bool above = sem == Sem::Jgt;
+            if (row.form == Form::CondReg) {
+                a_.cmp(kRegsBy[w64][insn.src], d);  // src < dst (above) or src >= dst
+                return above ? CondCode::kB : CondCode::kAE;
+            }
+            if (insn.imm == 0) {
+                compare(row, insn);  // x > 0: x != 0
+                return above ? CondCode::kNE : CondCode::kE;
+            }
+            // c + 1 must be an immediate of the compare: not past the top of c's range (where
+            // x > c never holds), and for 64 bits still a sign-extended 32-bit value. (Blinded
+            // immediates, which selects do not have, stay as they are.)
+            if (!blind_ && insn.imm != -1 && (!w64 || insn.imm != std::numeric_limits<int32_t>::max())) {
+                a_.cmp(d, static_cast<int32_t>(static_cast<uint32_t>(insn.imm) + 1));
+                return above ? CondCode::kAE : CondCode::kB;
+            }
         }
-        const bool w64 = row.width == 8;
-        const Gp& d = kRegsBy[w64][insn.dst];
-        const bool above = sem == Sem::Jgt;
-        if (row.form == Form::CondReg) {
-            a_.cmp(kRegsBy[w64][insn.src], d);  // src < dst (above) or src >= dst
-            return above ? CondCode::kB : CondCode::kAE;
-        }
-        if (insn.imm == 0) {
-            a_.test(d, d);  // x > 0: x != 0
-            return above ? CondCode::kNE : CondCode::kE;
-        }
-        // c + 1 must be an immediate of the compare: not past the top of c's range (where x > c
-        // never holds), and for 64 bits still a sign-extended 32-bit value.
-        // (Blinded immediates, which selects do not have, stay as they are.)
-        const bool fits = insn.imm != -1 && (!w64 || insn.imm != std::numeric_limits<int32_t>::max());
-        if (!fits || blind_) {
-            compare(row, insn);
-            return condition(sem);
-        }
-        a_.cmp(d, static_cast<int32_t>(static_cast<uint32_t>(insn.imm) + 1));
-        return above ? CondCode::kAE : CondCode::kB;
+        compare(row, insn);
+        return condition(sem);
     }
 
+    // Whether a conditional jump compares rX.
+    static bool compares(const vm::Instruction& jump, unsigned x) {
+        return jump.dst == x || (jump.info().form == Form::CondReg && jump.src == x);
+    }
     static CondCode condition(Sem sem) {
         constexpr std::pair<Sem, CondCode> kConditions[] = {
             {Sem::Jeq, CondCode::kE},   {Sem::Jne, CondCode::kNE},  {Sem::Jgt, CondCode::kA},
@@ -2506,7 +2507,7 @@ private:
         const Gp& rx = kRegsBy[w64][x];
         // The condition c as the zero flag of `value >> k` (else kNoShiftFlag).
         const int shift_flag = op != nullptr ? shift_condition(jump, *op, copy ? first.src : x) : kNoShiftFlag;
-        const bool reads_x = jump.dst == x || (jrow.form == Form::CondReg && jump.src == x);
+        const bool reads_x = compares(jump, x);
         const Known known = !copy && (frow.sem == Sem::Mov || frow.sem == Sem::Or) ? known_before(x, pc) : Known{};
         if (!copy && frow.sem == Sem::Mov && known.constant && (known.value == 0 || known.value == 1) &&
             static_cast<uint64_t>(first.imm) == 1 - known.value) {
@@ -2590,12 +2591,10 @@ private:
             }
             const Step& step = steps_[k];
             const vm::Instruction& jump = p_[k];
-            const vm::OpInfo& jrow = jump.info();
             if (step.kind == Fused::Select && p_[k + 1].dst == x) {
                 const vm::Instruction& first = p_[k + 1];
                 const vm::OpInfo& frow = first.info();
-                const bool reads_x = jump.dst == x || (jrow.form == Form::CondReg && jump.src == x);
-                if (frow.form != Form::AluImm || frow.sem != Sem::Mov || first.imm != 0 || reads_x ||
+                if (frow.form != Form::AluImm || frow.sem != Sem::Mov || first.imm != 0 || compares(jump, x) ||
                     step.span - 1 - step.disp != 1) {
                     return false;
                 }
@@ -2611,11 +2610,11 @@ private:
             for (std::size_t i = k; i < k + step.span; i += p_[i].slots()) {
                 const vm::Instruction& insn = p_[i];
                 const Form f = insn.info().form;
+                // (native_writes counts calls, exits, atomics and packet loads as writing every
+                // register; jumps other than a select's own leave)
                 const bool jumps = f == Form::CondImm || f == Form::CondReg;
                 if (insn.dst == x || insn.src == x || (native_writes(insn) & bit) != 0 ||
-                    (jumps && !(step.kind == Fused::Select && i == k)) || f == Form::Jump || f == Form::Jump32 ||
-                    f == Form::Atomic || f == Form::LoadAbs || f == Form::LoadInd || f == Form::Call ||
-                    f == Form::Callx || f == Form::CallLocal || f == Form::CallBtf || f == Form::Exit) {
+                    (jumps && !(step.kind == Fused::Select && i == k)) || f == Form::Jump || f == Form::Jump32) {
                     return false;
                 }
             }
