@@ -3033,10 +3033,10 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     out.entry = 0;
     out.leaf = lowering.leaf();
     if (!out.leaf) {
-        out.callback_entry = static_cast<std::size_t>(code.labelOffsetFromBase(lowering.callback_entry_));
+        out.callback_entry = static_cast<std::size_t>(a.label_offset(lowering.callback_entry_));
         for (uint32_t f : program.functions()) {
             out.functions.emplace_back(f,
-                                       static_cast<std::size_t>(code.labelOffsetFromBase(lowering.call_labels()[f])));
+                                       static_cast<std::size_t>(a.label_offset(lowering.call_labels()[f])));
         }
     }
     if (options.keep_listing) {
