@@ -210,17 +210,28 @@ public:
         find_exit_moves();
         next_candidate_ = candidates_.empty() ? SIZE_MAX : candidates_.back();
         next_event_ = std::min(next_candidate_, next_exit_move_);
-        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+        // (What does not change from one instruction to the next is held in locals: the calls in
+        // between could change members, as far as the compiler knows.)
+        const std::size_t n = p_.size();
+        const bool listing = listing_;
+        const bool checked = checked_;
+        const bool windows = !window_of_.empty();
+        const std::vector<uint32_t>& entries = p_.functions();
+        std::size_t next_function = 1;
+        std::size_t next_entry = entries.size() > 1 ? entries[1] : SIZE_MAX;
+        for (std::size_t pc = 0; pc < n; ++pc) {
             if (p_.is_tail(pc)) {
                 continue;
             }
-            if (pc != 0 && is_function_entry(pc)) {
+            if (pc == next_entry) [[unlikely]] {
                 // Calls enter here and get a frame; jumps to the function's first instruction
                 // (a loop) land after it.
                 ++function_;
                 a_.bind(call_labels_[pc]);
                 enter_frame();
-                falls_in_ = true;
+                set_falls_in(true);
+                ++next_function;
+                next_entry = next_function < entries.size() ? entries[next_function] : SIZE_MAX;
             }
             if (labels_[pc].isValid()) {
                 if (is_loop_top(pc) && !is_window_header(pc)) {
@@ -230,7 +241,7 @@ public:
                 }
                 a_.bind(labels_[pc]);
             }
-            window_ = window_of_.empty() ? -1 : window_of_[pc];
+            window_ = windows ? window_of_[pc] : -1;
             if (window_ >= 0 && windows_[static_cast<std::size_t>(window_)].window.header == pc) {
                 window_setup(windows_[static_cast<std::size_t>(window_)]);
             }
@@ -244,10 +255,10 @@ public:
                 next_event_ = std::min({next_candidate_, next_exit_move_, pending_jump_});
                 continue;
             }
-            if (listing_) {
+            if (listing) {
                 list_step(pc);
             }
-            if (checked_ && costs_[pc] != 0) {
+            if (checked && costs_[pc] != 0) {
                 a_.sub(r9, costs_[pc]);
                 a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
             }
@@ -263,13 +274,13 @@ public:
             if (special) [[unlikely]] {
                 next_event_ = std::min({next_candidate_, next_exit_move_, pending_jump_});
             }
-            falls_in_ = falls_through(pc);
+            falls_from_ = pc;  // (falls_in() works it out if a label needs it)
             if (window_ >= 0) {
                 // The loop's way back by falling into its header skips the setup there.
                 const WindowCode& w = windows_[static_cast<std::size_t>(window_)];
                 if (falls_through(pc) && fall_target(pc) == w.window.header) {
                     a_.jmp(w.checked);
-                    falls_in_ = false;
+                    set_falls_in(false);
                 }
             }
         }
@@ -789,12 +800,13 @@ private:
         }
     }
     void align_loop_at(std::size_t top, const Loop& loop) {
-        if (falls_in_ && loop.enclosed) {
+        const bool falls_in = this->falls_in();
+        if (falls_in && loop.enclosed) {
             return;
         }
         const uint32_t bytes = loop_bytes(top, loop.end);
         const uint64_t in_line = a_.offset() & 63;
-        if (bytes <= 64 && in_line + bytes > 64 && (!falls_in_ || in_line >= 64 - 15)) {
+        if (bytes <= 64 && in_line + bytes > 64 && (!falls_in || in_line >= 64 - 15)) {
             a_.align(AlignMode::kCode, 64);
         } else {
             a_.align(AlignMode::kCode, 16);
@@ -832,7 +844,15 @@ private:
         }
         return bytes;
     }
-    bool falls_in_ = true;  // the code emitted last may run into what comes next
+    // Whether the code emitted last may run into what comes next: falls_through(falls_from_) after
+    // a step of the main loop (worked out only where a label needs it), else falls_in_.
+    bool falls_in_ = true;
+    std::size_t falls_from_ = SIZE_MAX;
+    bool falls_in() const { return falls_from_ != SIZE_MAX ? falls_through(falls_from_) : falls_in_; }
+    void set_falls_in(bool value) {
+        falls_in_ = value;
+        falls_from_ = SIZE_MAX;
+    }
     struct Address {  // of a load or store: [base + index + disp] (index -1: none)
         uint8_t base;
         int8_t index;
@@ -1489,7 +1509,7 @@ private:
         a_.bind(all);
         a_.mov(field(offsetof(RunState, window_excess)), 0);
         a_.jmp(w.copy[0]);
-        falls_in_ = false;
+        set_falls_in(false);
         if (is_loop_top(win.header)) {
             align_loop(win.header);
         }
@@ -1514,7 +1534,7 @@ private:
         const uint32_t charge = win.cost * w.copies;
         const std::size_t n = win.path.size();
         // In the program's order (as the checked loop is laid out), entered at the header.
-        falls_in_ = false;
+        set_falls_in(false);
         std::vector<uint32_t> order = win.path;
         std::sort(order.begin(), order.end());
         seams_.clear();
@@ -1555,7 +1575,7 @@ private:
                                          (kind == Fused::Alone || inverted_step) &&
                                          vm::branch_target(p_[pc + (inverted_step ? 1 : 0)], pc + (inverted_step ? 1 : 0)) == order[0];
                 if (back_to_top && kind == Fused::Alone && form == Form::Jump) {
-                    falls_in_ = true;
+                    set_falls_in(true);
                     continue;
                 }
                 const bool seam = back_to_top && (form == Form::CondImm || form == Form::CondReg);
@@ -1576,7 +1596,7 @@ private:
                 if (seam && inverted) {
                     seams_.push_back({seam_stub_, copy_index_, pc, seam_sunk_});
                     seam_sunk_ = kNoSunk;
-                    falls_in_ = true;  // (into the next copy)
+                    set_falls_in(true);  // (into the next copy)
                     continue;
                 }
                 // Falling through to anything but the next instruction emitted is a jump.
@@ -1584,10 +1604,10 @@ private:
                 while (j < order.size() && steps_[order[j]].kind == Fused::Covered) {
                     ++j;
                 }
-                falls_in_ = falls_through(pc);
+                set_falls_in(falls_through(pc));
                 if (falls_in_ && (j == order.size() || fall_target(pc) != order[j])) {
                     a_.jmp(jump_to(static_cast<int64_t>(fall_target(pc))));
-                    falls_in_ = false;
+                    set_falls_in(false);
                 }
             }
         }
