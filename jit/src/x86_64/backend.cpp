@@ -3017,6 +3017,12 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     if (code.init(env) != kErrorOk) {
         return make_error("jit", "asmjit cannot target x86-64");
     }
+    // Room for the code from the start (a reset frees the buffer): else the first instruction
+    // goes through asmjit's encoder to grow it, and a large program's code is copied as it grows.
+    // About 6 bytes an instruction and a few hundred around them; more is grown as needed.
+    if (code.reserveBuffer(&code.textSection()->buffer(), 512 + 8 * program.size()) != kErrorOk) {
+        return make_error("jit", "cannot reserve a code buffer");
+    }
     StringLogger logger;
     if (options.keep_listing) {
         code.setLogger(&logger);
