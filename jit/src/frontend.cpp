@@ -132,7 +132,7 @@ public:
 
     // Writes `code` into read-execute memory: its address, with where it lies; null if the pool
     // cannot (no memory files, or their mapping for execution is refused).
-    void* place(const std::vector<uint8_t>& code, Chunk*& chunk, std::size_t& offset, std::size_t& reserved) {
+    void* place(std::span<const uint8_t> code, Chunk*& chunk, std::size_t& offset, std::size_t& reserved) {
         reserved = (std::max<std::size_t>(code.size(), 1) + kGrain - 1) / kGrain * kGrain;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -321,7 +321,7 @@ void unmap_code(void* base, std::size_t size) {
 
 }  // namespace
 
-Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(const std::vector<uint8_t>& code) {
+Expected<std::unique_ptr<ExecutableMemory>> ExecutableMemory::create(std::span<const uint8_t> code) {
     CodePool::Chunk* chunk = nullptr;
     std::size_t offset = 0;
     std::size_t reserved = 0;

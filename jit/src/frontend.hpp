@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,7 @@ extern "C" uint64_t bpfvm_jit_probe(RunState* st, uint64_t addr, uint64_t info);
 // read-execute after writing).
 class ExecutableMemory {
 public:
-    static Expected<std::unique_ptr<ExecutableMemory>> create(const std::vector<uint8_t>& code);
+    static Expected<std::unique_ptr<ExecutableMemory>> create(std::span<const uint8_t> code);
     ~ExecutableMemory();
     ExecutableMemory(const ExecutableMemory&) = delete;
     ExecutableMemory& operator=(const ExecutableMemory&) = delete;
@@ -94,7 +95,9 @@ private:
 // What a back end produces: position-independent code (relocated when copied), the offset of
 // the entry point, and optionally a listing.
 struct Compiled {
-    std::vector<uint8_t> code;
+    // The code: in the back end's buffer, valid until the next compile on this thread (the front
+    // end places it in executable memory at once; no copy of it is made in between).
+    std::span<const uint8_t> code;
     std::size_t entry = 0;
     bool leaf = false;               // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
     std::size_t callback_entry = 0;  // `uint64_t f(RunState*)` calling callback_target

@@ -80,16 +80,18 @@ private:
 const Gp kRegsBy[2][vm::kNumRegisters] = {{eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp},
                                           {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp}};
 
-// A label per pc, most of them none: kept as asmjit label ids (4 bytes a pc, where a Label is
-// 16), so that a compile writes and reads less memory.
+// A label per pc, most of them none: kept as label ids (4 bytes a pc, where a Label is 16), so
+// that a compile writes and reads less memory; in a vector kept per thread from one compile to
+// the next (as the facts are), so that none is allocated.
 class LabelTable {
 public:
+    explicit LabelTable(std::vector<uint32_t>& ids) : ids_(ids) {}
     void reset(std::size_t n) { ids_.assign(n, Globals::kInvalidId); }
     Label operator[](std::size_t pc) const { return Label(ids_[pc]); }
     void set(std::size_t pc, const Label& label) { ids_[pc] = label.id(); }
 
 private:
-    std::vector<uint32_t> ids_;
+    std::vector<uint32_t>& ids_;
 };
 
 Mem field(std::size_t offset, uint32_t size = 8) {
@@ -388,8 +390,10 @@ private:
         Gp address;  // where the address is (r10, or the base register)
     };
     std::vector<SlowAccess> slow_accesses_;
-    LabelTable labels_;
-    LabelTable call_labels_;
+    static thread_local std::vector<uint32_t> thread_label_ids;
+    static thread_local std::vector<uint32_t> thread_call_label_ids;
+    LabelTable labels_{thread_label_ids};
+    LabelTable call_labels_{thread_call_label_ids};
     std::size_t function_ = 0;  // the function being lowered (an index into functions())
     Label epilogue_;
     Label unwind_;
@@ -3004,6 +3008,8 @@ private:
 
 thread_local Facts Lowering::thread_facts;
 thread_local std::vector<Step> Lowering::thread_steps;
+thread_local std::vector<uint32_t> Lowering::thread_label_ids;
+thread_local std::vector<uint32_t> Lowering::thread_call_label_ids;
 
 }  // namespace
 
@@ -3052,9 +3058,18 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
         return make_error("jit", std::string("relocation: ") + DebugUtils::errorAsString(e));
     }
     Compiled out;
-    out.code.resize(code.codeSize());
-    if (asmjit::Error e = code.copyFlattenedData(out.code.data(), out.code.size()); e != kErrorOk) {
-        return make_error("jit", std::string("copy: ") + DebugUtils::errorAsString(e));
+    // The code is the text section as it is (the only one: nothing here makes asmjit add its
+    // address table); else flattened into a buffer kept per thread.
+    const Section* text = code.textSection();
+    if (code.sectionCount() == 1 && text->offset() == 0 && text->bufferSize() == code.codeSize()) {
+        out.code = std::span<const uint8_t>(text->data(), text->bufferSize());
+    } else {
+        thread_local std::vector<uint8_t> flat;
+        flat.resize(code.codeSize());
+        if (asmjit::Error e = code.copyFlattenedData(flat.data(), flat.size()); e != kErrorOk) {
+            return make_error("jit", std::string("copy: ") + DebugUtils::errorAsString(e));
+        }
+        out.code = flat;
     }
     out.entry = 0;
     out.leaf = lowering.leaf();
