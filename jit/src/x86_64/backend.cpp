@@ -27,6 +27,7 @@
 #include <asmjit/x86.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <iterator>
@@ -831,23 +832,39 @@ private:
     // A rough size of the loop's code from its top to its last backward jump: a few bytes per
     // step, more for jumps, and for checked accesses outside a window's copy.
     uint32_t loop_bytes(std::size_t top, std::size_t end) const {
+        const uint8_t* const estimate = kLoopBytes[checked_ && !in_copy_ ? 1 : 0].data();
         uint32_t bytes = checked_ ? 10 : 0;  // the budget's charge
         for (std::size_t pc = top; pc <= end && bytes <= 64; pc += p_[pc].slots()) {
             const Step& step = steps_[pc];
             if (step.kind == Fused::Covered || step.kind == Fused::Nothing) {
                 continue;
             }
-            const vm::OpInfo& row = p_[pc + step.span - 1].info();
+            bytes += estimate[static_cast<std::size_t>(p_[pc + step.span - 1].op)];
+        }
+        return bytes;
+    }
+    // The bytes loop_bytes() takes for a step by the opcode of its last instruction, without
+    // checks and with them: calls, divisions, atomics and packet loads 40, conditional jumps 8,
+    // loads and stores 26 with checks, the rest 4.
+    static constexpr std::array<std::array<uint8_t, vm::kOpCount>, 2> kLoopBytes = [] {
+        std::array<std::array<uint8_t, vm::kOpCount>, 2> t{};
+        for (std::size_t i = 0; i < vm::kOpCount; ++i) {
+            const vm::OpInfo& row = vm::kOpTable[i];
             const Form f = row.form;
             const bool memory = f == Form::LoadMem || f == Form::StoreImm || f == Form::StoreReg;
             const bool divide = row.sem == Sem::Div || row.sem == Sem::Mod || row.sem == Sem::Sdiv ||
                                 row.sem == Sem::Smod;
             const bool big = divide || f == Form::Call || f == Form::Callx || f == Form::CallLocal ||
                              f == Form::Atomic || f == Form::LoadAbs || f == Form::LoadInd;
-            bytes += big ? 40 : f == Form::CondImm || f == Form::CondReg ? 8 : memory && checked_ && !in_copy_ ? 26 : 4;
+            for (const bool checks : {false, true}) {
+                t[checks ? 1 : 0][i] = static_cast<uint8_t>(big                                        ? 40
+                                                            : f == Form::CondImm || f == Form::CondReg ? 8
+                                                            : memory && checks                         ? 26
+                                                                                                       : 4);
+            }
         }
-        return bytes;
-    }
+        return t;
+    }();
     // Whether the code emitted last may run into what comes next: falls_through(falls_from_) after
     // a step of the main loop (worked out only where a label needs it), else falls_in_.
     bool falls_in_ = true;
