@@ -293,16 +293,33 @@ void run_kernel(benchmark::State& state, const Workload* w) {
     }
 }
 
+// Compiles `program` once an iteration (and frees it), and reports its size and the time per
+// 1,000 of its instructions: `per_1000_insns`, the mean over the iterations (as Google Benchmark
+// times a run), and `p50_per_1000`, the median of the iterations' own times, which a few
+// iterations slowed by the machine's neighbours do not move.
+void compile_loop(benchmark::State& state, const Program& program, const HelperTable& helpers,
+                  const jit::JitOptions& options) {
+    std::vector<double> times;
+    for (auto _ : state) {
+        const auto start = std::chrono::steady_clock::now();
+        auto code = jit::JitProgram::compile(program, helpers, options);
+        benchmark::DoNotOptimize(code);
+        code = make_error("bench", "freed");  // (the free is timed with the compile)
+        times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    const double thousands = static_cast<double>(program.size()) / 1000.0;
+    state.counters["insns"] = static_cast<double>(program.size());
+    state.counters["per_1000_insns"] = benchmark::Counter(static_cast<double>(state.iterations()) * thousands,
+                                                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    if (!times.empty()) {
+        std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+        state.counters["p50_per_1000"] = times[times.size() / 2] / thousands;  // (us)
+    }
+}
+
 // Compile time of the JIT, per 1,000 eBPF instructions of the workload.
 void compile_jit(benchmark::State& state, const Workload* w) {
-    for (auto _ : state) {
-        auto code = jit::JitProgram::compile(*w->program, {});
-        benchmark::DoNotOptimize(code);
-    }
-    state.counters["insns"] = static_cast<double>(w->program->size());
-    state.counters["per_1000_insns"] =
-        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(w->program->size()) / 1000.0,
-                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    compile_loop(state, *w->program, {}, {});
 }
 
 // Compile time on larger programs: generated ones (tests/random) of about 1,000 and 10,000
@@ -312,17 +329,9 @@ void compile_large(benchmark::State& state, unsigned statements, bool checked) {
     options.statements = statements;
     options.functions = 3;
     const Program program = *Program::from_raw(test::random_program(7, options));
-    const HelperTable helpers = test::mix_helpers();
     jit::JitOptions jo;
     jo.checked = checked;
-    for (auto _ : state) {
-        auto code = jit::JitProgram::compile(program, helpers, jo);
-        benchmark::DoNotOptimize(code);
-    }
-    state.counters["insns"] = static_cast<double>(program.size());
-    state.counters["per_1000_insns"] =
-        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(program.size()) / 1000.0,
-                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    compile_loop(state, program, test::mix_helpers(), jo);
 }
 
 // Compile time on real clang-compiled programs (ebpf-samples), linked against their maps.
@@ -344,17 +353,9 @@ void compile_sample(benchmark::State& state, const char* file, bool checked) {
         state.SkipWithError(linked.error().message().c_str());
         return;
     }
-    const Program& program = *(*linked)->linked_program(p->name);
     jit::JitOptions jo;
     jo.checked = checked;
-    for (auto _ : state) {
-        auto code = jit::JitProgram::compile(program, (*linked)->runtime().helpers(), jo);
-        benchmark::DoNotOptimize(code);
-    }
-    state.counters["insns"] = static_cast<double>(program.size());
-    state.counters["per_1000_insns"] =
-        benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(program.size()) / 1000.0,
-                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    compile_loop(state, *(*linked)->linked_program(p->name), (*linked)->runtime().helpers(), jo);
 }
 
 // A native function of the leaf's signature that returns 0, called through a pointer the compiler

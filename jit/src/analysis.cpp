@@ -391,7 +391,7 @@ inline uint64_t apply_widths(const WidthRow& row, const vm::Instruction& insn, u
     // (Selected by masks and looked up: compilers turn the plain conditions into branches.)
     const uint64_t sext = static_cast<uint64_t>(int64_t{insn.imm}) & (row.w64 ? ~uint64_t{0} : 0xffffffffu);
     const uint64_t lddw = 0 - uint64_t{row.imm64};
-    const uint64_t v = (insn.imm64 & lddw) | (sext & ~lddw);
+    const uint64_t v = (insn.imm64() & lddw) | (sext & ~lddw);
     const uint64_t c = kCodeByBits[64 - static_cast<unsigned>(__builtin_clzll(v | 1))];
     const unsigned reg = (insn.dst & row.sel_dst) | (insn.src & row.sel_src);
     const unsigned at = 3 * reg;

@@ -115,7 +115,7 @@ bool step(const vm::Instruction& insn, Value (&regs)[vm::kNumRegisters]) {
             d = unknown();
             return true;
         case Form::LoadImm64:
-            d = insn.op == vm::Op::LddwImm ? constant(static_cast<int64_t>(insn.imm64)) : unknown();
+            d = insn.op == vm::Op::LddwImm ? constant(static_cast<int64_t>(insn.imm64())) : unknown();
             return true;
         case Form::StoreImm:
         case Form::StoreReg:

@@ -41,7 +41,7 @@ std::string conformance(const Instruction& insn) {
         case Form::Atomic:
             return m + " " + mem_operand(insn.dst, insn.off) + ", " + reg(insn.src);
         case Form::LoadImm64:
-            return m + " " + reg(insn.dst) + ", " + hex(insn.imm64) +
+            return m + " " + reg(insn.dst) + ", " + hex(insn.imm64()) +
                    (insn.src != 0 ? ", " + std::to_string(insn.src) : "");
         case Form::LoadAbs:
             return m + " " + std::to_string(insn.imm);
@@ -250,7 +250,7 @@ std::string llvm(const Instruction& insn) {
                 return "ld_pseudo\t" + llvm_reg(insn.dst, false) + ", " + hex(insn.src) + ", " +
                        hex(static_cast<uint32_t>(insn.imm));
             }
-            return llvm_reg(insn.dst, false) + " = " + shex(static_cast<int64_t>(insn.imm64)) + " ll";
+            return llvm_reg(insn.dst, false) + " = " + shex(static_cast<int64_t>(insn.imm64())) + " ll";
         case Form::LoadAbs:
             return std::string("r0 = *(") + utype(row.width) + " *)skb[" + shex(insn.imm) + "]";
         case Form::LoadInd:

@@ -536,7 +536,7 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
             // The upper half of the lddw's value: its immediate, or the function pointer's tag.
             const uint64_t value = insn.op == Op::LddwCodeAddr
                                        ? function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + insn.imm))
-                                       : insn.imm64;
+                                       : insn.imm64();
             slot.imm = static_cast<int32_t>(value >> 32);
             continue;
         }

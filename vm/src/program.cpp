@@ -156,7 +156,7 @@ Expected<Instruction> decode_one(const RawInsn& raw, const RawInsn* next, std::s
     insn.src = raw.src;
     insn.off = raw.off;
     insn.imm = raw.imm;
-    insn.imm64 = static_cast<uint64_t>(static_cast<int64_t>(raw.imm));
+    insn.imm_hi = raw.imm < 0 ? 0xffffffffu : 0;  // (imm64(): imm sign-extended)
     if (row.form == Form::LoadImm64) {
         if (next == nullptr) {
             return make_error(at_pc(pc), "lddw needs a second slot, but the program ends");
@@ -165,7 +165,7 @@ Expected<Instruction> decode_one(const RawInsn& raw, const RawInsn* next, std::s
             return make_error(at_pc(pc + 1), "second slot of the lddw at pc " + std::to_string(pc) +
                                                  " must have opcode, registers and offset 0");
         }
-        insn.imm64 = uint64_t{static_cast<uint32_t>(raw.imm)} | uint64_t{static_cast<uint32_t>(next->imm)} << 32;
+        insn.imm_hi = static_cast<uint32_t>(next->imm);
     }
     return insn;
 }

@@ -1872,11 +1872,11 @@ private:
                     a_.mov(d, vm::function_pointer(static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + insn.imm)));
                 } else if (blind_) {
                     const uint64_t key = keys_();
-                    a_.mov(d, insn.imm64 ^ key);
+                    a_.mov(d, insn.imm64() ^ key);
                     a_.mov(r11, key);
                     a_.xor_(d, r11);
                 } else {
-                    a_.mov(d, insn.imm64);
+                    a_.mov(d, insn.imm64());
                 }
                 break;
             case Form::LoadAbs:
