@@ -22,6 +22,16 @@ namespace {
 using namespace asmjit;
 using namespace asmjit::x86;
 
+std::string hex(const std::vector<uint8_t>& bytes) {
+    std::string out;
+    char buf[4];
+    for (uint8_t b : bytes) {
+        std::snprintf(buf, sizeof buf, "%02x ", b);
+        out += buf;
+    }
+    return out.empty() ? "(nothing)" : out;
+}
+
 // Two assemblers fed the same instructions; each one's bytes are compared as it is emitted.
 class Pair {
 public:
@@ -82,15 +92,6 @@ public:
     [[nodiscard]] uint64_t short_paths() const { return short_paths_; }
 
 private:
-    static std::string hex(const std::vector<uint8_t>& bytes) {
-        std::string out;
-        char buf[4];
-        for (uint8_t b : bytes) {
-            std::snprintf(buf, sizeof buf, "%02x ", b);
-            out += buf;
-        }
-        return out.empty() ? "(nothing)" : out;
-    }
     CodeHolder slow_code_;
     CodeHolder fast_code_;
     std::unique_ptr<Assembler> slow_;
@@ -491,18 +492,44 @@ TEST(JitFastAssembler, PendingOptionsAndLoggersTakeAsmjitsPath) {
     EXPECT_EQ(a.short_path_count(), 1u);
 }
 
+// asmjit's assembler and the fast one, each on code of its own, fed the same sequence and
+// compared once it is done (jumps to labels bound later are filled in only then).
+struct Twins {
+    static CodeHolder& ready(CodeHolder& code) {
+        code.init(Environment(Arch::kX64));
+        return code;
+    }
+    CodeHolder slow_code;
+    CodeHolder fast_code;
+    Assembler slow{&ready(slow_code)};
+    FastAssembler fast{&ready(fast_code)};
+
+    // Resolves both and returns whether their bytes are the same (and says where not).
+    ::testing::AssertionResult same_code() {
+        if (fast.resolve_jumps() != kErrorOk || slow_code.flatten() != kErrorOk ||
+            slow_code.resolveUnresolvedLinks() != kErrorOk || slow_code.relocateToBase(0) != kErrorOk) {
+            return ::testing::AssertionFailure() << "cannot resolve the jumps";
+        }
+        const CodeBuffer& a = slow_code.textSection()->buffer();
+        const CodeBuffer& b = fast_code.textSection()->buffer();
+        const std::vector<uint8_t> slow_bytes(a.data(), a.data() + a.size());
+        const std::vector<uint8_t> fast_bytes(b.data(), b.data() + b.size());
+        if (slow_bytes != fast_bytes) {
+            return ::testing::AssertionFailure() << "asmjit " << hex(slow_bytes) << ", short path " << hex(fast_bytes);
+        }
+        return ::testing::AssertionSuccess();
+    }
+};
+
 // Jumps, calls and binds: the same random sequence of them (labels bound before and after their
 // jumps, at distances on both sides of the rel8 limit) on asmjit and on the short path, whose
 // displacements to labels not bound yet are filled in by resolve_jumps(); the code must be the
 // same, byte for byte, and the short path must have taken nearly all of them.
 TEST(JitFastAssembler, JumpsCallsAndBindsMatchAsmjit) {
     for (uint64_t seed = 1; seed <= 40; ++seed) {
-        CodeHolder slow_code;
-        CodeHolder fast_code;
-        slow_code.init(Environment(Arch::kX64));
-        fast_code.init(Environment(Arch::kX64));
-        Assembler slow(&slow_code);
-        FastAssembler fast(&fast_code);
+        Twins twins;
+        Assembler& slow = twins.slow;
+        FastAssembler& fast = twins.fast;
         std::vector<Label> slow_labels;
         std::vector<Label> fast_labels;
         std::vector<bool> bound;
@@ -552,16 +579,9 @@ TEST(JitFastAssembler, JumpsCallsAndBindsMatchAsmjit) {
                 ASSERT_EQ(slow.bind(slow_labels[l]), fast.bind(fast_labels[l]));
             }
         }
-        ASSERT_EQ(fast.resolve_jumps(), kErrorOk);
-        ASSERT_EQ(slow_code.flatten(), kErrorOk);
-        ASSERT_EQ(slow_code.resolveUnresolvedLinks(), kErrorOk);
-        ASSERT_EQ(slow_code.relocateToBase(0), kErrorOk);
-        const CodeBuffer& a = slow_code.textSection()->buffer();
-        const CodeBuffer& b = fast_code.textSection()->buffer();
-        EXPECT_EQ(std::vector<uint8_t>(a.data(), a.data() + a.size()), std::vector<uint8_t>(b.data(), b.data() + b.size()))
-            << "seed " << seed;
+        EXPECT_TRUE(twins.same_code()) << "seed " << seed;
         for (std::size_t l = 0; l < slow_labels.size(); ++l) {
-            EXPECT_EQ(slow_code.labelOffset(slow_labels[l]), fast.label_offset(fast_labels[l]));
+            EXPECT_EQ(twins.slow_code.labelOffset(slow_labels[l]), fast.label_offset(fast_labels[l]));
         }
         EXPECT_GT(fast.short_path_count(), jumps * 9 / 10) << "seed " << seed;
     }
@@ -572,19 +592,16 @@ TEST(JitFastAssembler, JumpsCallsAndBindsMatchAsmjit) {
 // the same bytes and offsets as asmjit's, and CodeHolder knows neither label. With a logger
 // attached when it is made, its labels are asmjit's (the listing names them).
 TEST(JitFastAssembler, OwnLabelsTakeJumpsWithoutRoomAndLoggersGetAsmjitsLabels) {
-    CodeHolder slow_code;
-    CodeHolder fast_code;
-    slow_code.init(Environment(Arch::kX64));
-    fast_code.init(Environment(Arch::kX64));
-    Assembler slow(&slow_code);
-    FastAssembler fast(&fast_code);
+    Twins twins;
+    Assembler& slow = twins.slow;
+    FastAssembler& fast = twins.fast;
     const Label slow_later = slow.newLabel();
     const Label fast_later = fast.newLabel();
     ASSERT_LT(fast.remainingSpace(), 16u);
     ASSERT_EQ(slow.jz(slow_later), kErrorOk);
     ASSERT_EQ(fast.jz(fast_later), kErrorOk);  // (no room: through embed)
     EXPECT_EQ(fast.short_path_count(), 0u);
-    EXPECT_EQ(fast_code.labelCount(), 0u);
+    EXPECT_EQ(twins.fast_code.labelCount(), 0u);
     const Label slow_before = slow.newLabel();
     const Label fast_before = fast.newLabel();
     ASSERT_EQ(slow.bind(slow_before), kErrorOk);
@@ -598,15 +615,10 @@ TEST(JitFastAssembler, OwnLabelsTakeJumpsWithoutRoomAndLoggersGetAsmjitsLabels) 
     ASSERT_EQ(fast.jmp(fast_before), kErrorOk);
     ASSERT_EQ(slow.bind(slow_later), kErrorOk);
     ASSERT_EQ(fast.bind(fast_later), kErrorOk);
-    ASSERT_EQ(fast.resolve_jumps(), kErrorOk);
-    ASSERT_EQ(slow_code.flatten(), kErrorOk);
-    ASSERT_EQ(slow_code.resolveUnresolvedLinks(), kErrorOk);
-    const CodeBuffer& a = slow_code.textSection()->buffer();
-    const CodeBuffer& b = fast_code.textSection()->buffer();
-    EXPECT_EQ(std::vector<uint8_t>(a.data(), a.data() + a.size()), std::vector<uint8_t>(b.data(), b.data() + b.size()));
-    EXPECT_EQ(slow_code.labelOffset(slow_later), fast.label_offset(fast_later));
-    EXPECT_EQ(slow_code.labelOffset(slow_before), fast.label_offset(fast_before));
-    EXPECT_EQ(fast_code.labelCount(), 0u);
+    EXPECT_TRUE(twins.same_code());
+    EXPECT_EQ(twins.slow_code.labelOffset(slow_later), fast.label_offset(fast_later));
+    EXPECT_EQ(twins.slow_code.labelOffset(slow_before), fast.label_offset(fast_before));
+    EXPECT_EQ(twins.fast_code.labelCount(), 0u);
 
     CodeHolder logged;
     logged.init(Environment(Arch::kX64));
