@@ -6,10 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include <type_traits>
-
 #include <cstdio>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bpfvm/vm/assembler.hpp"
@@ -431,6 +430,57 @@ TEST(JitFastAssembler, RegisterMemoryAndCompareFormsMatchAsmjit) {
     pair.check("cmp mismatch", false, [&](auto& a) { return a.cmp(eax, ptr(rbx, 8, 8)); });
     pair.check("cmp no size", false, [&](auto& a) { return a.cmp(ptr(rbx, 8, 0), 1); });
     EXPECT_GT(pair.short_paths(), pair.checked() * 8 / 10);
+}
+
+// Atomic read-modify-writes (lock add, or, and, xor, xadd, cmpxchg; xchg): the fast assembler's
+// own calls against asmjit's lock-prefixed forms, every register and width, every address form.
+TEST(JitFastAssembler, AtomicFormsMatchAsmjit) {
+    Pair pair;
+    // (The fast assembler's call, and asmjit's with its lock prefix.)
+    auto either = [](auto fast, auto slow) {
+        return [=](auto& a) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(a)>, FastAssembler>) {
+                return fast(a);
+            } else {
+                return slow(a);
+            }
+        };
+    };
+    for (uint32_t base = 0; base < 16; ++base) {
+        for (const uint32_t index : {16u, 0u, 12u, 13u}) {
+            for (const int32_t disp : {0, 8, -129, 4096}) {
+                const std::string at = address_name(base, index, disp);
+                for (uint32_t r = 0; r < 16; ++r) {
+                    for (const bool w64 : {false, true}) {
+                        const Gp s = w64 ? gpq(r) : gpd(r);
+                        const Gp ax = w64 ? gpq(0) : gpd(0);
+                        const Mem m = address(base, index, disp, w64 ? 8 : 4);
+                        const std::string what = name(s) + at;
+                        pair.check("lock add " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_add(m, s); },
+                                          [&](Assembler& a) { return a.lock().add(m, s); }));
+                        pair.check("lock or " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_or(m, s); },
+                                          [&](Assembler& a) { return a.lock().or_(m, s); }));
+                        pair.check("lock and " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_and(m, s); },
+                                          [&](Assembler& a) { return a.lock().and_(m, s); }));
+                        pair.check("lock xor " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_xor(m, s); },
+                                          [&](Assembler& a) { return a.lock().xor_(m, s); }));
+                        pair.check("lock xadd " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_xadd(m, s); },
+                                          [&](Assembler& a) { return a.lock().xadd(m, s); }));
+                        pair.check("lock cmpxchg " + what, true,
+                                   either([&](FastAssembler& a) { return a.lock_cmpxchg(m, s, ax); },
+                                          [&](Assembler& a) { return a.lock().cmpxchg(m, s, ax); }));
+                        pair.check("xchg " + what, true, [&](auto& a) { return a.xchg(m, s); });
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(pair.short_paths(), pair.checked() * 9 / 10);
 }
 
 // Code alignment: every padding from every offset within 64 bytes, to 16 and to 64.

@@ -2328,23 +2328,23 @@ private:
             a_.lea(r10, ptr(kRegs[insn.dst], insn.off));
         }
         if (row.sem == Sem::AtomicAdd) {
-            a_.lock().add(m, sw);
+            a_.lock_add(m, sw);
             return;
         }
         if (row.sem == Sem::AtomicOr) {
-            a_.lock().or_(m, sw);
+            a_.lock_or(m, sw);
             return;
         }
         if (row.sem == Sem::AtomicAnd) {
-            a_.lock().and_(m, sw);
+            a_.lock_and(m, sw);
             return;
         }
         if (row.sem == Sem::AtomicXor) {
-            a_.lock().xor_(m, sw);
+            a_.lock_xor(m, sw);
             return;
         }
         if (row.sem == Sem::AtomicFetchAdd) {
-            a_.lock().xadd(m, sw);  // 32-bit: writing s.r32 zero-extends
+            a_.lock_xadd(m, sw);  // 32-bit: writing s.r32 zero-extends
             return;
         }
         if (row.sem == Sem::AtomicXchg) {
@@ -2352,7 +2352,7 @@ private:
             return;
         }
         if (row.sem == Sem::AtomicCmpxchg) {
-            a_.lock().cmpxchg(m, sw, w64 ? Gp(rax) : Gp(eax));
+            a_.lock_cmpxchg(m, sw, w64 ? Gp(rax) : Gp(eax));
             if (!w64) {
                 a_.mov(eax, eax);  // r0 is the zero-extended old value
             }
@@ -2377,7 +2377,7 @@ private:
             } else {
                 a_.xor_(t, v);
             }
-            a_.lock().cmpxchg(m, t, ax);
+            a_.lock_cmpxchg(m, t, ax);
             a_.jnz(again);
             a_.mov(t, ax);
             a_.pop(r9);

@@ -129,6 +129,7 @@ public:
     using Assembler::sub;
     using Assembler::test;
     using Assembler::xor_;
+    using Assembler::xchg;
 
     Error add(const Gp& d, const Gp& s) { return rr(0x01, d, s) ? asmjit::kErrorOk : Assembler::add(d, s); }
     Error or_(const Gp& d, const Gp& s) { return rr(0x09, d, s) ? asmjit::kErrorOk : Assembler::or_(d, s); }
@@ -211,6 +212,36 @@ public:
     Error movsxd(const Gp& d, const Mem& m) { return movsxd_rm(d, m) ? asmjit::kErrorOk : Assembler::movsxd(d, m); }
     Error movsx(const Gp& d, const Gp& s) { return extend_rr(0xbe, d, s) ? asmjit::kErrorOk : Assembler::movsx(d, s); }
     Error movsx(const Gp& d, const Mem& m) { return extend_rm(0xbe, d, m) ? asmjit::kErrorOk : Assembler::movsx(d, m); }
+
+    // Atomic read-modify-writes of memory with a 32- or 64-bit register: lock add|or|and|xor,
+    // lock xadd, lock cmpxchg (rax or eax implied) and xchg (which locks without the prefix).
+    // Where the short path is off, asmjit's encoder takes them, lock prefix and all.
+    Error lock_add(const Mem& m, const Gp& r) { return locked(0x01, false, true, m, r) ? asmjit::kErrorOk : Assembler::lock().add(m, r); }
+    Error lock_or(const Mem& m, const Gp& r) { return locked(0x09, false, true, m, r) ? asmjit::kErrorOk : Assembler::lock().or_(m, r); }
+    Error lock_and(const Mem& m, const Gp& r) { return locked(0x21, false, true, m, r) ? asmjit::kErrorOk : Assembler::lock().and_(m, r); }
+    Error lock_xor(const Mem& m, const Gp& r) { return locked(0x31, false, true, m, r) ? asmjit::kErrorOk : Assembler::lock().xor_(m, r); }
+    Error lock_xadd(const Mem& m, const Gp& r) {
+        return locked(0xc1, true, true, m, r) ? asmjit::kErrorOk : Assembler::lock().xadd(m, r);
+    }
+    Error lock_cmpxchg(const Mem& m, const Gp& r, const Gp& ax) {
+        return ax.id() == 0 && ax.baseSignature() == r.baseSignature() && locked(0xb1, true, true, m, r)
+                   ? asmjit::kErrorOk
+                   : Assembler::lock().cmpxchg(m, r, ax);
+    }
+    Error xchg(const Mem& m, const Gp& r) { return locked(0x87, false, false, m, r) ? asmjit::kErrorOk : Assembler::xchg(m, r); }
+    // Their short path: [lock] [REX] [0f] opcode ModRM... False, with nothing written, where it is
+    // off or the operands are not of those forms.
+    bool locked(uint8_t opcode, bool escape, bool lock, const Mem& m, const Gp& r) {
+        uint8_t* p = start();
+        Address a{};
+        if (p == nullptr || !is32or64(r) || !address_of(m, a)) {
+            return false;
+        }
+        if (lock) {
+            *p++ = 0xf0;
+        }
+        return reg_mem(p, r.isGpq(), r.id(), a, opcode, escape);
+    }
 
     Error jmp(const Label& l) { return jump(kJmp, l) ? asmjit::kErrorOk : Assembler::jmp(l); }
     Error call(const Label& l) { return jump(kCall, l) ? asmjit::kErrorOk : Assembler::call(l); }
