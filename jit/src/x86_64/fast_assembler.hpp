@@ -956,29 +956,33 @@ private:
         if (e == nullptr || (e->isBound() && !e->isBoundTo(_section)) || (kind > 15 && kind < kJmp)) {
             return false;
         }
-        const auto here = static_cast<int64_t>(p - _bufferData);
-        if (e->isBound()) {
-            const int64_t rel8 = static_cast<int64_t>(e->offset()) - (here + 2);
-            if (kind != kCall && fits8(rel8)) {
-                *p++ = kind == kJmp ? 0xeb : static_cast<uint8_t>(0x70 | kind);
-                *p++ = static_cast<uint8_t>(rel8);
-                return finish(p);
-            }
+        const uint32_t target = e->isBound() ? static_cast<uint32_t>(e->offset()) : kUnbound;
+        return finish(put_jump(p, p - _bufferData, kind, target, l.id()));
+    }
+    // The bytes of a jump or call at offset `here` to `target`, or to a label not bound yet
+    // (kUnbound: the displacement is 0 and goes on the fixup list for `label`): rel8 where asmjit
+    // would choose it, else rel32. Returns the end of what it wrote.
+    uint8_t* put_jump(uint8_t* p, int64_t here, uint8_t kind, uint32_t target, uint32_t label) {
+        if (target != kUnbound && kind != kCall && fits8(int64_t{target} - (here + 2))) {
+            *p++ = kind == kJmp ? 0xeb : static_cast<uint8_t>(0x70 | kind);
+            *p++ = static_cast<uint8_t>(int64_t{target} - (here + 2));
+            return p;
         }
+        const uint8_t* const begin = p;
         if (kind == kJmp || kind == kCall) {
             *p++ = kind == kJmp ? 0xe9 : 0xe8;
         } else {
             *p++ = 0x0f;
             *p++ = static_cast<uint8_t>(0x80 | kind);
         }
-        const auto at = static_cast<uint32_t>(p - _bufferData);
-        if (e->isBound()) {
-            put32(p, static_cast<uint32_t>(static_cast<int32_t>(static_cast<int64_t>(e->offset()) - (int64_t{at} + 4))));
+        const auto at = static_cast<uint32_t>(here + (p - begin));
+        if (target != kUnbound) {
+            put32(p, static_cast<uint32_t>(static_cast<int32_t>(int64_t{target} - (int64_t{at} + 4))));
         } else {
             put32(p, 0);
-            fixups_.push_back(Fixup{at, l.id()});
+            fixups_.push_back(Fixup{at, label});
         }
-        return finish(p + 4);
+        return p + 4;
     }
 
     // lea r32|r64, [m].
@@ -1004,35 +1008,14 @@ private:
         return finish(put32(p, 0));
     }
 
-    // A jump or call to an own label: encoded as jump() encodes it, into the buffer, or through
+    // A jump or call to an own label: the bytes put_jump() gives, into the buffer, or through
     // asmjit's embed where the short path is off (no room: asmjit grows the buffer), since
     // asmjit's encoder does not know these labels.
     void jump_own(uint8_t kind, uint32_t id) {
         BPFVM_ASSERT(kind <= 15 || kind >= kJmp);
-        const uint32_t target = label_offsets_[id & ~kOwnLabel];
-        const auto here = static_cast<int64_t>(offset());
         uint8_t bytes[8] = {};
-        uint8_t* p = bytes;
-        const int64_t rel8 = static_cast<int64_t>(target) - (here + 2);
-        if (target != kUnbound && kind != kCall && fits8(rel8)) {
-            *p++ = kind == kJmp ? 0xeb : static_cast<uint8_t>(0x70 | kind);
-            *p++ = static_cast<uint8_t>(rel8);
-        } else {
-            if (kind == kJmp || kind == kCall) {
-                *p++ = kind == kJmp ? 0xe9 : 0xe8;
-            } else {
-                *p++ = 0x0f;
-                *p++ = static_cast<uint8_t>(0x80 | kind);
-            }
-            const auto at = static_cast<uint32_t>(here + (p - bytes));
-            if (target != kUnbound) {
-                put32(p, static_cast<uint32_t>(static_cast<int32_t>(static_cast<int64_t>(target) - (int64_t{at} + 4))));
-            } else {
-                fixups_.push_back(Fixup{at, id});  // (the displacement stays 0 until resolve_jumps)
-            }
-            p += 4;
-        }
-        const auto n = static_cast<std::size_t>(p - bytes);
+        const auto n = static_cast<std::size_t>(
+            put_jump(bytes, static_cast<int64_t>(offset()), kind, label_offsets_[id & ~kOwnLabel], id) - bytes);
         if (uint8_t* out = start(); out != nullptr) {
             std::memcpy(out, bytes, sizeof bytes);  // (start() leaves room for 16)
             finish(out + n);
