@@ -1076,6 +1076,133 @@ TEST(Jit, SelectsUseWhatIsKnownOfTheirRegisterFromTheStepsBefore) {
     }
 }
 
+// Two selects of one condition (the register unchanged in between) share its compare: the
+// second, with what it needs of the steps between, is lowered right after the first and tests the
+// flags the first left. The condition may be written again as it was, inverted, or as x >= K + 1
+// for x > K; not where the register changes in between, or at another width. log2's shape too:
+// the first select's shift is the test, the second a setcc of its zero flag. Each program at the
+// values around its bound, as the interpreter runs it.
+TEST(Jit, SelectsOfOneConditionShareItsCompare) {
+    const std::string head = "ldxdw %r8, [%r1]\nldxw %r4, [%r1+8]\nmov32 %r3, 1\njlt %r8, 100, +1\nmov32 %r3, 0\n"
+                             "add32 %r3, 5\nxor32 %r4, 3\nlsh32 %r4, 4\n";
+    const std::string tail = "or32 %r4, 8\nmov %r0, %r3\nlsh %r0, 32\nadd %r0, %r4\nexit";
+    struct Case {
+        std::string second;  // the second select's jump (over `or32 %r4, 8`), and what comes before it
+        int compares;        // of r8 in the listing
+    };
+    const Case cases[] = {
+        {"jlt %r8, 100, +1\n", 1},
+        {"jge %r8, 100, +1\n", 1},             // inverted
+        {"jgt %r8, 99, +1\n", 1},              // x > 99: !(x < 100)
+        {"jle %r8, 99, +1\n", 1},              // x <= 99: x < 100
+        {"jge32 %r8, 100, +1\n", 2},           // another width
+        {"jge %r8, 101, +1\n", 2},             // another bound
+        {"add %r8, 1\njge %r8, 100, +1\n", 2},  // the register changes in between
+    };
+    for (const Case& c : cases) {
+        const std::string text = head + c.second + tail;
+        const std::string code = verified_listing(text);
+        std::size_t compares = 0;
+        for (std::size_t at = code.find("r14"); at != std::string::npos; at = code.find("r14", at + 1)) {
+            const std::size_t line = code.rfind('\n', at) + 1;
+            compares += code.compare(line, 4, "cmp ") == 0 && code.compare(line + 4, 3, "r14") == 0 ? 1 : 0;
+        }
+        EXPECT_EQ(compares, static_cast<std::size_t>(c.compares)) << text << code;
+        for (const uint64_t v : {uint64_t{0}, uint64_t{98}, uint64_t{99}, uint64_t{100}, uint64_t{101},
+                                 uint64_t{0x100000063}, uint64_t{0x100000064}, ~uint64_t{0}}) {
+            for (const uint32_t w : {0u, 0xfu, 0x10u, 0xffffffffu}) {
+                std::vector<uint8_t> mem(16);
+                std::memcpy(mem.data(), &v, 8);
+                std::memcpy(mem.data() + 8, &w, 4);
+                same_on_all(text, mem);
+            }
+        }
+    }
+    // log2's first step: w3 = w8 >= 2^16 ? w8 >> 16 : w8 | 1, w4 = w8 > 0xffff.
+    const std::string log2 =
+        "ldxw %r8, [%r1]\nmov32 %r3, %r8\nor32 %r3, 1\njlt32 %r8, 0x10000, +2\nmov32 %r3, %r8\nrsh32 %r3, 16\n"
+        "mov32 %r5, %r3\nmov32 %r4, 1\njgt32 %r8, 0xffff, +1\nmov32 %r4, 0\n"
+        "mov %r0, %r4\nlsh %r0, 32\nadd %r0, %r5\nexit";
+    const std::string code = verified_listing(log2);
+    EXPECT_EQ(code.find("cmp r14d"), std::string::npos) << code;
+    EXPECT_NE(code.find("setne cl"), std::string::npos) << code;
+    for (const uint32_t v : {0u, 1u, 0xfffeu, 0xffffu, 0x10000u, 0x10001u, 0xffffffffu}) {
+        std::vector<uint8_t> mem(8);
+        std::memcpy(mem.data(), &v, 4);
+        same_on_all(log2, mem);
+    }
+}
+
+// clang's `y += a < b` (`x = 1; if (a >= b) goto +1; x = 0; y += x`, x dead after the add): the
+// add takes the carry flag of the compare (adc 0, or sbb -1 for 1 - CF) with no setcc. Only a
+// condition on the carry flag, an add lowered right after the select, x not read again, and no
+// other way into the add. log2's loop, whose last add is lowered in the copy of the loop's top
+// block, also shares three compares (SelectsOfOneConditionShareItsCompare). At the values around
+// the bounds, as the interpreter runs them.
+TEST(Jit, SelectsAddTheirCarry) {
+    const std::string head = "ldxdw %r2, [%r1]\nldxdw %r5, [%r1+8]\nmov %r0, 7\nmov32 %r4, 1\n";
+    struct Case {
+        std::string rest;
+        const char* expect;  // in the listing
+        bool setcc;
+    };
+    const Case cases[] = {
+        {"jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit", "sbb rax, -1", false},     // r2 >= 10: 1 - CF
+        {"jge %r2, 10, +1\nmov32 %r4, 0\nadd32 %r0, %r4\nexit", "sbb eax, -1", false},  // 32 bits
+        {"jlt %r2, 10, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit", "adc rax, 0", false},     // CF
+        {"jlt %r2, 10, +1\nmov32 %r4, 0\nadd %r0, %r4\nadd %r0, %r4\nexit", "setb cl", true},  // read again
+        {"jeq %r2, 10, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit", "sete cl", true},         // not the carry
+        {"jslt %r2, 10, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit", "setl cl", true},
+        {"jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r5, %r4\nmov %r0, %r5\nexit", "sbb r8, -1", false},
+        {"jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r4, %r0\nmov %r0, %r4\nexit", "setae cl", true},  // x += y
+        // another way into the add: r4 may be 1 or what the setcc made
+        {"jeq %r5, 3, +2\njgt %r2, 9, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit", "setae cl", true},
+    };
+    for (const Case& c : cases) {
+        const std::string text = head + c.rest;
+        const std::string code = verified_listing(text);
+        EXPECT_NE(code.find(c.expect), std::string::npos) << text << code;
+        EXPECT_EQ(code.find("\nset") != std::string::npos, c.setcc) << text << code;
+        for (const uint64_t v : {uint64_t{0}, uint64_t{9}, uint64_t{10}, uint64_t{11}, ~uint64_t{0}}) {
+            for (const uint64_t w : {uint64_t{3}, uint64_t{4}}) {
+                std::vector<uint8_t> mem(16);
+                std::memcpy(mem.data(), &v, 8);
+                std::memcpy(mem.data() + 8, &w, 8);
+                same_on_all(text, mem);
+            }
+        }
+    }
+    // The log2 workload's loop (bench/workloads/log2.c as clang compiles it), on 16 values.
+    const std::string log2 =
+        "mov %r2, 0\nmov %r0, 0\nja +4\nadd32 %r4, %r7\nadd %r0, %r4\nadd %r2, 4\njeq %r2, 64, +34\n"
+        "mov %r3, %r1\nadd %r3, %r2\nldxw %r8, [%r3]\nmov32 %r3, %r8\nor32 %r3, 1\njlt32 %r8, 65536, +2\n"
+        "mov32 %r3, %r8\nrsh32 %r3, 16\nmov32 %r5, %r3\njlt32 %r3, 256, +2\nmov32 %r5, %r3\nrsh32 %r5, 8\n"
+        "mov32 %r6, %r5\njlt32 %r5, 16, +2\nmov32 %r6, %r5\nrsh32 %r6, 4\nmov32 %r7, 1\nmov32 %r4, 1\n"
+        "jgt32 %r8, 65535, +1\nmov32 %r4, 0\nmov32 %r8, %r6\njlt32 %r6, 4, +2\nmov32 %r8, %r6\nrsh32 %r8, 2\n"
+        "jgt32 %r8, 1, +1\nmov32 %r7, 0\nlsh32 %r4, 4\njlt32 %r3, 256, +1\nor32 %r4, 8\njlt32 %r5, 16, +1\n"
+        "or32 %r4, 4\njlt32 %r6, 4, -36\nor32 %r4, 2\nja -38\nexit";
+    const std::string code = verified_listing(log2);
+    EXPECT_NE(code.find("sbb ecx, -1"), std::string::npos) << code;
+    std::size_t compares = 0;
+    for (std::size_t at = code.find("\ncmp "); at != std::string::npos; at = code.find("\ncmp ", at + 1)) {
+        ++compares;
+    }
+    EXPECT_EQ(compares, 3u) << code;  // the loop's test (twice: before and in the copy), w8 > 1
+    std::mt19937 rng(7);
+    for (int round = 0; round < 20; ++round) {
+        std::vector<uint8_t> mem(64);
+        for (std::size_t i = 0; i < mem.size(); i += 4) {
+            const uint32_t bits = rng() % 33;  // values of every length, and at the bounds
+            uint32_t v = bits == 32 ? rng() : (rng() & ((uint32_t{1} << bits) - 1)) | (bits > 0 ? uint32_t{1} << (bits - 1) : 0);
+            if (round % 4 == 0) {
+                v = (uint32_t{1} << (rng() % 32)) - (rng() % 2);
+            }
+            std::memcpy(mem.data() + i, &v, 4);
+        }
+        same_on_all(log2, mem);
+    }
+}
+
 // A select on `>` or `<=` (unsigned) tests a condition that reads one flag group, which Intel
 // runs as one uop where `a` and `be` take two: against an immediate c as `>= c + 1` or `< c + 1`,
 // against 0 as `!= 0` or `== 0`, against a register with the operands swapped. Where c + 1 is no
@@ -1128,7 +1255,9 @@ TEST(Jit, UnsignedAboveSelectsTestOneFlagGroup) {
 // case as the interpreter runs it.
 TEST(Jit, AOneOnlyASetccReadsIsAZeroIdiom) {
     const std::string head = "ldxdw %r2, [%r1]\nldxdw %r5, [%r1+8]\nmov %r0, 7\n";
-    const std::string tail = "jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r0, %r4\nexit";
+    // (r4 read twice at the end: one add of r4, where r4 is dead after it, would take the carry
+    // flag in place of the setcc; SelectsAddTheirCarry)
+    const std::string tail = "jgt %r2, 9, +1\nmov32 %r4, 0\nadd %r0, %r4\nadd %r0, %r4\nexit";
     struct Case {
         std::string between;  // after `mov32 %r4, 1`, before the select
         bool setcc;           // the select sets r4's low byte (r4 is known to be 1 at it)

@@ -370,8 +370,24 @@ private:
         emit(row, base, writes_src ? writable() : readable(), off, 0);
     }
 
-    // x = v; [one instruction]; if (c) goto +1; x = 1 - v | x |= bit | x = w (see selects).
+    // x = v; [one instruction]; if (c) goto +1; x = 1 - v | x |= bit | x = w (then maybe y += x,
+    // clang's y += c); or if (c) goto +2; x = y; x op= imm, with a shift by k of y where c is
+    // y < 2^k (clang's log2 by halving). Often c is the last select's test again, as written or
+    // in another form (inverted, or x > K as x >= K + 1): clang's selects of one condition.
     void select() {
+        const OpInfo* row = cond_[pick(cond_.size())];
+        uint8_t tested = readable();
+        int32_t imm = row->form == Form::CondImm ? interesting() : 0;
+        if (last_test_.row != nullptr && chance(45)) {
+            row = last_test_.row;
+            tested = last_test_.reg;
+            imm = last_test_.imm;
+            other_form(row, imm);
+        }
+        if (chance(30)) {
+            copy_select(row, tested, imm);
+            return;
+        }
         const uint8_t x = writable();
         const bool wide = chance(50);
         const OpInfo& mov = row_named(wide ? "mov" : "mov32", Form::AluImm);
@@ -381,9 +397,8 @@ private:
         if (chance(40)) {
             alu();  // (may read or write x)
         }
-        const OpInfo& row = *cond_[pick(cond_.size())];
-        const std::size_t jump = emit(row, readable(), row.form == Form::CondReg ? readable() : 0, 0,
-                                      row.form == Form::CondImm ? interesting() : 0);
+        const std::size_t jump = emit(*row, tested, row->form == Form::CondReg ? readable() : 0, 0, imm);
+        remember(*row, tested, imm);
         if (shape == 0) {
             emit(mov, x, 0, 0, 1 - v);
         } else if (shape == 1) {
@@ -392,7 +407,88 @@ private:
             emit(mov, x, 0, 0, interesting());
         }
         code_[jump].off = 1;
+        const uint8_t y = writable();
+        if (shape == 0 && y != x && chance(40)) {
+            // clang's y += c: an add of x, often its last read (x written again)
+            emit(row_named(chance(50) ? "add" : "add32", Form::AluReg), y, x, 0, 0);
+            if (chance(70)) {
+                mov_imm(x, interesting());
+            }
+        }
     }
+    // if (c) goto +2; x = y; x op= imm (two writes).
+    void copy_select(const OpInfo* row, uint8_t tested, int32_t imm) {
+        static constexpr std::string_view kOps[] = {"add", "sub", "or", "and", "xor", "lsh", "rsh", "arsh"};
+        const bool wide = chance(50);
+        uint8_t y = readable();
+        std::string_view op = kOps[pick(std::size(kOps))];
+        int32_t value = interesting();
+        if (chance(50)) {
+            // The log2 shape: c is y < 2^k (or an equivalent), the op y >> k, at c's width.
+            // (k up to 30: 2^k is a positive immediate)
+            const auto k = static_cast<int32_t>(1 + pick(30));
+            static constexpr std::string_view kTests[] = {"jlt", "jle", "jge", "jgt"};
+            const std::string_view t = kTests[pick(std::size(kTests))];
+            row = &row_named(std::string(t) + (wide ? "" : "32"), Form::CondImm);
+            y = tested;
+            imm = t == "jlt" || t == "jge" ? int32_t{1} << k : (int32_t{1} << k) - 1;
+            op = "rsh";
+            value = k;
+        }
+        uint8_t x = writable();
+        if (x == y) {
+            x = y == 9 ? 8 : 9;
+            if (std::find(counters_.begin(), counters_.end(), x) != counters_.end()) {
+                x = writable();
+            }
+        }
+        if (op == "lsh" || op == "rsh" || op == "arsh") {
+            value = static_cast<int32_t>(static_cast<uint32_t>(value) % (wide ? 64 : 32));
+        }
+        const std::size_t jump = emit(*row, tested, row->form == Form::CondReg ? readable() : 0, 0, imm);
+        remember(*row, tested, imm);
+        emit(row_named(wide ? "mov" : "mov32", Form::AluReg), x, y, 0, 0);
+        emit(row_named(std::string(op) + (wide ? "" : "32"), Form::AluImm), x, 0, 0, value);
+        code_[jump].off = 2;
+    }
+    void remember(const OpInfo& row, uint8_t reg, int32_t imm) {
+        last_test_ = {row.form == Form::CondImm ? &row : nullptr, reg, imm};
+    }
+    // The same test in another form, now and then: inverted (then the jump is taken where it
+    // was not), or against the next constant (x > K as x >= K + 1, x <= K as x < K + 1).
+    void other_form(const OpInfo*& row, int32_t& imm) {
+        static constexpr std::pair<std::string_view, std::string_view> kInverse[] = {
+            {"jeq", "jne"}, {"jlt", "jge"}, {"jgt", "jle"}, {"jslt", "jsge"}, {"jsgt", "jsle"}};
+        static constexpr std::pair<std::string_view, std::string_view> kNext[] = {
+            {"jgt", "jge"}, {"jle", "jlt"}, {"jsgt", "jsge"}, {"jsle", "jslt"}};
+        const std::string_view m = row->mnemonic;
+        const bool w32 = m.size() > 2 && m.substr(m.size() - 2) == "32";
+        const std::string_view base = w32 ? m.substr(0, m.size() - 2) : m;
+        const std::string suffix = w32 ? "32" : "";
+        const uint64_t how = pick(3);
+        if (how == 1) {
+            for (const auto& [a, b] : kInverse) {
+                if (base == a || base == b) {
+                    row = &row_named(std::string(base == a ? b : a) + suffix, Form::CondImm);
+                    return;
+                }
+            }
+        } else if (how == 2 && imm != -1 && imm != INT32_MAX) {
+            for (const auto& [a, b] : kNext) {
+                if (base == a) {
+                    row = &row_named(std::string(b) + suffix, Form::CondImm);
+                    imm += 1;
+                    return;
+                }
+            }
+        }
+    }
+    struct Test {
+        const OpInfo* row = nullptr;  // a CondImm row, or none
+        uint8_t reg = 0;
+        int32_t imm = 0;
+    };
+    Test last_test_;
 
     void branch(unsigned depth) {
         const OpInfo& row = *cond_[pick(cond_.size())];

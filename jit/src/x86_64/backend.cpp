@@ -258,6 +258,20 @@ public:
                 next_event_ = std::min({next_candidate_, next_exit_move_, pending_jump_});
                 continue;
             }
+            if (step.kind == Fused::Select && !special && window_ < 0) [[unlikely]] {
+                select_falls_ = true;  // (the step after it is lowered next: see adds_carry)
+                if (!blind_ && schedule_from(pc) && schedule_.end <= next_event_) {
+                    select_falls_ = false;
+                    if (checked && costs_[pc] != 0) {
+                        a_.sub(r9, costs_[pc]);
+                        a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
+                    }
+                    lower_schedule(schedule_, listing);
+                    falls_from_ = schedule_.last;
+                    pc = schedule_.end - 1;
+                    continue;
+                }
+            }
             if (listing) {
                 list_step(pc);
             }
@@ -268,6 +282,8 @@ public:
             if (!special || pc != pending_jump_) [[likely]] {
                 if (step.kind == Fused::Alone && p_[pc].imm == 1 && zeroed_for_setcc(pc)) [[unlikely]] {
                     a_.xor_(kRegs[p_[pc].dst].r32(), kRegs[p_[pc].dst].r32());
+                } else if (pc == carry_pc_) [[unlikely]] {
+                    add_carry(pc);
                 } else {
                     lower_step(pc, step);
                 }
@@ -1389,7 +1405,11 @@ private:
             if (listing_) {
                 list_step(k);
             }
-            lower_step(k, steps_[k]);
+            if (k == carry_pc_) [[unlikely]] {
+                add_carry(k);
+            } else {
+                lower_step(k, steps_[k]);
+            }
         }
         if (listing_) {
             list_step(j);
@@ -2523,6 +2543,411 @@ private:
         BPFVM_ASSERT(false);
         return CondCode::kE;
     }
+    // ---- selects that share a condition --------------------------------------------------
+    //
+    // clang writes `r = a < K ? x : y; s = a < K ? u : v` as two selects, each with its own
+    // compare of a with K, often far apart (log2 by halving: each step's shift and its bit of the
+    // result). Where the steps between allow it (find_schedules), the second is lowered right
+    // after the first and tests the flags the first left, with no compare of its own.
+
+    // A select's condition in one form for the comparisons of `rA op K` (CondImm): `rA < K`
+    // (unsigned or signed), `rA == K` or `rA & K`, held or not (`positive`); x > K and x <= K are
+    // x >= K + 1 and x < K + 1. `kind` 0: no such form.
+    struct CondKey {
+        uint8_t kind = 0;  // 1: unsigned <, 2: signed <, 3: ==, 4: & (not zero)
+        uint8_t reg = 0;
+        bool w64 = false;
+        bool positive = true;
+        uint64_t value = 0;
+        [[nodiscard]] bool same(const CondKey& o) const {
+            return kind != 0 && kind == o.kind && reg == o.reg && w64 == o.w64 && value == o.value;
+        }
+    };
+    static CondKey cond_key(const vm::Instruction& jump) {
+        const vm::OpInfo& row = jump.info();
+        CondKey k;
+        if (row.form != Form::CondImm) {
+            return k;
+        }
+        k.reg = jump.dst;
+        k.w64 = row.width == 8;
+        const uint64_t v = immediate(jump);
+        const uint64_t top = k.w64 ? ~uint64_t{0} : 0xffffffffu;             // unsigned maximum
+        const uint64_t stop = k.w64 ? uint64_t{INT64_MAX} : 0x7fffffffu;     // signed maximum
+        const bool next_fits = v != top;
+        const bool snext_fits = v != stop;
+        auto set = [&](uint8_t kind, uint64_t value, bool positive) {
+            k.kind = kind;
+            k.value = value & top;
+            k.positive = positive;
+        };
+        constexpr struct {
+            Sem sem;
+            uint8_t kind;
+            bool positive;
+            bool plus_one;  // x > K, x <= K: against K + 1
+        } kForms[] = {
+            {Sem::Jeq, 3, true, false},  {Sem::Jne, 3, false, false},  {Sem::Jset, 4, true, false},
+            {Sem::Jlt, 1, true, false},  {Sem::Jge, 1, false, false},  {Sem::Jle, 1, true, true},
+            {Sem::Jgt, 1, false, true},  {Sem::Jslt, 2, true, false}, {Sem::Jsge, 2, false, false},
+            {Sem::Jsle, 2, true, true},  {Sem::Jsgt, 2, false, true},
+        };
+        for (const auto& f : kForms) {
+            if (f.sem == row.sem && (!f.plus_one || (f.kind == 1 ? next_fits : snext_fits))) {
+                set(f.kind, f.plus_one ? v + 1 : v, f.positive);
+            }
+        }
+        return k;
+    }
+
+    // The flags the last select left: valid when its last instruction to write them tested its
+    // condition, which then holds where `taken_cc_` does.
+    bool flags_valid_ = false;
+    CondCode taken_cc_ = CondCode::kE;
+    // Set by lower_schedule for a select that tests the same condition: its compare is left out
+    // (unless it writes the flags itself before the compare; it clears reuse_ then).
+    bool reuse_ = false;
+    CondCode reuse_taken_ = CondCode::kE;
+
+    // compare_for_flags for a select, or the flags of the select before it.
+    CondCode select_flags(const vm::OpInfo& row, const vm::Instruction& jump, Sem sem) {
+        CondCode cc;
+        if (reuse_) {
+            cc = sem == row.sem ? reuse_taken_ : asmjit::x86::negateCond(reuse_taken_);
+        } else {
+            cc = compare_for_flags(row, jump, sem);
+        }
+        taken_cc_ = sem == row.sem ? cc : asmjit::x86::negateCond(cc);
+        flags_valid_ = true;
+        return cc;
+    }
+    void shift_flags(int shift_flag) {
+        taken_cc_ = flag_condition(shift_flag, true);
+        flags_valid_ = true;
+    }
+
+    // A run of steps lowered in another order: their pcs in schedule_order_ (kept per thread, as
+    // the facts are). Bit k of `reuse`: the k-th tests the flags the one before it left, with the
+    // condition the same (bit k of `same`) or inverted.
+    struct Schedule {
+        uint32_t begin = 0;  // the first pc
+        uint32_t end = 0;    // past the last pc
+        uint32_t last = 0;   // the last step, in program order
+        uint64_t reuse = 0;
+        uint64_t same = 0;
+    };
+    static thread_local std::vector<uint32_t> thread_schedule_order;
+    Schedule schedule_;  // the last one found
+    std::vector<uint32_t>& schedule_order_ = thread_schedule_order;
+
+    // The registers a step the scheduler may move reads and writes (natively: the lowering's own
+    // as well as the eBPF's), or false for one it does not move: anything but moves, simple ALU
+    // ops (no division, multiplication, or shift by a register) and selects of them.
+    bool movable(std::size_t pc, uint16_t& use, uint16_t& def) const {
+        const Step& step = steps_[pc];
+        const vm::Instruction& i = p_[pc];
+        auto simple = [](const vm::Instruction& k, uint16_t& u, uint16_t& d) {
+            const vm::OpInfo& row = k.info();
+            if (row.form != Form::AluImm && row.form != Form::AluReg) {
+                return false;
+            }
+            const Sem m = row.sem;
+            const bool shift = m == Sem::Lsh || m == Sem::Rsh || m == Sem::Arsh;
+            if (!(m == Sem::Mov || m == Sem::Add || m == Sem::Sub || m == Sem::And || m == Sem::Or || m == Sem::Xor ||
+                  (shift && row.form == Form::AluImm))) {
+                return false;  // (a shift by a register uses rcx)
+            }
+            u = static_cast<uint16_t>(u | (row.sem != Sem::Mov ? 1u << k.dst : 0u) |
+                                      (row.form == Form::AluReg ? 1u << k.src : 0u));
+            d = static_cast<uint16_t>(d | native_writes(k));
+            return true;
+        };
+        use = 0;
+        def = 0;
+        switch (step.kind) {
+            case Fused::Nothing:
+                return true;
+            case Fused::Alone:
+                return simple(i, use, def);
+            case Fused::AddMove:
+                use = static_cast<uint16_t>((1u << step.base) | (step.index >= 0 ? 1u << step.index : 0u));
+                def = static_cast<uint16_t>(1u << i.dst);
+                return true;
+            case Fused::ZeroExtend:
+                use = static_cast<uint16_t>(1u << step.base);
+                def = static_cast<uint16_t>(1u << i.dst);
+                return true;
+            case Fused::AddTo:
+                use = def = static_cast<uint16_t>(1u << step.base);
+                return true;
+            case Fused::Select: {
+                const vm::OpInfo& jrow = i.info();
+                use = static_cast<uint16_t>((1u << i.dst) | (jrow.form == Form::CondReg ? 1u << i.src : 0u));
+                const std::size_t writes = step.span - 1u - static_cast<unsigned>(step.disp);
+                for (std::size_t k = pc + 1; k <= pc + writes; ++k) {
+                    if (!simple(p_[k], use, def)) {
+                        return false;
+                    }
+                }
+                use = static_cast<uint16_t>(use | def);  // (where c holds, rX keeps its value)
+                return true;
+            }
+            case Fused::Covered:
+            case Fused::Address:
+            case Fused::Inverted:
+                return false;
+        }
+        return false;
+    }
+    // Whether the scheduler may put pc (a step start) anywhere in a run: no budget charge, no
+    // checked window.
+    bool inside_ok(std::size_t pc) const {
+        return !(checked_ && costs_[pc] != 0) && (window_of_.empty() || window_of_[pc] < 0);
+    }
+
+    // Whether the steps from the select at s on are lowered in another order (schedule_): where a
+    // later select tests the condition s tests (the register unchanged), among steps that may
+    // move and that control enters only at s, the later one, what it needs of the steps between
+    // first, goes right after s (and so on for other pairs in the run).
+    bool schedule_from(std::size_t s) {
+        if (steps_[s].disp != 0) {
+            return false;
+        }
+        const CondKey key = cond_key(p_[s]);
+        if (key.kind == 0 || ((native_writes(p_[s + 1]) >> key.reg) & 1) != 0 ||
+            (steps_[s].span == 3 && ((native_writes(p_[s + 2]) >> key.reg) & 1) != 0)) {
+            return false;
+        }
+        // A later select of the same condition close by, past steps that may move (a first look:
+        // schedule_run works it out).
+        bool found = false;
+        const std::size_t n = p_.size();
+        for (std::size_t c = s + steps_[s].span, k = 0; c < n && k < 32 && !found; ++k, c += steps_[c].span) {
+            const Fused kind = steps_[c].kind;
+            const Form f = p_[c].info().form;
+            if (kind == Fused::Select) {
+                found = cond_key(p_[c]).same(key);
+            } else if (!(kind == Fused::Nothing || kind == Fused::AddMove || kind == Fused::ZeroExtend ||
+                         kind == Fused::AddTo || (kind == Fused::Alone && (f == Form::AluImm || f == Form::AluReg)))) {
+                break;
+            }
+        }
+        return found && schedule_run(s);
+    }
+    // Orders the run from select s (see schedule_from) into schedule_; false if no pair is found.
+    bool schedule_run(std::size_t s) {
+        constexpr std::size_t kMax = 64;
+        uint16_t u;
+        uint16_t d;
+        const std::size_t begin = s;
+        std::array<uint32_t, kMax> pcs;
+        std::array<uint16_t, kMax> uses;
+        std::array<uint16_t, kMax> defs;
+        std::array<CondKey, kMax> keys;  // of the selects
+        std::size_t m = 0;
+        for (std::size_t pc = begin; pc < p_.size() && m < kMax;) {
+            if (pc != begin && (step_into(pc) != pcs[m - 1] || !inside_ok(pc))) {
+                break;
+            }
+            if (!movable(pc, u, d)) {
+                break;
+            }
+            pcs[m] = static_cast<uint32_t>(pc);
+            uses[m] = u;
+            defs[m] = d;
+            keys[m] = steps_[pc].kind == Fused::Select ? cond_key(p_[pc]) : CondKey{};
+            ++m;
+            if (steps_[pc].kind == Fused::Select && steps_[pc].disp != 0) {
+                break;  // (it ends in a jump)
+            }
+            pc += steps_[pc].span;
+            while (pc < p_.size() && p_.is_tail(pc)) {
+                ++pc;
+            }
+        }
+        if (m < 2) {
+            return false;
+        }
+        const std::size_t end = pcs[m - 1] + steps_[pcs[m - 1]].span;
+        // ancestors[j]: the steps j depends on, directly or not (a register one writes and the
+        // other reads or writes).
+        // Per register: the last step to write it and the steps that read it since, each with its
+        // own ancestors.
+        std::array<uint64_t, kMax> ancestors{};
+        std::array<uint64_t, vm::kNumRegisters + 1> writer{};
+        std::array<uint64_t, vm::kNumRegisters + 1> readers{};
+        for (std::size_t j = 0; j < m; ++j) {
+            uint64_t a = 0;
+            for (unsigned both = uses[j] | defs[j]; both != 0; both &= both - 1) {
+                a |= writer[static_cast<unsigned>(__builtin_ctz(both))];
+            }
+            for (unsigned w = defs[j]; w != 0; w &= w - 1) {
+                a |= readers[static_cast<unsigned>(__builtin_ctz(w))];
+            }
+            ancestors[j] = a;
+            const uint64_t self = a | (uint64_t{1} << j);
+            for (unsigned r = uses[j]; r != 0; r &= r - 1) {
+                readers[static_cast<unsigned>(__builtin_ctz(r))] |= self;
+            }
+            for (unsigned w = defs[j]; w != 0; w &= w - 1) {
+                const auto reg = static_cast<unsigned>(__builtin_ctz(w));
+                writer[reg] = self;
+                readers[reg] = 0;
+            }
+        }
+        schedule_order_.clear();
+        Schedule& sch = schedule_;
+        sch = Schedule{};
+        sch.begin = static_cast<uint32_t>(begin);
+        sch.end = static_cast<uint32_t>(end);
+        sch.last = pcs[m - 1];
+        uint64_t emitted = 0;
+        auto emit = [&](uint64_t set) {  // in program order, which is an order of dependence
+            set &= ~emitted;
+            while (set != 0) {
+                const unsigned i = static_cast<unsigned>(__builtin_ctzll(set));
+                set &= set - 1;
+                schedule_order_.push_back(pcs[i]);
+                emitted |= uint64_t{1} << i;
+            }
+        };
+        bool paired = false;
+        for (std::size_t i = 0; i < m; ++i) {
+            const uint64_t bi = uint64_t{1} << i;
+            const std::size_t pc = pcs[i];
+            if ((emitted & bi) == 0 && steps_[pc].kind == Fused::Select && steps_[pc].disp == 0) {
+                const CondKey& key = keys[i];
+                if (key.kind != 0 && ((defs[i] >> key.reg) & 1) == 0) {
+                    for (std::size_t j = i + 1; j < m; ++j) {
+                        const std::size_t c = pcs[j];
+                        if (keys[j].same(key)) {
+                            const uint64_t before = (ancestors[j] | ancestors[i]) & ~bi;
+                            bool can = (emitted & (uint64_t{1} << j)) == 0;
+                            for (uint64_t rest = before; rest != 0 && can; rest &= rest - 1) {
+                                can = (ancestors[__builtin_ctzll(rest)] & bi) == 0;  // not after i
+                            }
+                            if (can) {
+                                emit(before);
+                                emit(bi);
+                                schedule_order_.push_back(static_cast<uint32_t>(c));
+                                emitted |= uint64_t{1} << j;
+                                const std::size_t at = schedule_order_.size() - 1;
+                                sch.reuse |= uint64_t{1} << at;
+                                if (keys[j].positive == key.positive) {
+                                    sch.same |= uint64_t{1} << at;
+                                }
+                                paired = true;
+                            }
+                            break;
+                        }
+                        if (((defs[j] >> key.reg) & 1) != 0) {
+                            break;  // the register changes before the next test
+                        }
+                    }
+                }
+            }
+            emit(ancestors[i] | bi);
+        }
+        return paired;
+    }
+    // Lowers the run that starts at pc in its order; the main loop goes on at its end.
+    void lower_schedule(const Schedule& sch, bool listing) {
+        flags_valid_ = false;
+        // After the last step: the first step of the block a rotating go_to copies, if any.
+        const Step& last = steps_[sch.last];
+        const bool ends_in_go_to = last.kind == Fused::Select && last.disp == 1;
+        std::size_t after = SIZE_MAX;
+        if (ends_in_go_to) {
+            const int64_t target = vm::branch_target(p_[sch.last], sch.last);
+            if (!checked_ && window_ < 0 && target >= 0 && static_cast<std::size_t>(target) <= sch.last &&
+                rotated_jump(static_cast<std::size_t>(target)) != SIZE_MAX) {
+                after = static_cast<std::size_t>(target);
+                while (steps_[after].kind == Fused::Covered) {
+                    after += p_[after].slots();
+                }
+            }
+        }
+        for (std::size_t k = 0; k < schedule_order_.size(); ++k) {
+            const std::size_t pc = schedule_order_[k];
+            const Step& step = steps_[pc];
+            if (pc != sch.begin && labels_[pc].isValid()) {
+                a_.bind(labels_[pc]);  // (no jump goes there: the select before it is a cmov)
+            }
+            if (listing) {
+                list_step(pc);
+            }
+            const bool reuse = ((sch.reuse >> k) & 1) != 0 && flags_valid_;
+            const CondCode taken = taken_cc_;
+            flags_valid_ = false;
+            if (reuse) {
+                reuse_ = true;
+                reuse_taken_ = ((sch.same >> k) & 1) != 0 ? taken : asmjit::x86::negateCond(taken);
+            }
+            next_lowered_ = k + 1 < schedule_order_.size() ? schedule_order_[k + 1] : after;
+            if (step.kind == Fused::Select) {
+                select(pc, step, false);
+            } else if (pc == carry_pc_) {
+                add_carry(pc);
+            } else if (step.kind == Fused::Alone && p_[pc].imm == 1 && zeroed_for_setcc(pc)) {
+                a_.xor_(kRegs[p_[pc].dst].r32(), kRegs[p_[pc].dst].r32());
+            } else {
+                lower_step(pc, step);
+            }
+            reuse_ = false;
+            if (step.kind != Fused::Select) {
+                flags_valid_ = false;
+            }
+        }
+        next_lowered_ = SIZE_MAX;
+        flags_valid_ = false;
+        if (ends_in_go_to) {
+            go_to(sch.last, vm::branch_target(p_[sch.last], sch.last), sch.last + last.span);
+        }
+        BPFVM_ASSERT(carry_pc_ == SIZE_MAX);  // (the add that takes the carry was lowered)
+    }
+    // What lower_schedule lowers next (SIZE_MAX: something else, or not known); whether the main
+    // loop lowers the step after the select it lowers now next (set for that select only); the
+    // add that takes the carry flag in place of a setcc's 0 or 1 (SIZE_MAX: none).
+    std::size_t next_lowered_ = SIZE_MAX;
+    bool select_falls_ = false;
+    std::size_t carry_pc_ = SIZE_MAX;
+    bool carry_set_ = false;  // the value is CF (else 1 - CF)
+    // Whether a setcc of `cc` into rX, where the step lowered next is `rY += rX` and rX is dead
+    // after it, becomes that add's adc 0 (cc = below: rY + CF) or sbb -1 (above or equal:
+    // rY + 1 - CF) instead: clang's `y += a < b`, one instruction fewer.
+    bool adds_carry(std::size_t pc, bool falls, unsigned x, CondCode cc) {
+        std::size_t q = next_lowered_;
+        if (falls && steps_[pc].disp == 0) {
+            // The main loop's next step, if control reaches it only from here and nothing is
+            // lowered in between (no budget charge, window, or deferred step there).
+            q = fall_target(pc);
+            if (q >= p_.size() || p_.is_tail(q) || step_into(q) != pc || !inside_ok(q) || q >= next_event_) {
+                return false;
+            }
+        }
+        if (q == SIZE_MAX || (cc != CondCode::kB && cc != CondCode::kAE) || steps_[q].kind != Fused::Alone) {
+            return false;
+        }
+        const vm::Instruction& add = p_[q];
+        const vm::OpInfo& row = add.info();
+        if (row.form != Form::AluReg || row.sem != Sem::Add || add.src != x || add.dst == x || facts_.live(q, x)) {
+            return false;
+        }
+        carry_pc_ = q;
+        carry_set_ = cc == CondCode::kB;
+        return true;
+    }
+    void add_carry(std::size_t q) {
+        const vm::Instruction& add = p_[q];
+        const Gp& y = kRegsBy[add.info().width == 8][add.dst];
+        if (carry_set_) {
+            a_.adc(y, 0);
+        } else {
+            a_.sbb(y, -1);
+        }
+        carry_pc_ = SIZE_MAX;
+    }
+
     // Fused::Select: `if (c) goto pc + 1 + k; <k instructions writing rX>` as rX = c ? rX : value,
     // in general with the value worked out in r11 first (before the compare sets the flags).
     // Shorter forms, where what rX holds before is known (known_before; or from the step before,
@@ -2533,7 +2958,10 @@ private:
     //  - 64-bit rX = rY: a cmov of rY itself;
     //  - a right shift by k of the register compared with 2^k (`if rY < 2^k`, clang's test of
     //    `rY >> k`): the shift's own zero flag is the condition, with no compare.
-    void select(std::size_t pc, const Step& step) {
+    void select(std::size_t pc, const Step& step, bool go = true) {
+        flags_valid_ = false;
+        const bool falls = select_falls_;
+        select_falls_ = false;
         const vm::Instruction& jump = p_[pc];
         const vm::OpInfo& jrow = jump.info();
         const vm::Instruction& first = p_[pc + 1];
@@ -2554,25 +2982,30 @@ private:
             static_cast<uint64_t>(first.imm) == 1 - known.value) {
             // rX is 0 or 1 already: only its low byte changes, to c ? v : 1 - v.
             const Sem sem = known.value == 1 ? jrow.sem : inverse(jrow.sem);
-            a_.set(compare_for_flags(jrow, jump, sem), kRegs[x].r8());
+            const CondCode cc = select_flags(jrow, jump, sem);
+            if (!adds_carry(pc, falls, x, cc)) {
+                a_.set(cc, kRegs[x].r8());
+            }
         } else if (copy && before != nullptr && before->op == first.op && before->dst == x &&
                    before->src == first.src && !reads_x) {
             // rX = rY already: rX = op(rY) in place, then rY back where c holds.
             const Gp& ry = kRegsBy[w64][first.src];
             if (op != nullptr) {
                 CondCode cc;
+                reuse_ = false;  // (the shift or the op writes the flags first)
                 if (shift_flag != kNoShiftFlag) {
                     a_.shr(rx, op->imm);
                     cc = flag_condition(shift_flag, true);
+                    shift_flags(shift_flag);
                 } else {
                     alu_imm(op->info().sem, rx, op->imm, w64, *op);
-                    cc = compare_for_flags(jrow, jump, jrow.sem);
+                    cc = select_flags(jrow, jump, jrow.sem);
                 }
                 a_.cmov(cc, rx, ry);
             }
         } else if (copy && w64 && op == nullptr) {
             // rX = rY unless c: a cmov of rY itself
-            a_.cmov(compare_for_flags(jrow, jump, inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
+            a_.cmov(select_flags(jrow, jump, inverse(jrow.sem)), kRegs[x], kRegs[first.src]);
         } else {
             auto op_on_r11 = [&](const vm::Instruction& i) {
                 const vm::OpInfo& row = i.info();
@@ -2594,17 +3027,20 @@ private:
             }
             CondCode cc;
             if (shift_flag != kNoShiftFlag) {
+                reuse_ = false;
                 a_.shr(op->info().width == 8 ? Gp(r11) : Gp(r11d), op->imm);
                 cc = flag_condition(shift_flag, false);
+                shift_flags(shift_flag);
             } else {
                 if (op != nullptr) {
+                    reuse_ = false;
                     op_on_r11(*op);
                 }
-                cc = compare_for_flags(jrow, jump, inverse(jrow.sem));
+                cc = select_flags(jrow, jump, inverse(jrow.sem));
             }
             a_.cmov(cc, kRegs[x], r11);
         }
-        if (step.disp == 1) {
+        if (step.disp == 1 && go) {
             go_to(pc, vm::branch_target(jump, pc), pc + step.span);
         }
     }
@@ -3027,6 +3463,7 @@ thread_local Facts Lowering::thread_facts;
 thread_local std::vector<Step> Lowering::thread_steps;
 thread_local std::vector<uint32_t> Lowering::thread_label_ids;
 thread_local std::vector<uint32_t> Lowering::thread_call_label_ids;
+thread_local std::vector<uint32_t> Lowering::thread_schedule_order;
 
 }  // namespace
 
