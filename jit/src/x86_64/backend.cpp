@@ -263,8 +263,7 @@ public:
                 if (!blind_ && schedule_from(pc) && schedule_.end <= next_event_) {
                     select_falls_ = false;
                     if (checked && costs_[pc] != 0) {
-                        a_.sub(r9, costs_[pc]);
-                        a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
+                        charge(pc);
                     }
                     lower_schedule(schedule_, listing);
                     falls_from_ = schedule_.last;
@@ -276,8 +275,7 @@ public:
                 list_step(pc);
             }
             if (checked && costs_[pc] != 0) {
-                a_.sub(r9, costs_[pc]);
-                a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
+                charge(pc);
             }
             if (!special || pc != pending_jump_) [[likely]] {
                 if (step.kind == Fused::Alone && p_[pc].imm == 1 && zeroed_for_setcc(pc)) [[unlikely]] {
@@ -303,6 +301,7 @@ public:
                 }
             }
         }
+        BPFVM_ASSERT(carry_pc_ == SIZE_MAX);  // (each add that takes a carry was lowered)
         window_ = -1;
         for (std::size_t i = 0; i < windows_.size(); ++i) {
             window_copy(i);
@@ -316,6 +315,12 @@ public:
             callback_entry();
         }
         return kErrorOk;
+    }
+
+    // The budget charge at pc (checked mode, costs_[pc] not 0).
+    void charge(std::size_t pc) {
+        a_.sub(r9, costs_[pc]);
+        a_.jb(trap(vm::TrapKind::BudgetExhausted, static_cast<uint32_t>(pc), 0, costs_[pc]));
     }
 
     // A leaf: one function, verified mode, no calls of any kind and no legacy packet loads. Its
