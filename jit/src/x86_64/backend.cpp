@@ -525,7 +525,22 @@ private:
 
     // Entry (the program, or a callback): save the callee-saved registers, keep RunState* in r12
     // and the native stack pointer for unwinding, load r1-r5, zero r0 and r6-r9, r10 = stack top.
+    // The same for every program of a mode: after its first time on a thread, one copy of the
+    // bytes it encoded then (unless a listing is made, which shows the instructions).
     void enter() {
+        static thread_local std::array<std::vector<uint8_t>, 2> cached;
+        std::vector<uint8_t>& bytes = cached[checked_ ? 1 : 0];
+        if (!listing_ && !bytes.empty() && a_.put_bytes(bytes.data(), bytes.size())) {
+            return;
+        }
+        const std::size_t from = a_.offset();
+        emit_entry();
+        if (!listing_ && bytes.empty()) {
+            const std::span<const uint8_t> made = a_.bytes_since(from);
+            bytes.assign(made.begin(), made.end());
+        }
+    }
+    void emit_entry() {
         a_.push(rbx);
         a_.push(rbp);
         a_.push(r12);

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "bpfvm/vm/expected.hpp"
@@ -85,6 +86,21 @@ public:
         }
         return _code->labelOffsetFromBase(l);
     }
+    // Bytes this assembler encoded before (see bytes_since), written again in one copy: false,
+    // and nothing written, where the short path is off or the buffer lacks the room.
+    bool put_bytes(const uint8_t* data, std::size_t n) {
+        uint8_t* p = start();
+        if (p == nullptr || static_cast<std::size_t>(_bufferEnd - p) < n) {
+            return false;
+        }
+        std::memcpy(p, data, n);
+        return finish(p + n);
+    }
+    // The code from offset `from` to here.
+    [[nodiscard]] std::span<const uint8_t> bytes_since(std::size_t from) const {
+        return {_bufferData + from, static_cast<std::size_t>(_bufferPtr - _bufferData) - from};
+    }
+
     FastAssembler(const FastAssembler&) = delete;
     FastAssembler& operator=(const FastAssembler&) = delete;
 
