@@ -1406,17 +1406,21 @@ private:
     // jump to where the original goes (none if that is `after`, the next pc lowered). The loop
     // then takes one branch per iteration, not two.
     void go_to(std::size_t pc, int64_t target, std::size_t after) {
-        if (!checked_ && window_ < 0 && target >= 0 && static_cast<std::size_t>(target) <= pc &&
-            rotate_into(static_cast<std::size_t>(target), after)) {
+        if (const std::size_t j = rotation(pc, target); j != SIZE_MAX) {
+            rotate_into(static_cast<std::size_t>(target), j, after);
             return;
         }
         a_.jmp(jump_to(target));
     }
-    bool rotate_into(std::size_t top, std::size_t after) {
-        const std::size_t j = rotated_jump(top);
-        if (j == SIZE_MAX) {
-            return false;
+    // The conditional jump ending the block go_to(pc, target) copies, or SIZE_MAX if it copies
+    // none.
+    std::size_t rotation(std::size_t pc, int64_t target) const {
+        if (checked_ || window_ >= 0 || target < 0 || static_cast<std::size_t>(target) > pc) {
+            return SIZE_MAX;
         }
+        return rotated_jump(static_cast<std::size_t>(target));
+    }
+    void rotate_into(std::size_t top, std::size_t j, std::size_t after) {
         const std::size_t next = j + 1;
         for (std::size_t k = top; k < j; k += p_[k].slots()) {
             if (steps_[k].kind == Fused::Covered) {
@@ -1439,7 +1443,6 @@ private:
         if (exit != static_cast<int64_t>(after) || is_function_entry(after)) {
             a_.jmp(jump_to(exit));
         }
-        return true;
     }
     // The conditional jump ending the block at `top` that go_to copies (its fall-through has a
     // label), or SIZE_MAX if the block does not qualify.
@@ -2567,7 +2570,7 @@ private:
     //
     // clang writes `r = a < K ? x : y; s = a < K ? u : v` as two selects, each with its own
     // compare of a with K, often far apart (log2 by halving: each step's shift and its bit of the
-    // result). Where the steps between allow it (find_schedules), the second is lowered right
+    // result). Where the steps between allow it (schedule_from), the second is lowered right
     // after the first and tests the flags the first left, with no compare of its own.
 
     // A select's condition in one form for the comparisons of `rA op K` (CondImm): `rA < K`
@@ -2738,8 +2741,8 @@ private:
             (steps_[s].span == 3 && ((native_writes(p_[s + 2]) >> key.reg) & 1) != 0)) {
             return false;
         }
-        // A later select of the same condition close by, past steps that may move (a first look:
-        // schedule_run works it out).
+        // A later select of the same condition close by, past steps of the kinds movable() takes
+        // (a first look, without their registers: schedule_run works it out).
         bool found = false;
         const std::size_t n = p_.size();
         for (std::size_t c = s + steps_[s].span, k = 0; c < n && k < 32 && !found; ++k, c += steps_[c].span) {
@@ -2790,9 +2793,8 @@ private:
         }
         const std::size_t end = pcs[m - 1] + steps_[pcs[m - 1]].span;
         // ancestors[j]: the steps j depends on, directly or not (a register one writes and the
-        // other reads or writes).
-        // Per register: the last step to write it and the steps that read it since, each with its
-        // own ancestors.
+        // other reads or writes), from the last step to write each register and the steps that
+        // read it since (each with its own ancestors).
         std::array<uint64_t, kMax> ancestors{};
         std::array<uint64_t, vm::kNumRegisters + 1> writer{};
         std::array<uint64_t, vm::kNumRegisters + 1> readers{};
@@ -2879,12 +2881,8 @@ private:
         std::size_t after = SIZE_MAX;
         if (ends_in_go_to) {
             const int64_t target = vm::branch_target(p_[sch.last], sch.last);
-            if (!checked_ && window_ < 0 && target >= 0 && static_cast<std::size_t>(target) <= sch.last &&
-                rotated_jump(static_cast<std::size_t>(target)) != SIZE_MAX) {
-                after = static_cast<std::size_t>(target);
-                while (steps_[after].kind == Fused::Covered) {
-                    after += p_[after].slots();
-                }
+            if (rotation(sch.last, target) != SIZE_MAX) {
+                after = static_cast<std::size_t>(target);  // (a loop's top: a step of its own)
             }
         }
         for (std::size_t k = 0; k < schedule_order_.size(); ++k) {
@@ -2914,9 +2912,6 @@ private:
                 lower_step(pc, step);
             }
             reuse_ = false;
-            if (step.kind != Fused::Select) {
-                flags_valid_ = false;
-            }
         }
         next_lowered_ = SIZE_MAX;
         flags_valid_ = false;
