@@ -1477,6 +1477,31 @@ TEST(Jit, ALoopsBackJumpRunsACopyOfTheBlockItGoesTo) {
     }
 }
 
+// A loop whose top block many gotos go back to (each case of a switch ends in `goto top`): up to
+// 16 gotos each run a copy of the block; with more, none does (the copies would cost more compile
+// time and code than the jump each saves), and every case jumps back to the block itself. Both
+// as the interpreter runs them.
+TEST(Jit, AtMostSixteenGotosCopyTheBlockTheyGoBackTo) {
+    for (int cases : {2, 16, 17, 64}) {
+        std::string text = "mov %r0, 0\nmov %r2, 0\nja body\ntop: add %r0, %r2\nadd %r2, 1\njge %r2, 100, out\n"
+                           "body: mov %r4, %r2\nmod %r4, " + std::to_string(cases) + "\n";
+        for (int k = 0; k + 1 < cases; ++k) {
+            text += "jeq %r4, " + std::to_string(k) + ", c" + std::to_string(k) + "\n";
+        }
+        for (int k = cases - 1; k >= 0; --k) {
+            text += "c" + std::to_string(k) + ": add %r0, " + std::to_string(7 * k + 1) + "\nja top\n";
+        }
+        text += "out: exit";
+        const std::string code = verified_listing(text);
+        std::size_t copies = 0;
+        for (std::size_t at = code.find("; 3: r0 += r2"); at != std::string::npos; at = code.find("; 3: r0 += r2", at + 1)) {
+            ++copies;
+        }
+        EXPECT_EQ(copies, cases <= 16 ? 1u + static_cast<std::size_t>(cases) : 1u) << cases << " cases\n" << code;
+        same_on_all(text, std::vector<uint8_t>{0, 0, 0, 0});
+    }
+}
+
 // Found by the kernel oracle's random programs: a division keeps rax and rdx only where r0 and
 // r3 are still read, but the plan compares r3 in place of a copy of it made for the compare; the
 // division in between must count as writing r3, or the compare reads the remainder.

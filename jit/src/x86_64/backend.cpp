@@ -823,7 +823,7 @@ private:
             }
             const Form f = p_[end].info().form;
             const std::size_t j = go_to && (f == Form::Jump || f == Form::Jump32) ? rotated_jump(loops_[i].top) : SIZE_MAX;
-            if (j != SIZE_MAX) {
+            if (j != SIZE_MAX && back_gotos(loops_[i].top) <= kMaxRotations) {
                 loops_[i].rotated = true;
                 rotated_.emplace_back(static_cast<uint32_t>(j + 1), static_cast<uint32_t>(i));
             }
@@ -1413,13 +1413,40 @@ private:
         a_.jmp(jump_to(target));
     }
     // The conditional jump ending the block go_to(pc, target) copies, or SIZE_MAX if it copies
-    // none.
-    std::size_t rotation(std::size_t pc, int64_t target) const {
+    // none. A block that more than kMaxRotations gotos go back to is copied by none of them: a
+    // goto's copy saves one jump an iteration, and a copy into every case of a large switch
+    // costs more compile time and code than it saves (LLVM's tail duplication has the same kind
+    // of bound on predecessors).
+    static constexpr uint8_t kMaxRotations = 16;
+    std::size_t rotation(std::size_t pc, int64_t target) {
         if (checked_ || window_ >= 0 || target < 0 || static_cast<std::size_t>(target) > pc) {
             return SIZE_MAX;
         }
-        return rotated_jump(static_cast<std::size_t>(target));
+        const std::size_t j = rotated_jump(static_cast<std::size_t>(target));
+        return j != SIZE_MAX && back_gotos(static_cast<std::size_t>(target)) <= kMaxRotations ? j : SIZE_MAX;
     }
+    // How many gotos jump back to pc (at most 255), counted for every pc the first time it is
+    // asked.
+    unsigned back_gotos(std::size_t pc) {
+        if (!back_gotos_counted_) {
+            back_gotos_counted_ = true;
+            back_gotos_.assign(p_.size(), 0);
+            for (std::size_t k = 0; k < p_.size(); k += p_[k].slots()) {
+                const Form f = p_[k].info().form;
+                if (f != Form::Jump && f != Form::Jump32) {
+                    continue;
+                }
+                const int64_t t = vm::branch_target(p_[k], k);
+                if (t >= 0 && static_cast<std::size_t>(t) <= k && back_gotos_[static_cast<std::size_t>(t)] < 255) {
+                    ++back_gotos_[static_cast<std::size_t>(t)];
+                }
+            }
+        }
+        return back_gotos_[pc];
+    }
+    bool back_gotos_counted_ = false;
+    static thread_local std::vector<uint8_t> thread_back_gotos;
+    std::vector<uint8_t>& back_gotos_ = thread_back_gotos;
     void rotate_into(std::size_t top, std::size_t j, std::size_t after) {
         const std::size_t next = j + 1;
         for (std::size_t k = top; k < j; k += p_[k].slots()) {
@@ -3479,6 +3506,7 @@ thread_local std::vector<Step> Lowering::thread_steps;
 thread_local std::vector<uint32_t> Lowering::thread_label_ids;
 thread_local std::vector<uint32_t> Lowering::thread_call_label_ids;
 thread_local std::vector<uint32_t> Lowering::thread_schedule_order;
+thread_local std::vector<uint8_t> Lowering::thread_back_gotos;
 
 }  // namespace
 
