@@ -438,20 +438,24 @@ void analyse(const vm::Program& program, Facts& f) {
     const auto none = static_cast<uint32_t>(n);
     constexpr uint16_t kAll = 0x3ff;
     f.main_is_called = program.first_function_is_named();  // a call, or a callback, may start at pc 0
-    f.boundary.assign(n + 1, 0);
+    // Past slot n, kSpare slots that instructions other than jumps and calls update in turn (no
+    // branch, and no chain of stores and loads through one slot from each instruction to the
+    // next), cut off at the end.
+    constexpr std::size_t kSpare = 8;
+    f.boundary.assign(n + 1 + kSpare, 0);
     f.loop_ends.clear();
     std::vector<uint32_t>& jump = scratch.jump;
     std::vector<uint32_t>& flow = scratch.flow;
     std::vector<uint16_t>& live_in = f.live_in;
-    jump.assign(n + 1, none);
+    jump.resize(n + 1);  // (each slot below n is written by the first liveness round)
+    jump[n] = none;
     flow.resize(n);
     live_in.assign(n + 1, 0);
-    std::size_t last_query = 0;  // the last pc whose widths the plan may ask for
     const auto& fns = program.functions();
     f.main_end = fns.size() > 1 ? fns[1] : n;
     const std::size_t main_end = f.main_end;
     f.function_writes.assign(fns.size(), 0);
-    f.live_after.assign(n, 0);
+    f.live_after.resize(n);  // (each written by the first liveness round)
 
     // The passes work on raw pointers held in locals: a store through a byte pointer may alias
     // anything, and would otherwise make the compiler reload every vector's data pointer after it.
@@ -489,7 +493,8 @@ void analyse(const vm::Program& program, Facts& f) {
             const LiveRow& row = kLiveRows[row_index(insns, tails, pc)];
             const int64_t rel = row.rel_imm ? insn.imm : insn.off;
             const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
-            const uint32_t t = (target & row.any_mask) | (none & ~row.any_mask);
+            const auto spare = static_cast<uint32_t>(none + 1 + (pc & (kSpare - 1)));
+            const uint32_t t = (target & row.any_mask) | (spare & ~row.any_mask);
             const uint32_t jt = (target & row.jump_mask) | (none & ~row.jump_mask);
             jumps[pc] = jt;
             const bool back = jt <= pc;
@@ -500,9 +505,6 @@ void analyse(const vm::Program& program, Facts& f) {
             boundary[t] = static_cast<uint8_t>(before | Facts::kTarget | (back ? Facts::kLoop : 0) |
                                                ((before & Facts::kTarget) << 3));
             helpers |= row.helper;
-            const unsigned mask = unsigned{insn.imm == 0xff} | unsigned{insn.imm == 0xffff} | unsigned{insn.imm == -1};
-            const unsigned query = row.query_always | (row.query_mask & mask);
-            last_query = query != 0 && pc > last_query ? pc : last_query;
             starts[plan_starts] = static_cast<uint32_t>(pc);  // (kept when it is one)
             plan_starts += row.plan_start;
 
@@ -529,16 +531,27 @@ void analyse(const vm::Program& program, Facts& f) {
     for (uint32_t entry : fns) {
         boundary[entry] |= Facts::kEntry;
     }
+    f.boundary.resize(n + 1);
     boundary[n] = 0;
 
     // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
     // falls through is carried in `carry`; f.widths collects what jumps bring.
-    f.widths.assign(n + 1, 0);
+    f.widths.assign(n + 1 + kSpare, 0);
     uint64_t* const widths = f.widths.data();
     for (uint32_t entry : fns) {
         widths[entry] = kAllWide;
     }
-    const std::size_t widths_end = std::min(last_query + 1, n);
+    // The plan asks for widths only before the instructions that query them: up to the last one.
+    std::size_t widths_end = n;
+    while (widths_end > 0) {
+        const std::size_t pc = widths_end - 1;
+        const LiveRow& row = kLiveRows[row_index(insns, tails, pc)];
+        const int32_t imm = insns[pc].imm;
+        if ((row.query_always | (row.query_mask & unsigned{imm == 0xff || imm == 0xffff || imm == -1})) != 0) {
+            break;
+        }
+        --widths_end;
+    }
     uint64_t carry = 0;
     for (std::size_t pc = 0; pc < widths_end; ++pc) {
         const WidthRow& row = kWidthRows[row_index(insns, tails, pc)];
@@ -548,11 +561,11 @@ void analyse(const vm::Program& program, Facts& f) {
         const uint64_t out = apply_widths(row, insns[pc], in);
         carry = out & (0 - uint64_t{row.falls});
         const uint32_t t = jumps[pc];
-        widths[t > pc ? t : none] |= out;  // forward jumps only
+        widths[t > pc && t != none ? t : none + 1 + (pc & (kSpare - 1))] |= out;  // forward jumps only
     }
     std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(widths_end), f.widths.end(),
               kAllWide);  // (not asked for: unknown)
-    f.widths.pop_back();
+    f.widths.resize(n);
 
     if (!f.loop_ends.empty()) {  // any backward jump
         // In place, from the last backward jump down (round 1 goes down from the end, so the
