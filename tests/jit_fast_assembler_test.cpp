@@ -728,6 +728,38 @@ TEST(JitFastAssembler, CompiledProgramsAreTheSameWithAndWithoutTheShortPath) {
     }
 }
 
+// Compiles without a listing reuse the thread's assembler, rewound (FastAssembler::rewind), and
+// its buffer, grown as needed: programs small and large, one after another, each get the code a
+// compile with a listing (a fresh CodeHolder and assembler) gives them.
+TEST(JitFastAssembler, CompilesOneAfterAnotherOnAThreadGiveTheSameCodeAsAFreshOne) {
+    const vm::HelperTable helpers = test::mix_helpers();
+    std::vector<vm::Program> programs;
+    for (const unsigned statements : {20u, 1500u, 3u, 400u, 3000u, 10u}) {
+        test::RandomProgramOptions options;
+        options.statements = statements;
+        options.functions = 2;
+        Expected<vm::Program> program = vm::Program::from_raw(test::random_program(statements, options));
+        ASSERT_TRUE(program) << program.error().message();
+        programs.push_back(std::move(*program));
+    }
+    std::vector<std::vector<uint8_t>> fresh;
+    for (const vm::Program& p : programs) {
+        JitOptions listed;
+        listed.keep_listing = true;
+        const Expected<Compiled> c = compile_x86_64(p, helpers, listed);
+        ASSERT_TRUE(c);
+        fresh.emplace_back(c->code.begin(), c->code.end());
+    }
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t k = 0; k < programs.size(); ++k) {
+            const Expected<Compiled> c = compile_x86_64(programs[k], helpers, {});
+            ASSERT_TRUE(c);
+            EXPECT_EQ(std::vector<uint8_t>(c->code.begin(), c->code.end()), fresh[k])
+                << "program " << k << " (" << programs[k].size() << " instructions), round " << round;
+        }
+    }
+}
+
 // Legacy packet loads, which the short path encodes a whole sequence at a time: every width, both
 // forms, every source register, offsets at each encoding's edges, in both modes; the same code
 // with and without a listing, and the short path taken without one.

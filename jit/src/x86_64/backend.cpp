@@ -32,6 +32,7 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "../analysis.hpp"
@@ -3512,29 +3513,50 @@ thread_local std::vector<uint8_t> Lowering::thread_back_gotos;
 
 Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTable& helpers,
                                   const JitOptions& options) {
-    // One CodeHolder per thread, reset softly: its buffers are kept for the next compile (a fresh
-    // one allocates, and the allocator returns, a program's worth of memory each time).
+    // One CodeHolder per thread. Between compiles without a listing its assembler stays attached
+    // and is rewound (FastAssembler::rewind): the buffer and the assembler's lists are kept. Else
+    // (the first compile on a thread, a listing, or a compile that failed) the CodeHolder is
+    // reset softly and a new assembler attached.
     thread_local CodeHolder code;
-    code.reset(ResetPolicy::kSoft);
-    Environment env(Arch::kX64);
-    if (code.init(env) != kErrorOk) {
-        return make_error("jit", "asmjit cannot target x86-64");
-    }
-    // Room for the code from the start (a reset frees the buffer): else the first instruction
-    // goes through asmjit's encoder to grow it, and a large program's code is copied as it grows.
-    // About 6 bytes an instruction and a few hundred around them; more is grown as needed.
-    if (code.reserveBuffer(&code.textSection()->buffer(), 512 + 8 * program.size()) != kErrorOk) {
-        return make_error("jit", "cannot reserve a code buffer");
-    }
+    thread_local std::optional<FastAssembler> kept;  // attached to `code`, no logger
+    std::optional<FastAssembler> listing;            // with the logger, for this compile only
+    // Room for the code from the start: else the first instruction goes through asmjit's encoder
+    // to grow it, and a large program's code is copied as it grows. About 6 bytes an instruction
+    // and a few hundred around them; more is grown as needed.
+    const std::size_t room = 512 + 8 * program.size();
     StringLogger logger;
-    if (options.keep_listing) {
-        code.setLogger(&logger);
+    if (options.keep_listing || !kept || !kept->rewind()) {
+        kept.reset();
+        code.reset(ResetPolicy::kSoft);
+        Environment env(Arch::kX64);
+        if (code.init(env) != kErrorOk) {
+            return make_error("jit", "asmjit cannot target x86-64");
+        }
+        if (options.keep_listing) {
+            code.setLogger(&logger);
+            listing.emplace(&code);
+        } else {
+            kept.emplace(&code);
+        }
     }
     struct Detach {
         CodeHolder& code;
-        ~Detach() { code.resetLogger(); }
-    } detach{code};
-    FastAssembler a(&code);
+        std::optional<FastAssembler>& listing;
+        std::optional<FastAssembler>& kept;
+        bool done = false;
+        ~Detach() {
+            listing.reset();
+            code.resetLogger();
+            if (!done) {
+                kept.reset();  // (a compile that failed leaves no state behind)
+            }
+        }
+    } detach{code, listing, kept};
+    FastAssembler& a = listing ? *listing : *kept;
+    if (code.reserveBuffer(&code.textSection()->buffer(), room) != kErrorOk) {
+        return make_error("jit", "cannot reserve a code buffer");
+    }
+    BPFVM_ASSERT(a.bufferData() == code.textSection()->data() && a.offset() == 0);
     // Loop tops are aligned with multi-byte NOPs (a few instructions to fall through, not up to
     // 63 single-byte ones).
     a.addEncodingOptions(EncodingOptions::kOptimizedAlign);
@@ -3583,6 +3605,7 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     out.helper_calls = std::move(lowering.helper_calls_);
     std::sort(out.helper_calls.begin(), out.helper_calls.end());  // (a rotated loop lowers a block twice)
     out.helper_calls.erase(std::unique(out.helper_calls.begin(), out.helper_calls.end()), out.helper_calls.end());
+    detach.done = true;
     return out;
 }
 
