@@ -88,7 +88,11 @@ const Gp kRegsBy[2][vm::kNumRegisters] = {{eax, edi, esi, edx, ecx, r8d, ebx, r1
 class LabelTable {
 public:
     explicit LabelTable(std::vector<uint32_t>& ids) : ids_(ids) {}
-    void reset(std::size_t n) { ids_.assign(n, Globals::kInvalidId); }
+    void reset(std::size_t n) {
+        static_assert(Globals::kInvalidId == 0xffffffffu);
+        ids_.resize(n);
+        std::memset(ids_.data(), 0xff, n * sizeof(uint32_t));  // (assign fills one element at a time)
+    }
     Label operator[](std::size_t pc) const { return Label(ids_[pc]); }
     void set(std::size_t pc, const Label& label) { ids_[pc] = label.id(); }
 
