@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <random>
 #include <set>
 #include <sstream>
@@ -109,6 +110,20 @@ vm::RunResult same_on_all(std::string_view text, std::vector<uint8_t> mem = {}, 
         }
     }
     return want;
+}
+
+// same_on_all for every pair of an 8-byte value v and a value w, laid out as v's 8 bytes then
+// w's low `w_bytes` bytes in 16 bytes of memory.
+void same_on_all_pairs(std::string_view text, std::initializer_list<uint64_t> vs, std::initializer_list<uint64_t> ws,
+                       std::size_t w_bytes) {
+    for (const uint64_t v : vs) {
+        for (const uint64_t w : ws) {
+            std::vector<uint8_t> mem(16);
+            std::memcpy(mem.data(), &v, 8);
+            std::memcpy(mem.data() + 8, &w, w_bytes);
+            same_on_all(text, mem);
+        }
+    }
 }
 
 TEST(Jit, HelpersGetR1ToR5AndKeepThem) {
@@ -1108,15 +1123,8 @@ TEST(Jit, SelectsOfOneConditionShareItsCompare) {
             compares += code.compare(line, 4, "cmp ") == 0 && code.compare(line + 4, 3, "r14") == 0 ? 1 : 0;
         }
         EXPECT_EQ(compares, static_cast<std::size_t>(c.compares)) << text << code;
-        for (const uint64_t v : {uint64_t{0}, uint64_t{98}, uint64_t{99}, uint64_t{100}, uint64_t{101},
-                                 uint64_t{0x100000063}, uint64_t{0x100000064}, ~uint64_t{0}}) {
-            for (const uint32_t w : {0u, 0xfu, 0x10u, 0xffffffffu}) {
-                std::vector<uint8_t> mem(16);
-                std::memcpy(mem.data(), &v, 8);
-                std::memcpy(mem.data() + 8, &w, 4);
-                same_on_all(text, mem);
-            }
-        }
+        same_on_all_pairs(text, {0, 98, 99, 100, 101, 0x100000063, 0x100000064, ~uint64_t{0}},
+                          {0, 0xf, 0x10, 0xffffffff}, 4);
     }
     // log2's first step: w3 = w8 >= 2^16 ? w8 >> 16 : w8 | 1, w4 = w8 > 0xffff.
     const std::string log2 =
@@ -1163,14 +1171,7 @@ TEST(Jit, SelectsAddTheirCarry) {
         const std::string code = verified_listing(text);
         EXPECT_NE(code.find(c.expect), std::string::npos) << text << code;
         EXPECT_EQ(code.find("\nset") != std::string::npos, c.setcc) << text << code;
-        for (const uint64_t v : {uint64_t{0}, uint64_t{9}, uint64_t{10}, uint64_t{11}, ~uint64_t{0}}) {
-            for (const uint64_t w : {uint64_t{3}, uint64_t{4}}) {
-                std::vector<uint8_t> mem(16);
-                std::memcpy(mem.data(), &v, 8);
-                std::memcpy(mem.data() + 8, &w, 8);
-                same_on_all(text, mem);
-            }
-        }
+        same_on_all_pairs(text, {0, 9, 10, 11, ~uint64_t{0}}, {3, 4}, 8);
     }
     // The log2 workload's loop (bench/workloads/log2.c as clang compiles it), on 16 values.
     const std::string log2 =

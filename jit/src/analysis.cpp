@@ -440,11 +440,7 @@ void analyse(const vm::Program& program, Facts& f) {
     const auto none = static_cast<uint32_t>(n);
     constexpr uint16_t kAll = 0x3ff;
     f.main_is_called = program.first_function_is_named();  // a call, or a callback, may start at pc 0
-    // Past slot n, kSpare slots that instructions other than jumps and calls update in turn (no
-    // branch, and no chain of stores and loads through one slot from each instruction to the
-    // next), cut off at the end.
-    constexpr std::size_t kSpare = 8;
-    f.boundary.assign(n + 1 + kSpare, 0);
+    f.boundary.assign(n + 1, 0);
     f.loop_ends.clear();
     std::vector<uint32_t>& jump = scratch.jump;
     std::vector<uint32_t>& flow = scratch.flow;
@@ -495,8 +491,7 @@ void analyse(const vm::Program& program, Facts& f) {
             const LiveRow& row = kLiveRows[row_index(insns, tails, pc)];
             const int64_t rel = row.rel_imm ? insn.imm : insn.off;
             const auto target = static_cast<uint32_t>(static_cast<int64_t>(pc) + 1 + rel);
-            const auto spare = static_cast<uint32_t>(none + 1 + (pc & (kSpare - 1)));
-            const uint32_t t = (target & row.any_mask) | (spare & ~row.any_mask);
+            const uint32_t t = (target & row.any_mask) | (none & ~row.any_mask);
             const uint32_t jt = (target & row.jump_mask) | (none & ~row.jump_mask);
             jumps[pc] = jt;
             const bool back = jt <= pc;
@@ -533,12 +528,11 @@ void analyse(const vm::Program& program, Facts& f) {
     for (uint32_t entry : fns) {
         boundary[entry] |= Facts::kEntry;
     }
-    f.boundary.resize(n + 1);
     boundary[n] = 0;
 
     // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
     // falls through is carried in `carry`; f.widths collects what jumps bring.
-    f.widths.assign(n + 1 + kSpare, 0);
+    f.widths.assign(n + 1, 0);
     uint64_t* const widths = f.widths.data();
     for (uint32_t entry : fns) {
         widths[entry] = kAllWide;
@@ -563,11 +557,11 @@ void analyse(const vm::Program& program, Facts& f) {
         const uint64_t out = apply_widths(row, insns[pc], in);
         carry = out & (0 - uint64_t{row.falls});
         const uint32_t t = jumps[pc];
-        widths[t > pc && t != none ? t : none + 1 + (pc & (kSpare - 1))] |= out;  // forward jumps only
+        widths[t > pc ? t : none] |= out;  // forward jumps only
     }
     std::fill(f.widths.begin() + static_cast<std::ptrdiff_t>(widths_end), f.widths.end(),
               kAllWide);  // (not asked for: unknown)
-    f.widths.resize(n);
+    f.widths.pop_back();
 
     if (!f.loop_ends.empty()) {  // any backward jump
         // In place, from the last backward jump down (round 1 goes down from the end, so the

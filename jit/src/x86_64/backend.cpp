@@ -827,8 +827,8 @@ private:
                 go_to = steps_[s].kind == Fused::Select && steps_[s].disp == 1 && s + steps_[s].span - 1 == end;
             }
             const Form f = p_[end].info().form;
-            const std::size_t j = go_to && (f == Form::Jump || f == Form::Jump32) ? rotated_jump(loops_[i].top) : SIZE_MAX;
-            if (j != SIZE_MAX && back_gotos(loops_[i].top) <= kMaxRotations) {
+            const std::size_t j = go_to && (f == Form::Jump || f == Form::Jump32) ? copied_jump(loops_[i].top) : SIZE_MAX;
+            if (j != SIZE_MAX) {
                 loops_[i].rotated = true;
                 rotated_.emplace_back(static_cast<uint32_t>(j + 1), static_cast<uint32_t>(i));
             }
@@ -1418,17 +1418,21 @@ private:
         a_.jmp(jump_to(target));
     }
     // The conditional jump ending the block go_to(pc, target) copies, or SIZE_MAX if it copies
-    // none. A block that more than kMaxRotations gotos go back to is copied by none of them: a
-    // goto's copy saves one jump an iteration, and a copy into every case of a large switch
-    // costs more compile time and code than it saves (LLVM's tail duplication has the same kind
-    // of bound on predecessors).
-    static constexpr uint8_t kMaxRotations = 16;
+    // none.
     std::size_t rotation(std::size_t pc, int64_t target) {
         if (checked_ || window_ >= 0 || target < 0 || static_cast<std::size_t>(target) > pc) {
             return SIZE_MAX;
         }
-        const std::size_t j = rotated_jump(static_cast<std::size_t>(target));
-        return j != SIZE_MAX && back_gotos(static_cast<std::size_t>(target)) <= kMaxRotations ? j : SIZE_MAX;
+        return copied_jump(static_cast<std::size_t>(target));
+    }
+    // rotated_jump(top), unless more than kMaxRotations gotos go back to top: then none of them
+    // copies its block. A goto's copy saves one jump an iteration, and a copy into every case of
+    // a large switch costs more compile time and code than it saves (LLVM's tail duplication has
+    // the same kind of bound on predecessors).
+    static constexpr uint8_t kMaxRotations = 16;
+    std::size_t copied_jump(std::size_t top) {
+        const std::size_t j = rotated_jump(top);
+        return j != SIZE_MAX && back_gotos(top) <= kMaxRotations ? j : SIZE_MAX;
     }
     // How many gotos jump back to pc (at most 255), counted for every pc the first time it is
     // asked.
