@@ -22,6 +22,7 @@
 
 #include "bpfvm/helpers/context.hpp"
 #include "bpfvm/helpers/linked_object.hpp"
+#include "analysis.hpp"
 #include "bpfvm/jit/engine.hpp"
 #include "bpfvm/loader/object.hpp"
 #include "bpfvm/vm/assembler.hpp"
@@ -1474,6 +1475,47 @@ TEST(Jit, ALoopsBackJumpRunsACopyOfTheBlockItGoesTo) {
         EXPECT_EQ(copies, 2u) << text << code;
         for (uint8_t n : {0, 1, 2, 5, 40}) {
             same_on_all(text, std::vector<uint8_t>{n, 0, 0, 0});
+        }
+    }
+}
+
+// A backward jump is a loop only when code the top reaches can jump back (a cycle): clang also
+// jumps back to a block several paths share (an exit), which runs once and gets none of a loop's
+// treatment (alignment padding, exit moves, a copy of its top). Both shapes, a cycle whose way back
+// is behind a forward jump, and a scan that must give up (a jump back before the top), as the
+// interpreter runs them.
+TEST(Jit, OnlyBackwardJumpsThatCloseACycleAreLoops) {
+    struct Case {
+        std::string text;
+        bool cycle;  // at the target of the backward jumps, label `top`
+    };
+    const Case cases[] = {
+        {"mov %r0, 0\nldxb %r2, [%r1]\nja start\ntop: add %r0, 7\nexit\n"
+         "start: jeq %r2, 0, top\nadd %r0, 1\njeq %r2, 1, top\nexit",
+         false},
+        {"mov %r0, 0\nldxb %r2, [%r1]\ntop: add %r0, 1\njgt %r0, 9, out\nja back\nout: exit\n"
+         "back: jlt %r0, %r2, top\nexit",
+         true},
+        {"mov %r0, 0\nldxb %r2, [%r1]\nja start\nbefore: add %r0, 3\nexit\ntop: add %r0, 7\n"
+         "jeq %r0, 99, before\nexit\nstart: jeq %r2, 0, top\nexit",
+         true},  // (the scan meets a jump back before the top: taken as a cycle)
+    };
+    for (const Case& c : cases) {
+        const vm::Program p = program_of(c.text);
+        jit::Facts facts;
+        jit::analyse(p, facts);
+        ASSERT_FALSE(facts.loop_ends.empty()) << c.text;
+        std::size_t top = 0;
+        for (const auto& [t, end] : facts.loop_ends) {
+            top = std::max<std::size_t>(top, t);
+        }
+        EXPECT_NE(facts.boundary[top] & jit::Facts::kLoop, 0) << c.text;
+        EXPECT_EQ((facts.boundary[top] & jit::Facts::kCycle) != 0, c.cycle) << c.text;
+        // Only a cycle's top is aligned.
+        const std::string code = verified_listing(c.text);
+        EXPECT_EQ(code.find("align") != std::string::npos, c.cycle) << c.text << code;
+        for (uint8_t n : {0, 1, 2, 5}) {
+            same_on_all(c.text, std::vector<uint8_t>{n, 0, 0, 0});
         }
     }
 }

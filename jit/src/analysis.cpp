@@ -76,9 +76,11 @@ struct OpShape {
     bool rel_imm = false;  // the target's offset is in imm (goto32, local calls), else in off
     bool helper = false;  // a helper call (call or callx)
     // The plan asks for widths only before these (see plan and CopySearch): kQueryAlways, or
-    // kQueryMask for an `and` whose immediate is one of the masks the plan folds. (The back end
-    // asks before a register compare, whose operand may be read from memory at its width.)
-    enum : uint8_t { kQueryNever, kQueryAlways, kQueryMask } query = kQueryNever;
+    // kQueryMask for an `and` whose immediate is one of the masks the plan folds. The back end
+    // asks before a register compare (kQueryLoaded) whose operand a load a few slots before
+    // reads from memory at its width (x86_64's loads_into_compare; kLoadReach).
+    enum : uint8_t { kQueryNever, kQueryAlways, kQueryMask, kQueryLoaded } query = kQueryNever;
+    bool load = false;  // a load from memory (LDX)
     // Widths: the operation, its register (dst, src or r0) and where an immediate goes.
     WidthOp width;
     enum : uint8_t { kWidthOfDst, kWidthOfSrc, kWidthOfR0 } width_reg = kWidthOfDst;
@@ -99,10 +101,11 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
     s.call = row.op == Op::CallLocal;
     s.rel_imm = row.op == Op::Ja32 || row.op == Op::CallLocal;
     s.helper = row.op == Op::CallHelper || row.op == Op::Callx;
-    s.query = row.op == Op::And64Imm || row.op == Op::And32Imm                       ? OpShape::kQueryMask
-              : row.op == Op::Mov32Reg || row.op == Op::Le16 || row.op == Op::Le32 || row.form == Form::CondReg
-                  ? OpShape::kQueryAlways
-                                                                                   : OpShape::kQueryNever;
+    s.query = row.op == Op::And64Imm || row.op == Op::And32Imm               ? OpShape::kQueryMask
+              : row.op == Op::Mov32Reg || row.op == Op::Le16 || row.op == Op::Le32 ? OpShape::kQueryAlways
+              : row.form == Form::CondReg                                        ? OpShape::kQueryLoaded
+                                                                                 : OpShape::kQueryNever;
+    s.load = row.form == Form::LoadMem;
     const bool fetch = row.sem == Sem::AtomicFetchAdd || row.sem == Sem::AtomicFetchOr ||
                        row.sem == Sem::AtomicFetchAnd || row.sem == Sem::AtomicFetchXor || row.sem == Sem::AtomicXchg;
     switch (row.form) {
@@ -237,6 +240,12 @@ constexpr std::array<OpShape, vm::kOpCount + 1> kShapes = [] {
     return t;
 }();
 
+// How far before a register compare (in slots) a load whose value it compares may lie, for the
+// back end to ask for the other operand's width there: at least x86_64's loads_into_compare
+// reach (the load, then at most 3 steps of up to 2 slots). Past the last query the widths are
+// left unknown, which is sound: a shorter reach would only lose that fusion.
+constexpr std::size_t kLoadReach = 8;
+
 // The row of the slot at pc (the passes hold the program's instructions and tail flags as raw
 // pointers, see analyse).
 inline std::size_t row_index(const vm::Instruction* insns, const uint8_t* tails, std::size_t pc) {
@@ -287,6 +296,8 @@ struct LiveRow {
     bool helper;
     uint8_t query_always;  // 1: the plan asks for widths before it (OpShape::kQueryAlways)
     uint8_t query_mask;    // 1: ... if its immediate is a mask the plan folds (kQueryMask)
+    uint8_t query_loaded;  // 1: ... if a load lies at most kLoadReach slots before it (kQueryLoaded)
+    uint8_t load;          // 1: a load from memory
     uint8_t plan_start;    // 1: its opcode has a kPlanFamily (not the tail of an lddw)
 };
 
@@ -307,6 +318,8 @@ constexpr LiveRow live_row(const OpShape& s) {
     r.helper = s.helper;
     r.query_always = s.query == OpShape::kQueryAlways ? 1 : 0;
     r.query_mask = s.query == OpShape::kQueryMask ? 1 : 0;
+    r.query_loaded = s.query == OpShape::kQueryLoaded ? 1 : 0;
+    r.load = s.load ? 1 : 0;
     return r;
 }
 
@@ -530,6 +543,33 @@ void analyse(const vm::Program& program, Facts& f) {
     }
     boundary[n] = 0;
 
+    // Which loop tops are in a cycle: from the top forwards, the pcs control may reach (up to the
+    // furthest one a reached instruction falls or jumps to), until one jumps back (a cycle, or
+    // taken as one when it jumps before the top) or the reachable pcs end (no way back: a backward
+    // jump of the layout only). The scans take at most about 4n steps in all; loops past that are
+    // taken as cycles.
+    {
+        std::size_t budget = 4 * n + 64;
+        for (const auto& [top, end] : f.loop_ends) {
+            bool cycle = true;
+            std::size_t reach = top;
+            for (std::size_t pc = top; budget > 0; ++pc, --budget) {
+                if (pc > reach) {
+                    cycle = false;
+                    break;
+                }
+                const uint32_t jt = jumps[pc];
+                if (jt <= pc) {
+                    break;  // back: a cycle (or taken as one)
+                }
+                const std::size_t falls = pc + ((flows[pc] >> 20) & 1);
+                const std::size_t to = jt != none ? jt : falls;
+                reach = std::max({reach, falls, to});
+            }
+            boundary[top] = static_cast<uint8_t>(boundary[top] | (cycle ? Facts::kCycle : 0));
+        }
+    }
+
     // Widths, forwards: the state at pc is the join of what its earlier predecessors left. What
     // falls through is carried in `carry`; f.widths collects what jumps bring.
     f.widths.assign(n + 1, 0);
@@ -545,6 +585,15 @@ void analyse(const vm::Program& program, Facts& f) {
         const int32_t imm = insns[pc].imm;
         if ((row.query_always | (row.query_mask & unsigned{imm == 0xff || imm == 0xffff || imm == -1})) != 0) {
             break;
+        }
+        if (row.query_loaded != 0) [[unlikely]] {
+            bool loaded = false;
+            for (std::size_t k = pc; k-- > 0 && pc - k <= kLoadReach && !loaded;) {
+                loaded = kLiveRows[row_index(insns, tails, k)].load != 0;
+            }
+            if (loaded) {
+                break;
+            }
         }
         --widths_end;
     }

@@ -40,6 +40,11 @@ struct Facts {
     static constexpr uint8_t kLoop = 4;
     // kMulti (with kTarget): more than one jump or call lands there (else exactly one does).
     static constexpr uint8_t kMulti = 8;
+    // kCycle (with kLoop): control may come back to the loop top from it (a backward jump that
+    // code reachable from the top takes), so the top runs more than once; without it the
+    // backward jump is only layout (clang's blocks shared by several paths, say a common exit).
+    // Taken as a cycle where that is not worked out (long or many loops).
+    static constexpr uint8_t kCycle = 16;
     // The known width of each register before the instruction at pc: 3 bits per register, a
     // thermometer code (W8 = 000, W16 = 001, W32 = 011, W64 = 111; see width()).
     std::vector<uint64_t> widths;
@@ -50,7 +55,8 @@ struct Facts {
     // Per function (in Program::functions() order), bit k set: the function's own instructions
     // may write rk (what its calls write of r6-r9, they restore).
     std::vector<uint16_t> function_writes;
-    // Per loop top (kLoop): (top, the last backward jump to it), in no particular order.
+    // Per loop top (kLoop, with or without kCycle): (top, the last backward jump to it), in no
+    // particular order.
     std::vector<std::pair<uint32_t, uint32_t>> loop_ends;
     // The pcs whose opcode may start one of the plan's patterns, descending (found by the first
     // liveness round, so that the plan visits only those, without a test per instruction).

@@ -763,7 +763,9 @@ private:
         bool rotated = false;  // see find_rotations
     };
     std::vector<Loop> loops_;
-    bool is_loop_top(std::size_t pc) const { return (facts_.boundary[pc] & Facts::kLoop) != 0; }
+    // (Only tops of cycles: a backward jump of the layout alone runs its target once, and gains
+    // nothing from alignment, exit moves or rotation.)
+    bool is_loop_top(std::size_t pc) const { return (facts_.boundary[pc] & Facts::kCycle) != 0; }
     void align_loop(std::size_t top) {
         const auto it = std::lower_bound(loops_.begin(), loops_.end(), Loop{static_cast<uint32_t>(top), 0, false},
                                          [](const Loop& a, const Loop& b) { return a.top < b.top; });
@@ -861,7 +863,9 @@ private:
     void find_loops() {
         loops_.reserve(facts_.loop_ends.size());
         for (const auto& [top, end] : facts_.loop_ends) {
-            loops_.push_back(Loop{top, end, false});
+            if (is_loop_top(top)) {
+                loops_.push_back(Loop{top, end, false});
+            }
         }
         std::sort(loops_.begin(), loops_.end(), [](const Loop& a, const Loop& b) { return a.top < b.top; });
         uint32_t reach = 0;  // the furthest end of the loops before
