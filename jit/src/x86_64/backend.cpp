@@ -451,22 +451,13 @@ private:
     bool leaf_ = false;
     uint16_t used_ = 0;  // registers the program names (bit k = rk)
 
+    // A leaf (a plain function, its frame on the native stack): verified mode, one function, no
+    // call of any kind and no packet load (what the analysis's first pass found).
     bool is_leaf() {
-        if (checked_ || p_.functions().size() != 1) {
+        if (checked_ || p_.functions().size() != 1 || facts_.calls_or_packet) {
             return false;
         }
-        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
-            if (p_.is_tail(pc)) {
-                continue;
-            }
-            const vm::Instruction& insn = p_[pc];
-            const Form f = insn.info().form;
-            if (f == Form::Call || f == Form::Callx || f == Form::CallLocal || f == Form::CallBtf ||
-                f == Form::LoadAbs || f == Form::LoadInd) {
-                return false;
-            }
-            used_ = static_cast<uint16_t>(used_ | (1u << insn.dst) | (1u << insn.src));
-        }
+        used_ = facts_.named;
         return true;
     }
 
