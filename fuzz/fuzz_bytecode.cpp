@@ -87,7 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     HelperTable helpers;
     (void)helpers.add(5, "echo", echo);
-    (void)helpers.add(6, "call_back", call_back);
+    // (Its first argument is the function: callbacks run only through helpers that say so.)
+    (void)helpers.add(6, "call_back", call_back,
+                      HelperPrototype{RetKind::Integer,
+                                      {ArgKind::Function, ArgKind::Anything, ArgKind::Anything, ArgKind::Anything,
+                                       ArgKind::Anything}});
     std::vector<uint8_t> input(64);
     for (size_t i = 0; i < input.size(); ++i) {
         input[i] = static_cast<uint8_t>(i * 7);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "bpfvm/vm/assembler.hpp"
+#include "test_support.hpp"
 
 namespace bpfvm::vm {
 namespace {
@@ -321,7 +322,7 @@ uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, Cal
 
 TEST(Interpreter, HelpersRunCallbacksAndCallbackTrapsKeepTheirPc) {
     HelperTable helpers;
-    ASSERT_TRUE(helpers.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(helpers.add(100, "call_twice", call_twice, test::kTakesAFunction));
     const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";  // f is at pc 5
     const Interpreter ok = make(prologue + "f: mov %r0, %r1\nadd %r0, 1\nexit\n", helpers);
     for (Mode mode : {Mode::Checked, Mode::Fast}) {

@@ -28,6 +28,7 @@
 #include "bpfvm/vm/assembler.hpp"
 #include "bpfvm/vm/flow.hpp"
 #include "random/random_program.hpp"
+#include "test_support.hpp"
 
 namespace bpfvm::jit {
 namespace {
@@ -351,7 +352,7 @@ uint64_t call_twice(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm:
 
 TEST(Jit, HelpersRunCallbacksInJitCode) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice, test::kTakesAFunction));
     const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";
     // (Verified mode has no memory checks, so the trap inside a callback is an unknown helper.)
     for (const std::string body : {"f: mov %r0, %r1\nadd %r0, 1\nexit\n", "f: mov %r0, 1\ncall 99\nexit\n",
@@ -372,6 +373,34 @@ TEST(Jit, HelpersRunCallbacksInJitCode) {
     }
 }
 
+// Callbacks run only through helpers that declare a function argument (ArgKind::Function; the
+// JIT compiles callback entries only for programs that call one): a helper that does not, and
+// runs one anyway, gets a fault, and the run ends with it as a HelperFault trap on every engine.
+TEST(Jit, OnlyHelpersThatTakeAFunctionRunCallbacks) {
+    const std::string text = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\nf: mov %r0, %r1\nexit";
+    for (const bool declared : {true, false}) {
+        vm::HelperTable h = helpers();
+        ASSERT_TRUE(h.add(100, "call_twice", call_twice, declared ? test::kTakesAFunction : vm::HelperPrototype{}));
+        EXPECT_EQ(vm::may_run_callbacks(program_of(text), h), declared);
+        for (Engine e : available_engines()) {
+            Expected<Executable> exe = Executable::create(program_of(text), h, e);
+            ASSERT_TRUE(exe) << exe.error().message();
+            const vm::RunResult r = exe->run_buffer({});
+            if (declared) {
+                ASSERT_TRUE(r.ok()) << to_string(e) << ": " << r.trap->message();
+                EXPECT_EQ(r.r0, 40u) << to_string(e);
+            } else {
+                ASSERT_FALSE(r.ok()) << to_string(e);
+                EXPECT_EQ(r.trap->kind, vm::TrapKind::HelperFault) << to_string(e);
+                EXPECT_NE(r.trap->message().find(vm::kNoCallbacks), std::string::npos)
+                    << to_string(e) << ": " << r.trap->message();
+            }
+        }
+    }
+    // callx may call any helper: its programs get callback entries.
+    EXPECT_TRUE(vm::may_run_callbacks(program_of("mov %r6, 1\ncall %r6\nexit"), helpers()));
+}
+
 // 1 when the helper was called with the stack aligned as the SysV ABI requires (rsp + 8 a multiple
 // of 16 at entry: the frame pointer pushed there is 16-byte aligned).
 __attribute__((noinline)) uint64_t stack_aligned(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, vm::CallContext*) {
@@ -383,7 +412,7 @@ __attribute__((noinline)) uint64_t stack_aligned(uint64_t, uint64_t, uint64_t, u
 // program, a callee, a callback, a callback's callee) see an aligned stack, in both JIT modes.
 TEST(Jit, RegressionHelpersAreCalledWithAnAlignedStack) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice, test::kTakesAFunction));
     ASSERT_TRUE(h.add(102, "stack_aligned", stack_aligned));
     const char* programs[] = {
         "call 102\nexit",
@@ -406,7 +435,7 @@ TEST(Jit, RegressionHelpersAreCalledWithAnAlignedStack) {
 // nothing calls or names) passed to a helper as a callback runs as a callee, on every engine.
 TEST(Jit, AForgedAddressOfTheFirstFunctionRunsAsACallback) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice, test::kTakesAFunction));
     // r1 = the address of pc 0, built from the tag; the callback run of pc 0 sees r1 = 0x12 and
     // returns it plus 1 (r6 written, so the callee saves it); the outer run returns 2 * 0x13 + 7.
     const char* text =
@@ -439,7 +468,7 @@ uint64_t call_once(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, vm::
 // call frame as a bpf-to-bpf call does, and a chain of them stops at 8 frames.
 TEST(Jit, RegressionCallbacksNestAtMostEightFramesDeep) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(101, "call_once", call_once));
+    ASSERT_TRUE(h.add(101, "call_once", call_once, test::kTakesAFunction));
     // f(n) = n ? 1 + f(n - 1), run as a callback : 0; the program runs f(N) as a callback: N + 2
     // frames in all.
     auto text = [](int n) {
@@ -594,7 +623,7 @@ TEST(JitChecked, BudgetTrapsWhereTheInterpreterTraps) {
 
 TEST(JitChecked, CallbacksSpendTheBudgetAndTrapInside) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice, test::kTakesAFunction));
     const std::string prologue = "lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\n";
     same_on_all(prologue + "f: mov %r0, %r1\nl: add %r0, 1\njlt %r0, 1000, l\nexit\n", {}, 0, h);
     same_on_all(prologue + "f: mov %r0, %r1\nl: add %r0, 1\njlt %r0, 1000, l\nexit\n", {}, 2000, h);
@@ -607,7 +636,7 @@ TEST(JitChecked, CallbacksSpendTheBudgetAndTrapInside) {
 // callback of one instruction; found by fuzz_bytecode). Every budget, the same end.
 TEST(JitChecked, ACallbackGetsNoBudgetOnceTheCallerSpentIt) {
     vm::HelperTable h = helpers();
-    ASSERT_TRUE(h.add(100, "call_twice", call_twice));
+    ASSERT_TRUE(h.add(100, "call_twice", call_twice, test::kTakesAFunction));
     const vm::Program p = program_of("lddw %r1, 4, 4\nmov %r2, 20\ncall 100\nexit\nf: exit\n");
     auto interp = Executable::create(p, h, Engine::InterpChecked);
     auto jit = Executable::create(p, h, Engine::JitChecked);

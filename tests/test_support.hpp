@@ -25,6 +25,13 @@ inline uint64_t unwind_helper(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_
     return r1;
 }
 
+// The prototype of a test helper that runs its first argument as a callback (callbacks run only
+// through helpers that declare a function argument: vm::may_run_callbacks).
+inline const vm::HelperPrototype kTakesAFunction{
+    vm::RetKind::Integer,
+    {vm::ArgKind::Function, vm::ArgKind::Anything, vm::ArgKind::Anything, vm::ArgKind::Anything,
+     vm::ArgKind::Anything}};
+
 inline vm::HelperTable conformance_helpers() {
     vm::HelperTable t;
     (void)t.add(5, "unwind", unwind_helper);

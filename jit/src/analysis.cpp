@@ -506,6 +506,9 @@ void analyse(const vm::Program& program, Facts& f) {
         f.plan_starts.resize(n + 1);
         uint32_t* const starts = f.plan_starts.data();
         std::size_t plan_starts = 0;
+        f.helper_calls.resize(n + 1);
+        uint32_t* const calls = f.helper_calls.data();
+        std::size_t helper_calls = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
             // Branch-free but for rare events (a loop's top, a function's start): the kinds of
@@ -525,6 +528,8 @@ void analyse(const vm::Program& program, Facts& f) {
             boundary[t] = static_cast<uint8_t>(before | Facts::kTarget | (back ? Facts::kLoop : 0) |
                                                ((before & Facts::kTarget) << 3));
             helpers |= row.helper;
+            calls[helper_calls] = static_cast<uint32_t>(pc);  // (kept when it is one)
+            helper_calls += row.helper;
             not_leaf |= row.not_leaf;
             named |= ((1u << insn.dst) | (1u << insn.src)) & row.names;
             starts[plan_starts] = static_cast<uint32_t>(pc);  // (kept when it is one)
@@ -551,6 +556,7 @@ void analyse(const vm::Program& program, Facts& f) {
         f.calls_or_packet = not_leaf;
         f.named = static_cast<uint16_t>(named);
         f.plan_starts.resize(plan_starts);
+        f.helper_calls.resize(helper_calls);
     }
     for (uint32_t entry : fns) {
         boundary[entry] |= Facts::kEntry;

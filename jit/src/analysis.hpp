@@ -52,6 +52,8 @@ struct Facts {
     std::size_t main_end = 0;     // the first pc past the first function
     bool calls_helpers = false;   // a helper call (call or callx): a helper may run callbacks, and
                                   // a forged function address may make the first function one
+    // The pcs of the helper calls (call or callx), descending.
+    std::vector<uint32_t> helper_calls;
     bool calls_or_packet = false;  // a call of any kind, or a legacy packet load (LD_ABS, LD_IND)
     uint16_t named = 0;            // bit k: an instruction names rk (as dst or src; not lddw tails)
     // Per function (in Program::functions() order), bit k set: the function's own instructions

@@ -416,7 +416,9 @@ Expected<std::unique_ptr<JitProgram>> JitProgram::compile(const vm::Program& pro
     impl->entry = reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->entry);
     impl->helpers = helpers;
     impl->callback_entry =
-        reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
+        compiled->callback_entry == SIZE_MAX
+            ? nullptr
+            : reinterpret_cast<EntryFn>(static_cast<uint8_t*>(impl->memory->base()) + compiled->callback_entry);
     impl->functions = std::move(compiled->functions);
     impl->helper_calls = std::move(compiled->helper_calls);
     impl->checked = options.checked;
@@ -485,6 +487,10 @@ void start_state(RunState& st, vm::CallContext& ctx, const JitProgram::Impl& imp
 uint64_t jit_invoke(vm::CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                     uint64_t r5) {
     const auto* impl = static_cast<const JitProgram::Impl*>(ctx->engine);
+    if (impl->callback_entry == nullptr) {
+        ctx->fault = vm::kNoCallbacks;
+        return 0;
+    }
     const auto pc = static_cast<uint32_t>(fn);
     std::size_t offset = SIZE_MAX;
     for (const auto& [f, off] : impl->functions) {

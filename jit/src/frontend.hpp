@@ -100,7 +100,8 @@ struct Compiled {
     std::span<const uint8_t> code;
     std::size_t entry = 0;
     bool leaf = false;               // entry is `uint64_t f(r1, r2, r3, r4, r5)`, needing no RunState
-    std::size_t callback_entry = 0;  // `uint64_t f(RunState*)` calling callback_target
+    std::size_t callback_entry = SIZE_MAX;  // `uint64_t f(RunState*)` calling callback_target
+                                            // (SIZE_MAX: none, vm::may_run_callbacks is false)
     std::vector<std::pair<uint32_t, std::size_t>> functions;  // (pc, offset of its call entry)
     std::vector<std::pair<uint32_t, uint32_t>> helper_calls;   // (pc, helper id) of each call, by pc
     std::string listing;

@@ -194,4 +194,23 @@ uint32_t frame_bytes_used(const Program& program) {
     return std::min<uint32_t>((bytes + 31) & ~uint32_t{31}, kStackFrameBytes);
 }
 
+bool may_run_callbacks(const Instruction& call, const HelperTable& helpers) {
+    if (call.info().form == Form::Callx) {
+        return true;  // (any helper)
+    }
+    const Helper* h = helpers.find(static_cast<uint32_t>(call.imm));
+    return call.info().form == Form::Call && h != nullptr && h->takes_function();
+}
+
+bool may_run_callbacks(const Program& program, const HelperTable& helpers) {
+    for (std::size_t pc = 0; pc < program.size(); ++pc) {
+        const Form form = program[pc].info().form;
+        if (!program.is_tail(pc) && (form == Form::Call || form == Form::Callx) &&
+            may_run_callbacks(program[pc], helpers)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace bpfvm::vm

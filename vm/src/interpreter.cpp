@@ -613,6 +613,7 @@ Expected<Interpreter> Interpreter::create(const Program& program, const HelperTa
         interp.checked_[pc].handler = checked[interp.checked_[pc].op];
         interp.fast_[pc].handler = fast[interp.fast_[pc].op];
     }
+    interp.callbacks_ = may_run_callbacks(program, helpers);
     interp.charges_ = budget_charges(program);
     interp.zero_bytes_ = frame_bytes_used(program);
     for (std::size_t pc = 0; pc < program.size(); ++pc) {
@@ -656,6 +657,10 @@ uint64_t Interpreter::invoke_callback(CallContext* ctx, uint64_t fn, uint64_t r1
                                       uint64_t r5) {
     const auto* self = static_cast<const Interpreter*>(ctx->engine);
     const auto pc = static_cast<uint32_t>(fn);
+    if (!self->callbacks_) {
+        ctx->fault = kNoCallbacks;
+        return 0;
+    }
     if ((fn >> 32) != kFunctionPointerTag || pc >= self->is_function_.size() || self->is_function_[pc] == 0) {
         ctx->fault = "the callback argument is not one of the program's functions";
         return 0;

@@ -204,9 +204,13 @@ public:
         for (uint32_t f : p_.functions()) {
             call_labels_.set(f, a_.newLabel());
         }
-        // The first function runs as a callee when it is called, and may run as a callback
-        // whenever a helper is called (a program can make any function's address itself).
-        main_is_called_ = facts_.main_is_called || facts_.calls_helpers;
+        // Functions run as callbacks only in programs that call a helper taking a function
+        // (vm::may_run_callbacks); the first one then too (a program can make any function's
+        // address itself). It also runs as a callee when it is called.
+        for (const uint32_t pc : facts_.helper_calls) {
+            runs_callbacks_ = runs_callbacks_ || vm::may_run_callbacks(p_[pc], helpers_);
+        }
+        main_is_called_ = facts_.main_is_called || runs_callbacks_;
         leaf_ = is_leaf();
         if (leaf_) {
             leaf_prologue();
@@ -317,7 +321,9 @@ public:
             leaf_epilogue();
         } else {
             tails();
-            callback_entry();
+            if (runs_callbacks_) {
+                callback_entry();
+            }
         }
         return kErrorOk;
     }
@@ -424,7 +430,7 @@ private:
     std::size_t function_ = 0;  // the function being lowered (an index into functions())
     Label epilogue_;
     Label unwind_;
-    bool main_is_called_ = false;
+    bool main_is_called_ = false;  // the first function may run as a callee or a callback
     struct PendingTrap {
         Label label;
         vm::TrapKind kind;
@@ -652,17 +658,16 @@ public:
         a_.jmp(epilogue_);
     }
     Label callback_entry_;
+    bool runs_callbacks_ = false;  // the program has a callback entry (vm::may_run_callbacks)
     const LabelTable& call_labels() const { return call_labels_; }
+    bool main_is_called() const { return main_is_called_; }
 
 private:
-    void tails() {
-        // A call to the first function: a frame, then its code (after the prologue).
-        a_.bind(call_labels_[0]);
-        function_ = 0;
-        enter_frame();
-        a_.jmp(labels_[0]);
-        // Normal exit of the main function.
+    // Normal exit of the main function (once: in place of the last one's jump to it, or here).
+    bool epilogue_placed_ = false;
+    void epilogue() {
         a_.bind(epilogue_);
+        epilogue_placed_ = true;
         if (checked_) {
             a_.mov(field(offsetof(RunState, budget)), r9);
         }
@@ -674,6 +679,19 @@ private:
         a_.pop(rbp);
         a_.pop(rbx);
         a_.ret();
+    }
+    void tails() {
+        // A call to the first function (or a callback of it): a frame, then its code (after the
+        // prologue).
+        function_ = 0;
+        if (main_is_called_) {
+            a_.bind(call_labels_[0]);
+            enter_frame();
+            a_.jmp(labels_[0]);
+        }
+        if (!epilogue_placed_) {
+            epilogue();
+        }
         // Traps: record what and where, then unwind to the entry's stack.
         for (const PendingTrap& t : traps_) {
             a_.bind(t.label);
@@ -1975,7 +1993,11 @@ private:
                 } else if (pc >= facts_.main_end) {  // a later function's exit: it returns
                     return_from_call();
                 } else if (!main_is_called_) {
-                    a_.jmp(epilogue_);
+                    if (pc + 1 == facts_.main_end && !epilogue_placed_ && !in_copy_) {
+                        epilogue();  // (the first function's last instruction: no jump to it)
+                    } else {
+                        a_.jmp(epilogue_);
+                    }
                 } else {
                     // The first function is also called: depth tells an exit from a return.
                     a_.cmp(field(offsetof(RunState, depth), 4), 0);
@@ -3595,11 +3617,16 @@ Expected<Compiled> compile_x86_64(const vm::Program& program, const vm::HelperTa
     }
     out.entry = 0;
     out.leaf = lowering.leaf();
+    out.callback_entry = SIZE_MAX;
     if (!out.leaf) {
-        out.callback_entry = static_cast<std::size_t>(a.label_offset(lowering.callback_entry_));
+        if (lowering.runs_callbacks_) {
+            out.callback_entry = static_cast<std::size_t>(a.label_offset(lowering.callback_entry_));
+        }
         for (uint32_t f : program.functions()) {
-            out.functions.emplace_back(f,
-                                       static_cast<std::size_t>(a.label_offset(lowering.call_labels()[f])));
+            if (f != 0 || lowering.main_is_called()) {  // (else the first function has no call entry)
+                out.functions.emplace_back(f,
+                                           static_cast<std::size_t>(a.label_offset(lowering.call_labels()[f])));
+            }
         }
     }
     if (options.keep_listing) {

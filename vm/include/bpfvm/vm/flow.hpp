@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bpfvm/vm/helpers.hpp"
 #include "bpfvm/vm/program.hpp"
 
 namespace bpfvm::vm {
@@ -50,5 +51,13 @@ std::vector<uint32_t> budget_charges(const Program& program, const ControlFlow& 
 // (kStackFrameBytes). Engines zero only this much of each frame they enter: the rest is memory
 // the program has no way to address.
 uint32_t frame_bytes_used(const Program& program);
+
+// Whether a run of `program` may run callbacks (CallContext::invoke): it calls a helper that takes
+// a function (an argument of kind ArgKind::Function), or calls helpers by a register (callx).
+// Only then do the engines run a program's functions as callbacks (the JIT compiles the entries
+// for it); an invoke from any other helper fails (see CallContext::invoke).
+bool may_run_callbacks(const Program& program, const HelperTable& helpers);
+// ... for one helper call (call or callx) of it.
+bool may_run_callbacks(const Instruction& call, const HelperTable& helpers);
 
 }  // namespace bpfvm::vm

@@ -37,6 +37,9 @@ struct CallContext {
     // Callbacks (bpf_loop, ...): invoke(ctx, fn, r1..r5) runs the program's function `fn` (a
     // value the program got from an lddw of a function, see function_pointer) to its exit and
     // returns its r0. When the callback traps, invoke sets fault and callback_trap, and returns 0.
+    // A helper that runs callbacks declares the argument that carries the function as
+    // ArgKind::Function: callbacks run only in programs that call such a helper (or callx; see
+    // may_run_callbacks), and invoke sets fault (kNoCallbacks) and returns 0 in any other.
     uint64_t (*invoke)(CallContext* ctx, uint64_t fn, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                        uint64_t r5) = nullptr;
     const void* engine = nullptr;     // the engine running the program (for invoke)
@@ -55,6 +58,10 @@ struct CallContext {
     // kMaxCallFrames frames in all.
     [[nodiscard]] bool callback_too_deep();
 };
+
+// The fault of an invoke in a program that calls no helper taking a function (may_run_callbacks).
+inline constexpr const char* kNoCallbacks =
+    "a helper ran a callback, but the program calls no helper with a function argument (ArgKind::Function)";
 
 // What a program sees for the address of its function at `pc` (lddw src 4 after linking): an
 // opaque value only helpers that take callbacks understand.
@@ -103,6 +110,16 @@ struct Helper {
     std::string name;
     HelperFn fn = nullptr;
     HelperPrototype prototype;
+
+    // An argument is a function (the helper may run it as a callback).
+    [[nodiscard]] bool takes_function() const {
+        for (ArgKind a : prototype.args) {
+            if (a == ArgKind::Function) {
+                return true;
+            }
+        }
+        return false;
+    }
 };
 
 // The helpers a program may call, by id.

@@ -114,6 +114,7 @@ private:
     std::vector<Slot> fast_;            // the same, pointing at the fast loop's handlers
     std::vector<Helper> bound_;         // helpers called by id (index in Slot::imm)
     std::vector<uint8_t> is_function_;  // per pc: a function entry (valid callback targets)
+    bool callbacks_ = false;            // may_run_callbacks: else invoke refuses
     std::vector<uint32_t> charges_;     // the budget charged at each pc (budget_charges)
     uint32_t zero_bytes_ = 0;           // of each frame entered, zeroed (frame_bytes_used)
 
