@@ -74,7 +74,6 @@ struct OpShape {
     bool jumps = false;   // has a jump target (not a call)
     bool call = false;    // a local call (its target is a function)
     bool rel_imm = false;  // the target's offset is in imm (goto32, local calls), else in off
-    bool helper = false;  // a helper call (call or callx)
     bool not_leaf = false;  // a call of any kind, or a legacy packet load
     // The plan asks for widths only before these (see plan and CopySearch): kQueryAlways, or
     // kQueryMask for an `and` whose immediate is one of the masks the plan folds. The back end
@@ -101,7 +100,6 @@ constexpr OpShape shape_of(const vm::OpInfo& row) {
     const Width wide = w64 ? Width::W64 : Width::W32;
     s.call = row.op == Op::CallLocal;
     s.rel_imm = row.op == Op::Ja32 || row.op == Op::CallLocal;
-    s.helper = row.op == Op::CallHelper || row.op == Op::Callx;
     s.not_leaf = row.form == Form::Call || row.form == Form::Callx || row.form == Form::CallLocal ||
                  row.form == Form::CallBtf || row.form == Form::LoadAbs || row.form == Form::LoadInd;
     s.query = row.op == Op::And64Imm || row.op == Op::And32Imm               ? OpShape::kQueryMask
@@ -295,10 +293,8 @@ struct LiveRow {
     uint32_t flow;       // the flow word's flags: falls (bit 20), exit (bit 21)
     uint32_t jump_mask;  // ~0 with a jump target (not a call), else 0
     uint32_t any_mask;   // ~0 with a jump or call target
-    uint16_t names;  // 0xffff: dst and src count as named (0 for an lddw's tail)
     bool rel_imm;
-    bool helper;
-    bool not_leaf;  // a call of any kind, or a legacy packet load (Facts::calls_or_packet)
+    bool not_leaf;  // a call of any kind, or a legacy packet load (Facts::calls)
     uint8_t query_always;  // 1: the plan asks for widths before it (OpShape::kQueryAlways)
     uint8_t query_mask;    // 1: ... if its immediate is a mask the plan folds (kQueryMask)
     uint8_t query_loaded;  // 1: ... if a load lies at most kLoadReach slots before it (kQueryLoaded)
@@ -320,9 +316,7 @@ constexpr LiveRow live_row(const OpShape& s) {
     r.jump_mask = s.jumps ? ~0u : 0;
     r.any_mask = s.jumps || s.call ? ~0u : 0;
     r.rel_imm = s.rel_imm;
-    r.helper = s.helper;
     r.not_leaf = s.not_leaf;
-    r.names = 0xffff;
     r.query_always = s.query == OpShape::kQueryAlways ? 1 : 0;
     r.query_mask = s.query == OpShape::kQueryMask ? 1 : 0;
     r.query_loaded = s.query == OpShape::kQueryLoaded ? 1 : 0;
@@ -336,7 +330,6 @@ constexpr std::array<LiveRow, vm::kOpCount + 1> kLiveRows = [] {
         t[i] = live_row(kShapes[i]);
         t[i].plan_start = i < vm::kOpCount && kPlanFamily[i] != PlanFamily::kNone ? 1 : 0;
     }
-    t[kTailShape].names = 0;
     return t;
 }();
 
@@ -500,15 +493,13 @@ void analyse(const vm::Program& program, Facts& f) {
         uint16_t writes = 0;                // of the function pc is in
         std::size_t function = fns.size();  // its index + 1
         std::size_t function_start = fns[function - 1];
-        bool helpers = false;
-        bool not_leaf = false;
-        uint32_t named = 0;
+
         f.plan_starts.resize(n + 1);
         uint32_t* const starts = f.plan_starts.data();
         std::size_t plan_starts = 0;
-        f.helper_calls.resize(n + 1);
-        uint32_t* const calls = f.helper_calls.data();
-        std::size_t helper_calls = 0;
+        f.calls.resize(n + 1);
+        uint32_t* const calls = f.calls.data();
+        std::size_t n_calls = 0;
         std::size_t pc = n;
         while (pc-- > 0) {
             // Branch-free but for rare events (a loop's top, a function's start): the kinds of
@@ -527,11 +518,8 @@ void analyse(const vm::Program& program, Facts& f) {
             const uint8_t before = boundary[t];  // (a second jump or call there: kMulti)
             boundary[t] = static_cast<uint8_t>(before | Facts::kTarget | (back ? Facts::kLoop : 0) |
                                                ((before & Facts::kTarget) << 3));
-            helpers |= row.helper;
-            calls[helper_calls] = static_cast<uint32_t>(pc);  // (kept when it is one)
-            helper_calls += row.helper;
-            not_leaf |= row.not_leaf;
-            named |= ((1u << insn.dst) | (1u << insn.src)) & row.names;
+            calls[n_calls] = static_cast<uint32_t>(pc);  // (kept when it is one)
+            n_calls += row.not_leaf;
             starts[plan_starts] = static_cast<uint32_t>(pc);  // (kept when it is one)
             plan_starts += row.plan_start;
 
@@ -552,11 +540,9 @@ void analyse(const vm::Program& program, Facts& f) {
                 function_start = function > 0 ? fns[function - 1] : SIZE_MAX;
             }
         }
-        f.calls_helpers = helpers;
-        f.calls_or_packet = not_leaf;
-        f.named = static_cast<uint16_t>(named);
+        f.calls_or_packet = n_calls != 0;
         f.plan_starts.resize(plan_starts);
-        f.helper_calls.resize(helper_calls);
+        f.calls.resize(n_calls);
     }
     for (uint32_t entry : fns) {
         boundary[entry] |= Facts::kEntry;

@@ -50,12 +50,10 @@ struct Facts {
     std::vector<uint64_t> widths;
     bool main_is_called = false;  // the first function is also a call or callback target
     std::size_t main_end = 0;     // the first pc past the first function
-    bool calls_helpers = false;   // a helper call (call or callx): a helper may run callbacks, and
-                                  // a forged function address may make the first function one
-    // The pcs of the helper calls (call or callx), descending.
-    std::vector<uint32_t> helper_calls;
-    bool calls_or_packet = false;  // a call of any kind, or a legacy packet load (LD_ABS, LD_IND)
-    uint16_t named = 0;            // bit k: an instruction names rk (as dst or src; not lddw tails)
+    // The pcs of the calls of any kind (helpers, callx, local calls, kernel functions) and legacy
+    // packet loads, descending; calls_or_packet: there is one.
+    std::vector<uint32_t> calls;
+    bool calls_or_packet = false;
     // Per function (in Program::functions() order), bit k set: the function's own instructions
     // may write rk (what its calls write of r6-r9, they restore).
     std::vector<uint16_t> function_writes;

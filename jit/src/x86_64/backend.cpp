@@ -207,8 +207,11 @@ public:
         // Functions run as callbacks only in programs that call a helper taking a function
         // (vm::may_run_callbacks); the first one then too (a program can make any function's
         // address itself). It also runs as a callee when it is called.
-        for (const uint32_t pc : facts_.helper_calls) {
-            runs_callbacks_ = runs_callbacks_ || vm::may_run_callbacks(p_[pc], helpers_);
+        for (const uint32_t pc : facts_.calls) {  // (helper calls among them)
+            if (vm::may_run_callbacks(p_[pc], helpers_)) {
+                runs_callbacks_ = true;
+                break;
+            }
         }
         main_is_called_ = facts_.main_is_called || runs_callbacks_;
         leaf_ = is_leaf();
@@ -458,12 +461,17 @@ private:
     uint16_t used_ = 0;  // registers the program names (bit k = rk)
 
     // A leaf (a plain function, its frame on the native stack): verified mode, one function, no
-    // call of any kind and no packet load (what the analysis's first pass found).
+    // call of any kind and no packet load (what the analysis's first pass found). Then the
+    // registers it names.
     bool is_leaf() {
         if (checked_ || p_.functions().size() != 1 || facts_.calls_or_packet) {
             return false;
         }
-        used_ = facts_.named;
+        for (std::size_t pc = 0; pc < p_.size(); ++pc) {
+            if (!p_.is_tail(pc)) {
+                used_ = static_cast<uint16_t>(used_ | (1u << p_[pc].dst) | (1u << p_[pc].src));
+            }
+        }
         return true;
     }
 
